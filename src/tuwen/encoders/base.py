@@ -1,0 +1,93 @@
+"""The one small interface every feature extractor implements, and a registry by name.
+
+Keeping the contract tiny (a name, a modality, a dimension and a batch ``encode``)
+is what lets the workspace cache, the fusion models and search treat a
+MobileNet, a colour histogram and a sentence encoder the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Modality = Literal["image", "text"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A frozen feature extractor.
+
+    ``encode`` takes a batch of inputs (image file paths for image encoders,
+    strings for text encoders) and returns a ``(len(batch), dim)`` float32 array.
+    ``version`` changes whenever the same input would give a different vector,
+    so cached vectors from an older version are recomputed.
+    """
+
+    name: str
+    modality: Modality
+    dim: int
+    version: str
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray: ...
+
+
+class FittableEncoder(Encoder, Protocol):
+    """An encoder that must first see the catalog (e.g. TF-IDF), and saves what it learnt."""
+
+    def fit(self, corpus: Sequence[str]) -> None: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def load(self, folder: Path) -> None: ...
+
+
+_REGISTRY: dict[str, Callable[..., Encoder]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+    """Class decorator: make an encoder constructible by name from the CLI and the API."""
+
+    def wrap(factory: Callable[..., Encoder]) -> Callable[..., Encoder]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def available() -> list[str]:
+    """Names of every registered encoder (importing the built-in ones first)."""
+    _import_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_encoder(name: str, **kwargs: Any) -> Encoder:
+    """Build an encoder by registry name, or from a local CLIP-style checkpoint folder.
+
+    A name that is an existing folder is treated as a CLIP checkpoint; its
+    ``:image`` / ``:text`` suffix picks the tower (``/models/clip:text``).
+    """
+    _import_builtins()
+    if name in _REGISTRY:
+        return _REGISTRY[name](**kwargs)
+    folder, _, tower = name.rpartition(":") if name.endswith((":image", ":text")) else (name, "", "image")
+    if Path(folder).is_dir():
+        from tuwen.encoders.local_clip import load_local_clip
+
+        return load_local_clip(Path(folder), tower=tower, **kwargs)  # type: ignore[arg-type]
+    raise KeyError(f"unknown encoder {name!r}; choose one of {', '.join(sorted(_REGISTRY))} or a CLIP checkpoint folder")
+
+
+def _import_builtins() -> None:
+    # Imported lazily so `import tuwen` stays fast and heavy backends load only when used.
+    from tuwen.encoders import (  # noqa: F401
+        image_color,
+        image_efficientnet,
+        image_mobilenet,
+        ocr,
+        text_minilm,
+        text_tfidf,
+        text_use,
+    )
