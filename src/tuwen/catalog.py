@@ -1,0 +1,468 @@
+"""The catalog schema (Product, Interaction, Review) and the validation that turns raw rows into it.
+
+Every loader maps its source's columns onto these canonical columns and then calls
+``validate_*``: one place decides what a good row is, so every data set, the CLI and the
+HTTP API reject bad input for the same reasons and report it the same way
+(file, row, field, reason). Good rows always go through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from PIL import Image, UnidentifiedImageError
+
+INTERACTION_KINDS = ("purchase", "view", "click", "cart")
+
+# Bigger than any product photo; a file past either limit is treated as hostile or broken.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+PRODUCT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("title", pa.string()),
+        ("description", pa.string()),
+        ("image_paths", pa.list_(pa.string())),
+        ("has_image", pa.bool_()),
+        ("category", pa.string()),
+        ("attributes", pa.string()),  # JSON object: attributes differ per catalog
+        ("price", pa.float64()),
+        ("currency", pa.string()),
+        ("source", pa.string()),
+    ]
+)
+
+INTERACTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("user_id", pa.string()),
+        ("product_id", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("kind", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+REVIEW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("product_id", pa.string()),
+        ("user_id", pa.string()),
+        ("rating", pa.float64()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("image_paths", pa.list_(pa.string())),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("group", pa.string()),  # same reviewer + same text: copies that must never straddle a split
+    ]
+)
+
+USER_SCHEMA = pa.schema([("id", pa.string()), ("attributes", pa.string())])
+
+REJECT_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("row", pa.int64()),
+        ("field", pa.string()),
+        ("reason", pa.string()),
+        ("kind", pa.string()),  # products / interactions / reviews
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Product:
+    """One product as tuwen stores it; ``attributes`` keeps every source column without a canonical slot."""
+
+    id: str
+    title: str = ""
+    description: str = ""
+    image_paths: list[str] = field(default_factory=list)
+    category: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    price: float | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A shopper's event on a product; ``kind`` is one of purchase, view, click, cart."""
+
+    user_id: str
+    product_id: str
+    timestamp: pd.Timestamp
+    kind: str = "purchase"
+    value: float = 1.0
+
+
+@dataclass(frozen=True)
+class Review:
+    """A shopper's rating and words about a product."""
+
+    id: str
+    product_id: str
+    user_id: str
+    rating: float
+    text: str = ""
+    image_paths: list[str] = field(default_factory=list)
+    timestamp: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Why one input row did not go in; ``row`` is the 1-based data row (header excluded)."""
+
+    file: str
+    row: int
+    field: str
+    reason: str
+    kind: str = "products"
+
+    def __str__(self) -> str:
+        return f"{self.file}: row {self.row}: {self.field}: {self.reason}"
+
+
+@dataclass
+class Batch:
+    """What a loader produced: canonical tables plus every reject, ready for the workspace."""
+
+    products: pd.DataFrame
+    interactions: pd.DataFrame
+    reviews: pd.DataFrame
+    rejects: list[Reject] = field(default_factory=list)
+    missing_images: int = 0
+    users: pd.DataFrame | None = None
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "products": len(self.products),
+            "interactions": len(self.interactions),
+            "reviews": len(self.reviews),
+            "rejects": len(self.rejects),
+            "missing_images": self.missing_images,
+        }
+
+
+class RejectedInput(ValueError):
+    """Raised in strict mode: any reject is fatal, with all of them listed."""
+
+    def __init__(self, rejects: list[Reject]):
+        self.rejects = rejects
+        shown = "\n".join(f"  {r}" for r in rejects[:20])
+        more = f"\n  … and {len(rejects) - 20} more" if len(rejects) > 20 else ""
+        super().__init__(f"{len(rejects)} input row(s) rejected:\n{shown}{more}")
+
+
+def empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    return schema.empty_table().to_pandas()
+
+
+def _has_surrogates(value: str) -> bool:
+    # Text read with errors="surrogateescape" keeps undecodable bytes as lone surrogates.
+    return any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _text_rejects(frame: pd.DataFrame, columns: Iterable[str], file: str, kind: str) -> dict[int, Reject]:
+    bad: dict[int, Reject] = {}
+    for column in columns:
+        if column not in frame:
+            continue
+        for row, value in zip(frame["_row"], frame[column], strict=True):
+            if row in bad:
+                continue
+            if isinstance(value, str) and _has_surrogates(value):
+                bad[row] = Reject(file, row, column, "undecodable text (not valid UTF-8)", kind)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if _has_surrogates(f"{key}{item}"):
+                        bad[row] = Reject(file, row, key, "undecodable text (not valid UTF-8)", kind)
+                        break
+    return bad
+
+
+def clean_text(value: Any) -> str:
+    """Missing values become "", whitespace is collapsed: titles are compared and hashed as text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return " ".join(str(value).split())
+
+
+def parse_price(value: Any) -> tuple[float | None, str | None]:
+    """Returns (price, error); empty means unknown price, which is allowed."""
+    text = clean_text(value).replace(",", "")
+    if text == "":
+        return None, None
+    try:
+        price = float(text)
+    except ValueError:
+        return None, f"not a number: {text[:40]!r}"
+    if math.isnan(price) or math.isinf(price):
+        return None, f"not a finite number: {text!r}"
+    if price < 0:
+        return None, f"negative price: {price}"
+    return price, None
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Dates, datetimes and unix seconds all become UTC timestamps; unparseable ones become NaT."""
+    text = values.map(clean_text)
+    numeric = pd.to_numeric(text, errors="coerce")
+    as_unix = pd.to_datetime(numeric.where(numeric > 10_000_000), unit="s", utc=True, errors="coerce")
+    as_text = pd.to_datetime(text.where(numeric.isna()), utc=True, errors="coerce", format="mixed")
+    return as_unix.fillna(as_text).astype("datetime64[us, UTC]")
+
+
+def check_image(path: Path) -> str | None:
+    """Why this file cannot serve as a product photo, or None when it can.
+
+    Decodes a thumbnail (JPEG ``draft``) so truncated files are caught without paying
+    for a full-size decode, and checks the pixel count from the header before decoding,
+    so a decompression bomb is refused instead of exhausting memory.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        return f"unreadable file: {error.strerror or error}"
+    if size == 0:
+        return "empty file"
+    if size > MAX_IMAGE_BYTES:
+        return f"absurdly large file ({size / 1e6:.0f} MB > {MAX_IMAGE_BYTES / 1e6:.0f} MB)"
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return f"image too large ({width}x{height} pixels): possible decompression bomb"
+            image.draft("RGB", (64, 64))
+            image.load()
+    except UnidentifiedImageError:
+        return "not an image file"
+    except Image.DecompressionBombError:
+        return "decompression bomb"
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"broken image: {error}"
+    return None
+
+
+def resolve_image(raw: str, root: Path) -> tuple[Path | None, str | None]:
+    """Resolve a catalog's image reference inside its folder; refuses paths that escape it."""
+    root = root.resolve()
+    candidate = (root / raw).resolve()
+    if not candidate.is_relative_to(root):
+        return None, f"image path escapes the catalog folder: {raw!r}"
+    return candidate, None
+
+
+def split_paths(value: Any) -> list[str]:
+    """One cell may hold several images: a JSON list, or paths separated by '|' or ';'."""
+    text = clean_text(value)
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+            return [str(item).strip() for item in items if str(item).strip()]
+        except json.JSONDecodeError:
+            pass
+    for separator in ("|", ";"):
+        if separator in text:
+            return [part.strip() for part in text.split(separator) if part.strip()]
+    return [text]
+
+
+def validate_products(raw: pd.DataFrame, file: str, image_root: Path, source: str, check_images: bool = True) -> Batch:
+    """Turn mapped rows (columns: _row, id, title, description, image, category, attributes, price, currency)
+    into canonical products, rejecting bad rows with their reason.
+
+    Rule for photos: a referenced file that does not exist leaves the product in, without a
+    photo (catalogs often lag their image folder; counted as ``missing_images``); a file
+    that exists but is broken, not an image, hostile, or outside the catalog folder rejects
+    the row, because it signals bad input the user should fix.
+    """
+    rejects = dict(_text_rejects(raw, ["id", "title", "description", "category", "attributes"], file, "products"))
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    image_jobs: list[tuple[int, Path]] = []
+    missing = 0
+    for record in raw.to_dict("records"):
+        row = int(record["_row"])
+        if row in rejects:
+            continue
+        product_id = clean_text(record.get("id"))
+        if not product_id:
+            rejects[row] = Reject(file, row, "id", "missing id")
+            continue
+        if product_id in seen:
+            rejects[row] = Reject(file, row, "id", f"duplicate id {product_id!r}")
+            continue
+        price, price_error = parse_price(record.get("price"))
+        if price_error:
+            rejects[row] = Reject(file, row, "price", price_error)
+            continue
+        paths: list[str] = []
+        path_error = None
+        for ref in split_paths(record.get("image")):
+            resolved, path_error = resolve_image(ref, image_root)
+            if path_error:
+                break
+            assert resolved is not None
+            if resolved.exists():
+                paths.append(str(resolved))
+                image_jobs.append((row, resolved))
+            else:
+                missing += 1
+        if path_error:
+            rejects[row] = Reject(file, row, "image", path_error)
+            continue
+        seen.add(product_id)
+        attributes = record.get("attributes") or {}
+        rows.append(
+            {
+                "_row": row,
+                "id": product_id,
+                "title": clean_text(record.get("title")),
+                "description": clean_text(record.get("description")),
+                "image_paths": paths,
+                "has_image": bool(paths),
+                "category": clean_text(record.get("category")),
+                "attributes": attributes if isinstance(attributes, str) else json.dumps(attributes, ensure_ascii=False),
+                "price": price,
+                "currency": clean_text(record.get("currency")),
+                "source": source,
+            }
+        )
+    if check_images and image_jobs:
+        workers = min(8, (os.cpu_count() or 2) * 2)
+        with ThreadPoolExecutor(workers) as pool:
+            problems = list(pool.map(check_image, [path for _, path in image_jobs]))
+        for (row, path), problem in zip(image_jobs, problems, strict=True):
+            if problem and row not in rejects:
+                rejects[row] = Reject(file, row, "image", f"{path.name}: {problem}")
+    products = pd.DataFrame([r for r in rows if r["_row"] not in rejects], columns=["_row", *PRODUCT_SCHEMA.names])
+    products = products.drop(columns="_row").reset_index(drop=True)
+    return Batch(products, empty_frame(INTERACTION_SCHEMA), empty_frame(REVIEW_SCHEMA),
+                 sorted(rejects.values(), key=lambda r: r.row), missing)
+
+
+def stable_id(*parts: Any) -> str:
+    """A short, deterministic id from content: re-ingesting the same rows upserts rather than duplicates."""
+    return hashlib.sha1("\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def _reject_where(frame: pd.DataFrame, mask: pd.Series, field: str, reasons: Iterable[str], file: str,
+                  kind: str, rejects: dict[int, Reject]) -> pd.DataFrame:
+    """Record a reject for every row under ``mask`` and return the rows that remain."""
+    for row, reason in zip(frame.loc[mask, "_row"], reasons, strict=True):
+        rejects.setdefault(int(row), Reject(file, int(row), field, reason, kind))
+    return frame[~mask]
+
+
+def validate_interactions(raw: pd.DataFrame, file: str, default_kind: str = "purchase") -> tuple[pd.DataFrame, list[Reject]]:
+    """Mapped rows (columns: _row, user_id, product_id, timestamp, kind?, value?) → canonical interactions.
+
+    Interactions are kept whether or not their product is in the catalog: a purchase of an
+    item without text or photo is still a real purchase, and recommenders must use it.
+    Identical events (same shopper, product, time, kind) are numbered so that buying two
+    units stays two rows, while re-ingesting the same file upserts the same ids.
+    """
+    kind = "interactions"
+    rejects = _text_rejects(raw, ["user_id", "product_id", "kind"], file, kind)
+    frame = raw[~raw["_row"].isin(rejects)].copy()
+    for column in ("user_id", "product_id", "timestamp", "kind", "value"):
+        frame[column] = frame[column].map(clean_text) if column in frame else ""
+    for column in ("user_id", "product_id", "timestamp"):
+        empty = frame[column] == ""
+        frame = _reject_where(frame, empty, column, [f"missing {column.replace('_', ' ')}"] * int(empty.sum()),
+                              file, kind, rejects)
+    stamps = parse_timestamps(frame["timestamp"])
+    frame = _reject_where(frame, stamps.isna(), "timestamp",
+                          [f"bad timestamp {v[:40]!r}" for v in frame.loc[stamps.isna(), "timestamp"]], file, kind,
+                          rejects)
+    frame["timestamp"] = stamps[stamps.notna()]
+    frame["kind"] = frame["kind"].str.lower().replace("", default_kind)
+    unknown = ~frame["kind"].isin(INTERACTION_KINDS)
+    frame = _reject_where(frame, unknown, "kind", [f"unknown kind {k!r} (use one of {', '.join(INTERACTION_KINDS)})"
+                                                   for k in frame.loc[unknown, "kind"]], file, kind, rejects)
+    values = pd.to_numeric(frame["value"].replace("", "1"), errors="coerce")
+    frame = _reject_where(frame, values.isna(), "value",
+                          [f"not a number: {v[:20]!r}" for v in frame.loc[values.isna(), "value"]], file, kind, rejects)
+    frame["value"] = values[values.notna()].astype(float)
+    key = [frame["user_id"], frame["product_id"], frame["timestamp"].astype(str), frame["kind"]]
+    occurrence = frame.groupby(key, sort=False).cumcount()
+    frame["id"] = [stable_id(u, p, t, k, n) for u, p, t, k, n in zip(*key, occurrence, strict=True)]
+    out = frame[INTERACTION_SCHEMA.names].reset_index(drop=True)
+    return out, sorted(rejects.values(), key=lambda r: r.row)
+
+
+def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = None) -> tuple[pd.DataFrame, list[Reject]]:
+    """Mapped rows (columns: _row, id?, product_id, user_id, rating, text, timestamp, image?) → canonical reviews.
+
+    ``group`` ties together copies of one review (same reviewer, same words) — the Amazon
+    5-core file repeats a review once per product variant — so training can split by it.
+    Rows without an id get one from (reviewer, product, time, text): re-ingesting upserts.
+    """
+    rejects = _text_rejects(raw, ["id", "product_id", "user_id", "text"], file, "reviews")
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    occurrences: dict[str, int] = {}
+    stamps = parse_timestamps(raw["timestamp"]) if "timestamp" in raw else pd.Series(pd.NaT, index=raw.index)
+    for record, stamp in zip(raw.to_dict("records"), stamps, strict=True):
+        row = int(record["_row"])
+        if row in rejects:
+            continue
+        product_id, user_id = clean_text(record.get("product_id")), clean_text(record.get("user_id"))
+        text = clean_text(record.get("text"))
+        if not product_id:
+            rejects[row] = Reject(file, row, "product_id", "missing product id", "reviews")
+            continue
+        try:
+            rating = float(clean_text(record.get("rating")))
+        except ValueError:
+            rejects[row] = Reject(file, row, "rating", f"not a number: {clean_text(record.get('rating'))[:20]!r}",
+                                  "reviews")
+            continue
+        if not 1 <= rating <= 5:
+            rejects[row] = Reject(file, row, "rating", f"rating {rating} outside 1..5", "reviews")
+            continue
+        raw_stamp = clean_text(record.get("timestamp"))
+        if raw_stamp and pd.isna(stamp):
+            rejects[row] = Reject(file, row, "timestamp", f"bad timestamp {raw_stamp[:40]!r}", "reviews")
+            continue
+        review_id = clean_text(record.get("id"))
+        if not review_id:
+            # Identical lines are numbered, not dropped: the file says they happened that many times.
+            content = stable_id(user_id, product_id, raw_stamp, text, clean_text(record.get("title")),
+                                clean_text(record.get("variant")))
+            occurrences[content] = occurrences.get(content, -1) + 1
+            review_id = stable_id(content, occurrences[content])
+        elif review_id in seen:
+            rejects[row] = Reject(file, row, "id", f"duplicate review id {review_id!r}", "reviews")
+            continue
+        seen.add(review_id)
+        paths = []
+        if image_root is not None:
+            for ref in split_paths(record.get("image")):
+                resolved, error = resolve_image(ref, image_root)
+                if resolved is not None and resolved.exists() and check_image(resolved) is None:
+                    paths.append(str(resolved))
+        rows.append({"id": review_id, "product_id": product_id, "user_id": user_id, "rating": rating,
+                     "title": clean_text(record.get("title")), "text": text,
+                     "image_paths": paths, "timestamp": None if pd.isna(stamp) else stamp,
+                     "group": stable_id(user_id, text.lower())})
+    frame = pd.DataFrame(rows, columns=REVIEW_SCHEMA.names)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[us, UTC]")
+    return frame, sorted(rejects.values(), key=lambda r: r.row)
+
+
+def rejects_frame(rejects: list[Reject]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(r) for r in rejects], columns=REJECT_SCHEMA.names)

@@ -1,0 +1,170 @@
+"""The `tuwen` command line: a thin Typer layer over :class:`tuwen.Workspace`.
+
+User mistakes (a missing file, a bad mapping, rejected rows under --strict, an unknown
+encoder) end with one readable red line and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tuwen.catalog import Batch, RejectedInput
+from tuwen.datasets import PRESETS
+from tuwen.datasets.generic import MappingError
+from tuwen.datasets.readers import InputFileError
+from tuwen.workspace import Workspace, WorkspaceError
+
+app = typer.Typer(help="tuwen (图文): image + text learning for e-commerce catalogs.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+USER_ERRORS = (InputFileError, MappingError, WorkspaceError, RejectedInput, KeyError, ValueError, FileNotFoundError)
+
+WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (created on first ingest).")]
+
+
+def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's user-facing errors into one clear message and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted: the workspace keeps its last complete state; re-run to resume[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _print_batch(batch: Batch, shown: int = 20) -> None:
+    table = Table(title="ingested", show_header=True)
+    for key in ("products", "interactions", "reviews", "rejects", "missing_images"):
+        table.add_column(key.replace("_", " "), justify="right")
+    summary = batch.summary()
+    table.add_row(*(f"{summary[k]:,}" for k in ("products", "interactions", "reviews", "rejects", "missing_images")))
+    out.print(table)
+    if batch.rejects:
+        err.print(f"[yellow]{len(batch.rejects)} row(s) rejected[/] (good rows went in; --strict makes this fatal):")
+        for reject in batch.rejects[:shown]:
+            err.print(f"  {reject}", highlight=False, markup=False)
+        if len(batch.rejects) > shown:
+            err.print(f"  … {len(batch.rejects) - shown} more; all are in the workspace's rejects table")
+    if batch.missing_images:
+        err.print(f"{batch.missing_images} referenced photo file(s) do not exist: those products went in without "
+                  "a photo")
+
+
+@app.command()
+@friendly
+def ingest(
+    workspace: WorkspaceArg,
+    path: Annotated[Path | None, typer.Argument(help="The data set folder for --preset.")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"One of: {', '.join(PRESETS)}.")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Your products file (CSV, TSV, JSONL, JSON, Parquet).")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Product field=column[,column] (id, title, "
+                                                   "description, image, category, price, currency, attributes).")]
+    = None,
+    interactions: Annotated[Path | None, typer.Option(help="Shopper events file.")] = None,
+    interaction_map: Annotated[list[str] | None, typer.Option(help="Event field=column (user_id, product_id, "
+                                                              "timestamp, kind, value).")] = None,
+    reviews: Annotated[Path | None, typer.Option(help="Reviews file.")] = None,
+    review_map: Annotated[list[str] | None, typer.Option(help="Review field=column (id, product_id, user_id, "
+                                                         "rating, title, text, timestamp, image).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A tuwen.toml describing files and mappings.")] = None,
+    image_root: Annotated[Path | None, typer.Option(help="Folder image paths are relative to "
+                                                    "(default: the catalog file's folder).")] = None,
+    currency: Annotated[str, typer.Option(help="Currency of the prices, when the file has no column for it.")] = "",
+    strict: Annotated[bool, typer.Option(help="Any rejected row aborts the ingest; nothing is written.")] = False,
+) -> None:
+    """Load a catalog into the workspace: upsert by id, atomically, with row-level rejects."""
+    if preset is None and catalog is None and interactions is None and reviews is None and config is None:
+        raise InputFileError("say what to ingest: --preset NAME PATH, --catalog FILE, --interactions, --reviews "
+                             "or --config tuwen.toml")
+    if preset is not None and path is None:
+        raise InputFileError(f"--preset {preset} needs the data set folder: tuwen ingest WS --preset {preset} PATH")
+    ws = Workspace(workspace)
+    batch = ws.ingest(preset, path, catalog=catalog, mapping=map_, interactions=interactions,
+                      interaction_mapping=interaction_map, reviews=reviews, review_mapping=review_map, config=config,
+                      image_root=image_root, currency=currency, strict=strict)
+    _print_batch(batch)
+
+
+@app.command()
+@friendly
+def embed(
+    workspace: WorkspaceArg,
+    image_encoder: Annotated[str, typer.Option(help="Image encoder name, CLIP folder, or 'none'.")] = "mobilenet_v2",
+    text_encoder: Annotated[str, typer.Option(help="Text encoder name, CLIP folder, or 'none'.")] = "use_multilingual",
+    ocr: Annotated[bool, typer.Option(help="Also read text printed on photos (OCR) and embed it.")] = False,
+    fields: Annotated[str, typer.Option(help="Product text fields to embed, comma separated.")] = "title,description",
+) -> None:
+    """Compute feature vectors; only new or changed products are embedded (cached by content)."""
+    ws = Workspace(workspace, create=False)
+    report = ws.embed(None if image_encoder == "none" else image_encoder,
+                      None if text_encoder == "none" else text_encoder, ocr,
+                      tuple(f.strip() for f in fields.split(",") if f.strip()))
+    table = Table(title="embedded")
+    table.add_column("encoder / field")
+    table.add_column("embedded now", justify="right")
+    table.add_column("from cache", justify="right")
+    for key, counts in report.items():
+        done = counts.get("embedded", counts.get("read", 0))
+        table.add_row(key, f"{done:,}", f"{counts['cached']:,}")
+    out.print(table)
+
+
+@app.command()
+@friendly
+def info(
+    workspace: WorkspaceArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Counts of products, photos, events, reviews, rejects and vectors per encoder."""
+    facts = Workspace(workspace, create=False).info()
+    if as_json:
+        typer.echo(json.dumps(facts, ensure_ascii=False))
+        return
+    table = Table(title=str(workspace), show_header=False)
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            for sub, n in value.items():
+                table.add_row(f"{key}: {sub}", f"{n:,}")
+        elif key not in {"workspace"}:
+            table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    out.print(table)
+
+
+@app.command()
+@friendly
+def demo(
+    preset: Annotated[str | None, typer.Option(help="Use a real data set instead of the synthetic one.")] = None,
+    path: Annotated[Path | None, typer.Option(help="The real data set's folder (with --preset).")] = None,
+    workspace: Annotated[Path, typer.Option(help="Where the demo workspace goes.")] = Path("demo-workspace"),
+    products: Annotated[int, typer.Option(help="Synthetic products to generate.")] = 300,
+) -> None:
+    """Run everything tuwen can do so far, end to end, and say what it did."""
+    from tuwen.demo import run_demo
+
+    run_demo(workspace, preset, path, products, out)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

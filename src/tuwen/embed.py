@@ -1,0 +1,169 @@
+"""Batch feature extraction into the workspace, cached per (product, encoder, content hash).
+
+Each (encoder, field) pair has its own LanceDB table ``vec__<encoder>__<field>`` with
+columns id, hash, vector. The hash covers the input content and the encoder's version,
+so re-running embeds only what is new or changed. Vectors are committed chunk by chunk,
+each chunk atomically, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tuwen.encoders import Encoder, get_encoder
+from tuwen.progress import progress_bar
+
+TEXT_FIELDS = ("title", "description", "ocr")
+OCR_SCHEMA = pa.schema([("id", pa.string()), ("hash", pa.string()), ("text", pa.string())])
+
+
+def table_name(encoder: str, field: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", encoder).strip("_")
+    return f"vec__{slug}__{field}"
+
+
+def vector_schema(dim: int) -> pa.Schema:
+    return pa.schema([("id", pa.string()), ("hash", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
+
+
+def _digest(*parts: str | bytes) -> str:
+    sha = hashlib.sha1()
+    for part in parts:
+        sha.update(part if isinstance(part, bytes) else part.encode("utf-8", "surrogatepass"))
+        sha.update(b"\x1f")
+    return sha.hexdigest()
+
+
+def file_digest(path: str) -> str:
+    return _digest(Path(path).read_bytes())
+
+
+def _cached_hashes(workspace: Any, name: str) -> dict[str, str]:
+    if not workspace.has_table(name):
+        return {}
+    frame = workspace.read(name, ["id", "hash"])
+    return dict(zip(frame["id"], frame["hash"], strict=True))
+
+
+def embed_items(workspace: Any, encoder: Encoder, field: str, ids: Sequence[str], inputs: Sequence[Any],
+                content_hashes: Sequence[str], batch_size: int = 256, progress: bool = True) -> dict[str, int]:
+    """Embed the items whose (content, encoder version) hash is not cached yet; commit per chunk."""
+    name = table_name(encoder.name, field)
+    hashes = [_digest(h, encoder.name, encoder.version) for h in content_hashes]
+    cached = _cached_hashes(workspace, name)
+    todo = [i for i, (item_id, h) in enumerate(zip(ids, hashes, strict=True)) if cached.get(item_id) != h]
+    schema = vector_schema(encoder.dim)
+    with progress_bar(len(todo), f"{encoder.name} · {field}", progress) as advance:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            vectors = np.asarray(encoder.encode([inputs[i] for i in chunk]), dtype=np.float32)
+            frame = pd.DataFrame({"id": [ids[i] for i in chunk], "hash": [hashes[i] for i in chunk],
+                                  "vector": list(vectors)})
+            with workspace.transaction(f"embed {encoder.name} {field}") as writer:
+                writer.upsert(name, frame, schema=schema)
+                writer.meta[name] = {"encoder": encoder.name, "field": field, "dim": encoder.dim,
+                                     "modality": encoder.modality}
+            advance(len(chunk))
+    return {"embedded": len(todo), "cached": len(ids) - len(todo)}
+
+
+def _prepare_text_encoder(workspace: Any, name: str, products: pd.DataFrame) -> Encoder:
+    encoder = get_encoder(name)
+    if hasattr(encoder, "fit"):
+        # Fitted encoders (TF-IDF) learn the catalog's vocabulary once and keep it, so
+        # vectors stay comparable across runs; delete the folder to refit.
+        folder = workspace.artifacts / "encoders" / encoder.name
+        if (folder / "fitted").exists():
+            encoder.load(folder)
+        else:
+            corpus = [t for t in pd.concat([products["title"], products["description"]]) if t]
+            encoder.fit(corpus)
+            folder.mkdir(parents=True, exist_ok=True)
+            encoder.save(folder)
+            (folder / "fitted").write_text("ok")
+    return encoder
+
+
+def read_ocr(workspace: Any, products: pd.DataFrame, batch_size: int = 64, progress: bool = True) -> dict[str, int]:
+    """Read text printed on product photos into the ``ocr`` table (cached by photo content)."""
+    from tuwen.encoders.ocr import OcrReader
+
+    with_image = products[products["has_image"]]
+    ids = list(with_image["id"])
+    paths = [paths[0] for paths in with_image["image_paths"]]
+    hashes = [file_digest(p) for p in paths]
+    cached = _cached_hashes(workspace, "ocr")
+    todo = [i for i, (item_id, h) in enumerate(zip(ids, hashes, strict=True)) if cached.get(item_id) != h]
+    reader = OcrReader()
+    with progress_bar(len(todo), "ocr · photos", progress) as advance:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            texts = reader.read([paths[i] for i in chunk])
+            frame = pd.DataFrame({"id": [ids[i] for i in chunk], "hash": [hashes[i] for i in chunk], "text": texts})
+            with workspace.transaction("ocr") as writer:
+                writer.upsert("ocr", frame, schema=OCR_SCHEMA)
+            advance(len(chunk))
+    return {"read": len(todo), "cached": len(ids) - len(todo)}
+
+
+def product_texts(workspace: Any, products: pd.DataFrame, field: str) -> pd.Series:
+    """The text of one field per product id ("ocr" comes from the OCR table)."""
+    if field == "ocr":
+        ocr = workspace.read("ocr", ["id", "text"]) if workspace.has_table("ocr") else pd.DataFrame(columns=["id",
+                                                                                                            "text"])
+        return products["id"].map(dict(zip(ocr["id"], ocr["text"], strict=True))).fillna("")
+    if field not in products:
+        raise KeyError(f"unknown text field {field!r}; use one of {', '.join(TEXT_FIELDS)}")
+    return products[field].fillna("")
+
+
+def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str | None, ocr: bool,
+                    fields: Sequence[str], batch_size: int, progress: bool) -> dict[str, Any]:
+    products = workspace.read("products", ["id", "title", "description", "image_paths", "has_image"])
+    report: dict[str, Any] = {}
+    if image_encoder:
+        encoder = get_encoder(image_encoder)
+        if encoder.modality != "image":
+            raise ValueError(f"{image_encoder!r} is a {encoder.modality} encoder, not an image encoder")
+        with_image = products[products["has_image"]]
+        paths = [p[0] for p in with_image["image_paths"]]
+        report[f"{encoder.name}/image"] = embed_items(
+            workspace, encoder, "image", list(with_image["id"]), paths, [file_digest(p) for p in paths],
+            min(batch_size, 256), progress)
+    if ocr:
+        report["ocr"] = read_ocr(workspace, products, progress=progress)
+    if text_encoder:
+        encoder = _prepare_text_encoder(workspace, text_encoder, products)
+        if encoder.modality != "text":
+            raise ValueError(f"{text_encoder!r} is an {encoder.modality} encoder, not a text encoder")
+        for field in [*fields, *(["ocr"] if ocr and "ocr" not in fields else [])]:
+            texts = product_texts(workspace, products, field)
+            keep = texts != ""
+            report[f"{encoder.name}/{field}"] = embed_items(
+                workspace, encoder, field, list(products.loc[keep, "id"]), list(texts[keep]),
+                [_digest(t) for t in texts[keep]], max(batch_size, 512), progress)
+    return report
+
+
+def load_vectors(workspace: Any, encoder: str, field: str = "image") -> tuple[list[str], np.ndarray]:
+    name = table_name(encoder, field)
+    if not workspace.has_table(name):
+        known = ", ".join(f"{m['encoder']}/{m['field']}" for m in workspace.manifest.get("meta", {}).values()) or "none"
+        raise KeyError(f"{workspace.path}: no {field} vectors from {encoder!r} (have: {known}); run `tuwen embed`")
+    table = workspace.table(name).to_arrow()
+    ids = table.column("id").to_pylist()
+    vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    return ids, vectors.astype(np.float32, copy=False)
+
+
+def vector_counts(workspace: Any) -> dict[tuple[str, str], int]:
+    meta = workspace.manifest.get("meta", {})
+    return {(m["encoder"], m["field"]): workspace.count(name) for name, m in meta.items() if workspace.has_table(name)}

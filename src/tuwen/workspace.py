@@ -1,0 +1,329 @@
+"""The workspace: one folder holding a shop's catalog, events, reviews and feature vectors.
+
+Layout::
+
+    WS/tuwen.json        schema version + the committed version of every table
+    WS/db/               LanceDB tables (embedded, no server)
+    WS/artifacts/        fitted encoders, trained models, reports
+
+Why the manifest: LanceDB commits each table write atomically, but an ingest writes
+several tables. ``tuwen.json`` records which table versions belong to the last complete
+operation and is replaced atomically (write + rename) only after all of them landed.
+Readers see those versions; a writer that finds newer, uncommitted versions (a crash or
+Ctrl-C mid-ingest) rolls them back first. So a failed run leaves the previous state whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pandas as pd
+import pyarrow as pa
+
+from tuwen.catalog import (
+    INTERACTION_SCHEMA,
+    PRODUCT_SCHEMA,
+    REJECT_SCHEMA,
+    REVIEW_SCHEMA,
+    USER_SCHEMA,
+    Batch,
+    RejectedInput,
+    rejects_frame,
+)
+
+SCHEMA_VERSION = 1
+MANIFEST = "tuwen.json"
+
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "products": PRODUCT_SCHEMA,
+    "interactions": INTERACTION_SCHEMA,
+    "reviews": REVIEW_SCHEMA,
+    "users": USER_SCHEMA,
+    "rejects": REJECT_SCHEMA,
+}
+
+
+def table_names(db: lancedb.DBConnection) -> list[str]:
+    """Every table in the database (LanceDB pages its listing; a single page silently stops at a limit)."""
+    names: list[str] = []
+    token = None
+    while True:
+        page = db.list_tables(page_token=token, limit=1000)
+        names += page.tables
+        token = page.page_token
+        if not token or not page.tables:
+            return names
+
+
+class WorkspaceError(RuntimeError):
+    """The folder is not a usable workspace (wrong schema version, not a workspace, locked)."""
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, path)
+
+
+class Workspace:
+    """A tuwen workspace folder; created on first use.
+
+    >>> ws = Workspace("shop")                               # doctest: +SKIP
+    >>> ws.ingest(preset="fashion", path="datasets/fashion")  # doctest: +SKIP
+    >>> ws.embed()                                            # doctest: +SKIP
+    >>> ws.info()                                             # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path, create: bool = True):
+        self.path = Path(path)
+        self.manifest_path = self.path / MANIFEST
+        if self.manifest_path.exists():
+            self.manifest = self._read_manifest()
+        elif not create:
+            raise WorkspaceError(f"{self.path}: not a tuwen workspace (no {MANIFEST}); run `tuwen ingest` first")
+        else:
+            if self.path.exists() and any(self.path.iterdir()):
+                raise WorkspaceError(f"{self.path}: folder exists, is not empty and is not a tuwen workspace")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.manifest = {"schema_version": SCHEMA_VERSION, "created": time.time(), "tables": {}, "history": []}
+            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+        self.artifacts = self.path / "artifacts"
+        self.artifacts.mkdir(exist_ok=True)
+        self.db = lancedb.connect(str(self.path / "db"))
+
+    # ----------------------------------------------------------------- manifest
+    def _read_manifest(self) -> dict[str, Any]:
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise WorkspaceError(f"{self.manifest_path}: unreadable workspace manifest: {error}") from error
+        version = manifest.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.path}: workspace schema version {version} is not supported by this tuwen "
+                f"(it reads version {SCHEMA_VERSION}); re-ingest into a new workspace folder"
+            )
+        return manifest
+
+    def committed_tables(self) -> dict[str, int]:
+        return dict(self.manifest["tables"])
+
+    def has_table(self, name: str) -> bool:
+        return name in self.manifest["tables"]
+
+    def table(self, name: str) -> lancedb.table.Table:
+        """The table as of the last complete operation (never a half-written newer version)."""
+        if name not in self.manifest["tables"]:
+            raise KeyError(f"{self.path}: no table {name!r} in this workspace")
+        table = self.db.open_table(name)
+        if table.version != self.manifest["tables"][name]:
+            table.checkout(self.manifest["tables"][name])
+        return table
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A whole table as a DataFrame; an absent table reads as empty with its schema."""
+        if name not in self.manifest["tables"]:
+            schema = TABLE_SCHEMAS.get(name)
+            if schema is None:
+                return pd.DataFrame(columns=columns or [])
+            frame = schema.empty_table().to_pandas()
+            return frame[columns] if columns else frame
+        return self.table(name).to_arrow().select(columns or None).to_pandas() if columns \
+            else self.table(name).to_arrow().to_pandas()
+
+    def count(self, name: str, where: str | None = None) -> int:
+        return self.table(name).count_rows(where) if name in self.manifest["tables"] else 0
+
+    # -------------------------------------------------------------- transaction
+    @contextlib.contextmanager
+    def transaction(self, note: str) -> Iterator[_Writer]:
+        """Write several tables so that they become visible together, or not at all."""
+        lock_path = self.path / ".lock"
+        with lock_path.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise WorkspaceError(f"{self.path}: another tuwen process is writing to this workspace") from error
+            self.manifest = self._read_manifest()
+            self._roll_back_uncommitted()
+            writer = _Writer(self)
+            try:
+                yield writer
+            except BaseException:
+                self._roll_back_uncommitted()
+                raise
+            tables = {**self.manifest["tables"], **writer.versions}
+            for name in writer.dropped:
+                tables.pop(name, None)
+            history = (self.manifest.get("history") or [])[-49:] + [{"time": time.time(), "note": note}]
+            meta = {**self.manifest.get("meta", {}), **writer.meta}
+            manifest = {**self.manifest, "tables": tables, "history": history, "meta": meta}
+            _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2))
+            self.manifest = manifest
+            for name in writer.dropped:
+                if name in table_names(self.db):
+                    self.db.drop_table(name)
+
+    def _roll_back_uncommitted(self) -> None:
+        committed = self.manifest["tables"]
+        for name in table_names(self.db):
+            if name not in committed:
+                self.db.drop_table(name)  # created by an operation that never completed
+                continue
+            table = self.db.open_table(name)
+            if table.version != committed[name]:
+                table.restore(committed[name])
+                self.manifest["tables"][name] = table.version
+        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+
+    # ------------------------------------------------------------------- ingest
+    def ingest(
+        self,
+        preset: str | None = None,
+        path: str | Path | None = None,
+        *,
+        catalog: str | Path | None = None,
+        mapping: list[str] | dict[str, str] | None = None,
+        interactions: str | Path | None = None,
+        interaction_mapping: list[str] | dict[str, str] | None = None,
+        reviews: str | Path | None = None,
+        review_mapping: list[str] | dict[str, str] | None = None,
+        config: str | Path | None = None,
+        image_root: str | Path | None = None,
+        currency: str = "",
+        strict: bool = False,
+    ) -> Batch:
+        """Load a catalog (a preset's folder, mapped files, or a tuwen.toml) and upsert it by id."""
+        from tuwen.datasets import ColumnMap, load_generic, load_preset, load_toml
+        from tuwen.datasets.generic import INTERACTION_FIELDS, PRODUCT_FIELDS, REVIEW_FIELDS
+
+        if preset is not None:
+            if path is None:
+                raise ValueError("a preset needs the path of its data set folder")
+            batch = load_preset(preset, Path(path))
+        elif config is not None:
+            batch = load_toml(Path(config))
+        else:
+            batch = load_generic(
+                Path(catalog) if catalog else None,
+                ColumnMap.parse(mapping or [], PRODUCT_FIELDS),
+                Path(interactions) if interactions else None,
+                ColumnMap.parse(interaction_mapping or [], INTERACTION_FIELDS),
+                Path(reviews) if reviews else None,
+                ColumnMap.parse(review_mapping or [], REVIEW_FIELDS),
+                Path(image_root) if image_root else None,
+                currency,
+            )
+        if strict and batch.rejects:
+            raise RejectedInput(batch.rejects)
+        with self.transaction(f"ingest {preset or config or catalog or interactions or reviews}") as writer:
+            writer.upsert("products", batch.products)
+            writer.upsert("interactions", batch.interactions)
+            writer.upsert("reviews", batch.reviews)
+            if batch.users is not None:
+                writer.upsert("users", batch.users)
+            files = sorted({r.file for r in batch.rejects} | self._input_files(batch, preset, path, catalog,
+                                                                                 interactions, reviews))
+            writer.replace_rows("rejects", rejects_frame(batch.rejects), "file", files)
+        return batch
+
+    @staticmethod
+    def _input_files(batch: Batch, *sources: Any) -> set[str]:
+        # Rejects are replaced per input file, so a fixed file re-ingested clears its old rejects.
+        preset, path, *files = sources
+        found = {str(f) for f in files if f}
+        if preset and path:
+            found |= {str(p) for p in Path(path).glob("*") if p.suffix in {".csv", ".jsonl", ".json", ".parquet"}}
+        return found
+
+    # -------------------------------------------------------------------- embed
+    def embed(self, image_encoder: str | None = "mobilenet_v2", text_encoder: str | None = "use_multilingual",
+              ocr: bool = False, fields: tuple[str, ...] = ("title", "description"), batch_size: int = 256,
+              progress: bool = True) -> dict[str, Any]:
+        """Compute (or reuse from cache) feature vectors for every product; see :mod:`tuwen.embed`."""
+        from tuwen.embed import embed_workspace
+
+        return embed_workspace(self, image_encoder, text_encoder, ocr, fields, batch_size, progress)
+
+    def vectors(self, encoder: str, field: str = "image") -> tuple[list[str], Any]:
+        """(product ids, float32 matrix) of one encoder's vectors for one field."""
+        from tuwen.embed import load_vectors
+
+        return load_vectors(self, encoder, field)
+
+    # --------------------------------------------------------------------- info
+    def info(self) -> dict[str, Any]:
+        """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""
+        from tuwen.embed import vector_counts
+
+        counts = vector_counts(self)
+        per_encoder: dict[str, int] = {}
+        for (encoder, _field), n in counts.items():
+            per_encoder[encoder] = max(per_encoder.get(encoder, 0), n)
+        review_groups = self.read("reviews", ["group"])["group"].nunique() if self.has_table("reviews") else 0
+        return {
+            "workspace": str(self.path),
+            "schema_version": SCHEMA_VERSION,
+            "products": self.count("products"),
+            "products_with_image": self.count("products", "has_image = true"),
+            "interactions": self.count("interactions"),
+            "users": self.count("users"),
+            "reviews": self.count("reviews"),
+            "review_groups": int(review_groups),
+            "rejects": self.count("rejects"),
+            "vectors": per_encoder,
+            "vectors_by_field": {f"{encoder}/{field}": n for (encoder, field), n in sorted(counts.items())},
+        }
+
+
+class _Writer:
+    """Table writes inside one transaction; records the versions to commit."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.versions: dict[str, int] = {}
+        self.dropped: set[str] = set()
+        self.meta: dict[str, Any] = {}
+
+    def _open_or_create(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
+        db = self.workspace.db
+        if name in self.workspace.manifest["tables"] or name in self.versions:
+            return db.open_table(name)
+        if name in table_names(db):
+            db.drop_table(name)
+        return db.create_table(name, schema=schema)
+
+    def upsert(self, name: str, frame: pd.DataFrame, key: str = "id", schema: pa.Schema | None = None) -> None:
+        """Insert new rows and replace existing ones with the same key: re-running is idempotent."""
+        schema = schema or TABLE_SCHEMAS[name]
+        table = self._open_or_create(name, schema)
+        if len(frame):
+            data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+            (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data))
+        self.versions[name] = table.version
+
+    def replace_rows(self, name: str, frame: pd.DataFrame, column: str, values: list[str]) -> None:
+        """Delete rows whose ``column`` is in ``values``, then add ``frame``."""
+        schema = TABLE_SCHEMAS[name]
+        table = self._open_or_create(name, schema)
+        if values:
+            quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            table.delete(f"`{column}` IN ({quoted})")
+        if len(frame):
+            table.add(pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
+        self.versions[name] = table.version
+
+    def drop(self, name: str) -> None:
+        self.dropped.add(name)
