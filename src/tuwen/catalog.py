@@ -367,7 +367,9 @@ def _reject_where(frame: pd.DataFrame, mask: pd.Series, field: str, reasons: Ite
     return frame[~mask]
 
 
-def validate_interactions(raw: pd.DataFrame, file: str, default_kind: str = "purchase") -> tuple[pd.DataFrame, list[Reject]]:
+def validate_interactions(
+    raw: pd.DataFrame, file: str, default_kind: str = "purchase"
+) -> tuple[pd.DataFrame, list[Reject]]:
     """Mapped rows (columns: _row, user_id, product_id, timestamp, kind?, value?) → canonical interactions.
 
     Interactions are kept whether or not their product is in the catalog: a purchase of an

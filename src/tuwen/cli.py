@@ -24,8 +24,8 @@ from tuwen.workspace import Workspace, WorkspaceError
 
 app = typer.Typer(help="tuwen (图文): image + text learning for e-commerce catalogs.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 USER_ERRORS = (InputFileError, MappingError, WorkspaceError, RejectedInput, KeyError, ValueError, FileNotFoundError)
 

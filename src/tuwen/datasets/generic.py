@@ -111,6 +111,7 @@ def apply_map(raw: pd.DataFrame, mapping: ColumnMap, file: Path, joiners: Mappin
 def load_products(file: Path, mapping: ColumnMap, image_root: Path | None = None, source: str = "catalog",
                   currency: str = "", check_images: bool = True) -> Batch:
     raw, read_rejects = read_rows(file, "products")
+    mapping.check(list(raw.columns), file)
     mapping = mapping.with_defaults(DEFAULT_PRODUCT_MAP, list(raw.columns))
     if "id" not in mapping.fields:
         raise MappingError(f"{file}: no column for the product id; add --map id=COLUMN")
@@ -122,7 +123,9 @@ def load_products(file: Path, mapping: ColumnMap, image_root: Path | None = None
     return batch
 
 
-def load_interactions(file: Path, mapping: ColumnMap, default_kind: str = "purchase") -> tuple[pd.DataFrame, list[Reject]]:
+def load_interactions(
+    file: Path, mapping: ColumnMap, default_kind: str = "purchase"
+) -> tuple[pd.DataFrame, list[Reject]]:
     raw, read_rejects = read_rows(file, "interactions")
     mapping = mapping.with_defaults(DEFAULT_INTERACTION_MAP, list(raw.columns))
     for required in ("user_id", "product_id", "timestamp"):

@@ -77,7 +77,35 @@ def get_encoder(name: str, **kwargs: Any) -> Encoder:
         from tuwen.encoders.local_clip import load_local_clip
 
         return load_local_clip(Path(folder), tower=tower, **kwargs)  # type: ignore[arg-type]
-    raise KeyError(f"unknown encoder {name!r}; choose one of {', '.join(sorted(_REGISTRY))} or a CLIP checkpoint folder")
+    raise KeyError(
+        f"unknown encoder {name!r}; choose one of {', '.join(sorted(_REGISTRY))} or a CLIP checkpoint folder"
+    )
+
+
+def as_texts(batch: Sequence[Any]) -> list[str]:
+    """Texts as plain strings, with ``None`` and NaN (pandas' missing value) as ``""``."""
+    return ["" if item is None or (isinstance(item, float) and item != item) else str(item) for item in batch]
+
+
+def encode_distinct_texts(batch: Sequence[Any], dim: int, encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Run a text model once per distinct non-blank string; blank or missing text gives a zero vector.
+
+    Catalog titles repeat a lot (10,106 fashion titles hold 7,877 distinct ones), so
+    encoding each distinct string once is a free speed-up. ``None``/NaN count as blank.
+    Zeros (rather than the model's vector for "") let fusion and search tell "no text"
+    apart from real text: a zero vector has cosine 0 with everything.
+    """
+    texts = as_texts(batch)
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    distinct: dict[str, int] = {}
+    which = np.full(len(texts), -1, dtype=np.int64)  # row -> index into the distinct texts, -1 for blank
+    for row, text in enumerate(texts):
+        if text.strip():
+            which[row] = distinct.setdefault(text, len(distinct))
+    if distinct:
+        vectors = np.asarray(encode(list(distinct)), dtype=np.float32).reshape(len(distinct), dim)
+        out[which >= 0] = vectors[which[which >= 0]]
+    return out
 
 
 def _import_builtins() -> None:
