@@ -24,11 +24,11 @@ demo: install
 	$(BIN)/tuwen demo
 
 test: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 
 bench: install
 	$(BIN)/python benchmarks/embed.py
