@@ -7,6 +7,7 @@ MobileNet, a colour histogram and a sentence encoder the same way.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -57,10 +58,21 @@ def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Enco
     return wrap
 
 
+# Built-in encoder name → the module that registers it. Only the module of the encoder asked
+# for is imported, so a text-only run never pays for torch or ONNX Runtime.
+BUILTIN_MODULES = {
+    "mobilenet_v2": "image_mobilenet",
+    "efficientnet_lite0": "image_efficientnet",
+    "color_histogram": "image_color",
+    "use_multilingual": "text_use",
+    "minilm": "text_minilm",
+    "tfidf": "text_tfidf",
+}
+
+
 def available() -> list[str]:
-    """Names of every registered encoder (importing the built-in ones first)."""
-    _import_builtins()
-    return sorted(_REGISTRY)
+    """Names of every built-in or registered encoder."""
+    return sorted(set(_REGISTRY) | set(BUILTIN_MODULES))
 
 
 def get_encoder(name: str, **kwargs: Any) -> Encoder:
@@ -69,7 +81,8 @@ def get_encoder(name: str, **kwargs: Any) -> Encoder:
     A name that is an existing folder is treated as a CLIP checkpoint; its
     ``:image`` / ``:text`` suffix picks the tower (``/models/clip:text``).
     """
-    _import_builtins()
+    if name not in _REGISTRY and name in BUILTIN_MODULES:
+        importlib.import_module(f"tuwen.encoders.{BUILTIN_MODULES[name]}")
     if name in _REGISTRY:
         return _REGISTRY[name](**kwargs)
     folder, _, tower = name.rpartition(":") if name.endswith((":image", ":text")) else (name, "", "image")
@@ -78,7 +91,7 @@ def get_encoder(name: str, **kwargs: Any) -> Encoder:
 
         return load_local_clip(Path(folder), tower=tower, **kwargs)  # type: ignore[arg-type]
     raise KeyError(
-        f"unknown encoder {name!r}; choose one of {', '.join(sorted(_REGISTRY))} or a CLIP checkpoint folder"
+        f"unknown encoder {name!r}; choose one of {', '.join(available())} or a CLIP checkpoint folder"
     )
 
 
@@ -106,16 +119,3 @@ def encode_distinct_texts(batch: Sequence[Any], dim: int, encode: Callable[[list
         vectors = np.asarray(encode(list(distinct)), dtype=np.float32).reshape(len(distinct), dim)
         out[which >= 0] = vectors[which[which >= 0]]
     return out
-
-
-def _import_builtins() -> None:
-    # Imported lazily so `import tuwen` stays fast and heavy backends load only when used.
-    from tuwen.encoders import (  # noqa: F401
-        image_color,
-        image_efficientnet,
-        image_mobilenet,
-        ocr,
-        text_minilm,
-        text_tfidf,
-        text_use,
-    )
