@@ -162,9 +162,5 @@ def demo(
     run_demo(workspace, preset, path, products, out)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
+# Command groups that live in their own modules register themselves on `app` when imported.
+import tuwen.cli_models  # noqa: E402, F401

@@ -263,6 +263,25 @@ class Workspace:
 
         return load_vectors(self, encoder, field)
 
+    # ------------------------------------------------------------ train / evaluate
+    def train(self, task: str, target: str | None = None, **options: Any) -> Any:
+        """Train and save a model on the stored features; see :func:`tuwen.train.train_model`."""
+        from tuwen.train import train_model
+
+        return train_model(self, task, target, **options)
+
+    def evaluate(self, task: str, target: str | None = None, **options: Any) -> dict[str, Any]:
+        """Modality ablation on one split (text, image, every fusion); see :func:`tuwen.train.evaluate_task`."""
+        from tuwen.train import evaluate_task
+
+        return evaluate_task(self, task, target, **options)
+
+    def model(self, name: str) -> Any:
+        """A saved model, ready to ``predict``."""
+        from tuwen.train import load_model
+
+        return load_model(self, name)
+
     # --------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
         """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""

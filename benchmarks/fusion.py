@@ -1,0 +1,306 @@
+"""Does fusing image and text beat either alone, and the simple scikit-learn baselines? Measured on real data.
+
+For each case (data set, task, target, text fields) this script builds (or reuses) a workspace
+under ``--ws-root`` with ``Workspace.ingest(preset=...)`` + ``.embed()`` (MobileNetV2 image,
+multilingual USE text), prepares the task once with tuwen's split (stratified by target,
+grouped by ``product_code`` for H&M and by review ``group`` for Amazon; test 20 %, validation
+10 %, train 70 %; one seed) and then, on exactly that split and those features:
+
+* scikit-learn baselines: logistic regression on TF-IDF (the same word + character n-gram
+  TF-IDF tuwen's models use, fitted on the training rows), on USE vectors, on MobileNetV2
+  vectors, on early concatenation (TF-IDF + L2-normalised image vector), and the late average
+  of the TF-IDF and image models' probabilities; C is picked on the validation rows (by the
+  task's main metric) and the model is fitted on the training rows, as tuwen's models are.
+  Price: Ridge on TF-IDF, on image, on both (alpha picked the same way).
+* tuwen: text only, image only and every fusion strategy (``tuwen evaluate --ablation``).
+
+It prints one Markdown table per case (test scores) and, with ``--json``, writes every number.
+A second run with the same seed prints the same numbers (up to BLAS thread scheduling).
+
+Usage::
+
+    python benchmarks/fusion.py                       # every case
+    python benchmarks/fusion.py --cases flipkart-category flipkart-price --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.preprocessing import normalize
+
+from tuwen.fusion import FUSIONS
+from tuwen.tasks import make_task
+from tuwen.train import Prepared, TrainConfig, ablation_variants, fit_variant, prepare
+from tuwen.workspace import Workspace
+
+DATASETS = Path(os.environ.get("TUWEN_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+FOLDERS = {"fashion": "fashion-product-images", "hm": "hm", "flipkart": "flipkart",
+           "amazon-reviews": "amazon-fashion-reviews"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    preset: str
+    task: str
+    target: str
+    fields: tuple[str, ...]
+    title: str
+
+
+CASES = [
+    Case("hm-name", "hm", "classify", "product_type_name", ("title",),
+         "H&M product_type_name (prod_name only)"),
+    Case("hm-name-desc", "hm", "classify", "product_type_name", ("title", "description"),
+         "H&M product_type_name (prod_name + detail_desc)"),
+    Case("fashion-articleType", "fashion", "classify", "articleType", ("title",),
+         "fashion articleType (productDisplayName)"),
+    Case("fashion-baseColour", "fashion", "classify", "baseColour", ("title",),
+         "fashion baseColour (productDisplayName)"),
+    Case("flipkart-category", "flipkart", "classify", "category:1", ("title",),
+         "Flipkart top category (product_name)"),
+    Case("flipkart-price", "flipkart", "price", "price", ("title",), "Flipkart retail price, INR (product_name)"),
+    Case("amazon-review", "amazon-reviews", "review", "rating", ("text", "title"),
+         "Amazon fashion review rating (reviewText + summary)"),
+]
+
+
+def workspace_for(preset: str, root: Path) -> Workspace:
+    """The preset's workspace under ``root``, ingested and embedded on first use, reused afterwards."""
+    folder = root / preset
+    ws = Workspace(folder)
+    if not ws.has_table("products") and not ws.has_table("reviews"):
+        ws.ingest(preset=preset, path=DATASETS / FOLDERS[preset])
+    if preset != "amazon-reviews":
+        ws.embed(image_encoder="mobilenet_v2", text_encoder="use_multilingual", progress=False)
+    return ws
+
+
+# ------------------------------------------------------------------------------------------- baselines
+
+
+def _inputs(prepared: Prepared, modality: str, encoder: str) -> list[str]:
+    return [s.name for s in prepared.features.specs if s.modality == modality and s.encoder == encoder]
+
+
+def _matrix(prepared: Prepared, names: list[str]) -> Any:
+    blocks = []
+    for name in names:
+        if name in prepared.features.sparse:
+            blocks.append(prepared.features.sparse[name])
+        else:
+            blocks.append(sp.csr_matrix(normalize(prepared.features.dense[name])))
+    return sp.hstack(blocks, format="csr") if blocks else None
+
+
+def _fit_logistic(prepared: Prepared, x: Any, grid: tuple[float, ...], balanced: bool) -> tuple[np.ndarray, float]:
+    """Fit on train for each C, keep the best on validation (task's main metric); test probabilities."""
+    task, head = prepared.task, next(iter(prepared.task.heads()))
+    y = prepared.targets[head]
+    train, val, test = prepared.rows("train"), prepared.rows("val"), prepared.rows("test")
+    n_classes = prepared.task.heads()[head]
+    best: tuple[float, float, np.ndarray] | None = None
+    for c in grid:
+        model = LogisticRegression(C=c, max_iter=300, tol=1e-3, class_weight="balanced" if balanced else None)
+        model.fit(x[train], y[train])
+
+        def probabilities(rows: np.ndarray, fitted: LogisticRegression = model) -> np.ndarray:
+            full = np.zeros((len(rows), n_classes))
+            full[:, fitted.classes_] = fitted.predict_proba(x[rows])
+            return full
+
+        score = task.metrics({head: probabilities(val)}, {head: y[val]})[task.primary]
+        if best is None or score > best[0]:
+            best = (score, c, probabilities(test))
+    assert best is not None
+    return best[2], best[1]
+
+
+def _fit_ridge(prepared: Prepared, x: Any, grid: tuple[float, ...]) -> tuple[np.ndarray, float]:
+    task, head = prepared.task, next(iter(prepared.task.heads()))
+    y = prepared.targets[head].astype(np.float64)  # log price
+    train, val, test = prepared.rows("train"), prepared.rows("val"), prepared.rows("test")
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in grid:
+        model = Ridge(alpha=alpha).fit(x[train], y[train])
+        score = task.metrics({head: np.exp(model.predict(x[val]))}, {head: y[val]})[task.primary]
+        if best is None or score < best[0]:
+            best = (score, alpha, np.exp(model.predict(x[test])))
+    assert best is not None
+    return best[2], best[1]
+
+
+def baselines(prepared: Prepared) -> list[dict[str, Any]]:
+    """The issue's scikit-learn baselines on tuwen's split and features."""
+    task, head = prepared.task, next(iter(prepared.task.heads()))
+    y_test = {head: prepared.targets[head][prepared.rows("test")]}
+    tfidf = _inputs(prepared, "text", "tfidf_sparse")
+    use = _inputs(prepared, "text", "use_multilingual")
+    image = _inputs(prepared, "image", "mobilenet_v2")
+    rows: list[dict[str, Any]] = []
+
+    def record(variant: str, predictions: np.ndarray, setting: str, started: float) -> None:
+        metrics = task.metrics({head: predictions}, y_test)
+        rows.append({"variant": variant, "metrics": {k: round(v, 4) for k, v in metrics.items()},
+                     "setting": setting, "seconds": round(time.perf_counter() - started, 1)})
+
+    if task.name == "price":
+        for variant, names in (("ridge: TF-IDF", tfidf), ("ridge: image", image), ("ridge: TF-IDF + image",
+                                                                                     tfidf + image)):
+            if names:
+                started = time.perf_counter()
+                predictions, alpha = _fit_ridge(prepared, _matrix(prepared, names), (0.1, 0.3, 1.0, 3.0, 10.0))
+                record(variant, predictions, f"alpha={alpha}", started)
+        return rows
+    balanced = task.name == "review"
+    grid = (1.0, 10.0, 100.0)
+    probabilities: dict[str, np.ndarray] = {}
+    for variant, names in (("LR: TF-IDF", tfidf), ("LR: USE", use), ("LR: image", image),
+                           ("LR: early concat (TF-IDF + image)", tfidf + image if image else [])):
+        if names:
+            started = time.perf_counter()
+            probabilities[variant], c = _fit_logistic(prepared, _matrix(prepared, names), grid, balanced)
+            record(variant, probabilities[variant], f"C={c}", started)
+    if "LR: TF-IDF" in probabilities and "LR: image" in probabilities:
+        record("LR: late average (TF-IDF, image)", (probabilities["LR: TF-IDF"] + probabilities["LR: image"]) / 2,
+               "mean of probabilities", time.perf_counter())
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ tuwen
+
+
+def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows = []
+    for variant, names, fusion in ablation_variants(prepared, fusions):
+        _, outcome = fit_variant(prepared, names, replace(config, fusion=fusion))
+        rows.append({"variant": f"tuwen: {variant}", "metrics": {k: round(v, 4) for k, v in outcome["metrics"].items()},
+                     "setting": f"{len(names)} inputs, best epoch {outcome['best_epoch']}",
+                     "seconds": outcome["seconds"]})
+        print(f"    {rows[-1]['variant']}: {rows[-1]['metrics']} ({outcome['seconds']:.1f}s)", file=sys.stderr,
+              flush=True)
+    return rows
+
+
+def markdown(case: Case, prepared: Prepared, rows: list[dict[str, Any]]) -> str:
+    keys = ("mae", "mae_log", "r2", "mdape") if prepared.task.name == "price" else \
+        ("accuracy", "macro_f1", "top3", "mae") if prepared.task.name == "review" else ("accuracy", "macro_f1", "top3")
+    split = prepared.split_info
+    lines = [f"### {case.title}", "",
+             f"{split['items']} items; split: {split['rule']}; seed {split['seed']}; {split['train']} train / "
+             f"{split['val']} validation / {split['test']} test." + "".join(f" {n}." for n in split["notes"]), "",
+             "| variant | " + " | ".join(keys) + " | setting | seconds |", "|---|" + "---|" * (len(keys) + 2)]
+    for row in rows:
+        cells = [f"{row['metrics'].get(k, float('nan')):.4f}" for k in keys]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | {row['setting']} | {row['seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def verdict(prepared: Prepared, rows: list[dict[str, Any]]) -> str:
+    """The issue's bars, checked: every fusion ≥ best single modality; best fusion > best baseline."""
+    primary, higher = prepared.task.primary, prepared.task.higher_is_better
+    better = (lambda a, b: a >= b) if higher else (lambda a, b: a <= b)
+    pick = max if higher else min
+    score = {r["variant"]: r["metrics"].get(primary, float("nan")) for r in rows}
+    singles = [v for v in score if v in ("tuwen: text", "tuwen: image", "tuwen: tabular")]
+    fusions = [v for v in score if v.startswith("tuwen: fusion:")]
+    base = [v for v in score if not v.startswith("tuwen:")]
+    if not fusions or not singles:
+        return f"only one modality: best tuwen {primary} {pick(score[v] for v in singles):.4f}; best baseline " \
+               f"{pick(score[v] for v in base):.4f}\n" if base and singles else ""
+    best_single = pick(score[v] for v in singles)
+    best_base = pick(base, key=lambda v: score[v]) if base else None
+    lines = [f"Main metric `{primary}`: best single modality (tuwen) {best_single:.4f}"
+             + (f"; best baseline {best_base} {score[best_base]:.4f}" if best_base else "")]
+    for variant in fusions:
+        flags = ["≥ best single" if better(score[variant], best_single) else "< best single"]
+        if best_base:
+            flags.append("beats best baseline" if better(score[variant], score[best_base]) and
+                         score[variant] != score[best_base] else "does not beat best baseline")
+        lines.append(f"- {variant}: {score[variant]:.4f} ({', '.join(flags)})")
+    return "\n".join(lines) + "\n"
+
+
+def speed(root: Path, seed: int) -> str:
+    """Seconds to train one fused head on the fashion catalog's stored features (about 10k products), and
+    milliseconds to predict one new product, embedding its photo and title live (median of 20, warm)."""
+    import pandas as pd
+
+    from tuwen.train import load_model, train_model
+
+    ws = workspace_for("fashion", root)
+    started = time.perf_counter()
+    model = train_model(ws, "classify", "articleType", name="bench-speed", text_fields=("title",), fusion="gated",
+                        seed=seed, config=TrainConfig(progress=False, ensemble=1, seed=seed))
+    seconds = time.perf_counter() - started
+    reloaded = load_model(ws, "bench-speed")
+    row = ws.read("products").iloc[0]
+    new = pd.DataFrame([{"id": "new", "title": row["title"], "description": "", "image_paths": list(row["image_paths"]),
+                         "has_image": True}])
+    reloaded.predict(new, None)  # loads the encoders once
+    times = []
+    for _ in range(20):
+        tick = time.perf_counter()
+        reloaded.predict(new, None)
+        times.append(time.perf_counter() - tick)
+    split = model.info["split"]
+    return (f"### Speed (torch threads {torch.get_num_threads()})\n\n"
+            f"- train + save one fused (gated) model, fashion articleType, {split['items']} products "
+            f"({split['train']} train, {model.info['epochs_run']} epochs, early stopping): {seconds:.1f} s "
+            f"(training loop alone {model.info['seconds']:.1f} s)\n"
+            f"- predict one new product with live MobileNetV2 + USE embedding, contributions and neighbours: "
+            f"median {1000 * float(np.median(times)):.0f} ms over 20 (min {1000 * min(times):.0f} ms)\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES], help="which cases to run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ws-root", type=Path, default=Path(os.environ.get("TUWEN_BENCH_WS", "/work/ws")))
+    parser.add_argument("--fusions", default=",".join(FUSIONS))
+    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--json", type=Path, help="also write every number here")
+    parser.add_argument("--speed", action="store_true", help="also time training on ~10k products and one prediction")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    unknown = set(args.cases) - {c.name for c in CASES}
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}; known: {[c.name for c in CASES]}")
+    config = TrainConfig(progress=False, seed=args.seed)
+    print(f"# tuwen fusion benchmark (seed {args.seed}, torch threads {torch.get_num_threads()})\n")
+    results = []
+    for case in (c for c in CASES if c.name in args.cases):
+        started = time.perf_counter()
+        print(f"[{case.name}] preparing", file=sys.stderr, flush=True)
+        ws = workspace_for(case.preset, args.ws_root)
+        prepared = prepare(ws, make_task(case.task, case.target), case.fields, modalities=("text", "image"),
+                           seed=args.seed)
+        rows = [] if args.no_baselines else baselines(prepared)
+        print(f"[{case.name}] baselines done", file=sys.stderr, flush=True)
+        rows += tuwen_variants(prepared, config, tuple(args.fusions.split(",")))
+        print(markdown(case, prepared, rows))
+        print(verdict(prepared, rows), flush=True)
+        results.append({"case": case.name, "title": case.title, "split": prepared.split_info, "rows": rows,
+                        "seconds": round(time.perf_counter() - started, 1)})
+    if args.speed:
+        print(speed(args.ws_root, args.seed), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"seed": args.seed, "results": results}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

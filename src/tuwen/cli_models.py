@@ -1,0 +1,241 @@
+"""CLI commands for models: ``tuwen train``, ``tuwen evaluate`` (modality ablation) and ``tuwen predict``.
+
+Registered on the main Typer app by importing this module (``tuwen.cli`` does so at its end).
+User mistakes end with one red line and exit code 2, through :func:`tuwen.cli.friendly`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from tuwen.cli import WorkspaceArg, app, friendly, out
+from tuwen.fusion import FUSIONS
+from tuwen.tasks import TASKS
+from tuwen.workspace import Workspace
+
+TaskOpt = Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASKS)}.")]
+TargetOpt = Annotated[str | None, typer.Option(help="Column or attribute to predict (classify: e.g. articleType, "
+                                               "category:1; tag: comma separated; price: price; review: rating).")]
+TextFieldsOpt = Annotated[str | None, typer.Option(help="Text fields, comma separated (title, description, ocr, or a "
+                                                   "source column such as prod_name,detail_desc).")]
+ModalitiesOpt = Annotated[str, typer.Option(help="Modalities to use, comma separated: text, image, tabular.")]
+TabularOpt = Annotated[str, typer.Option(help="Tabular columns (price or attributes such as brand), comma separated; "
+                                         "used when --modalities includes tabular.")]
+EncodersOpt = Annotated[str | None, typer.Option(help="Only these cached encoders (default: all cached ones).")]
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+EnsembleOpt = Annotated[int, typer.Option(help="Networks averaged per model (0: 5 for small catalogs, 3 for "
+                                          "medium, 1 from 4,000 training items).")]
+
+
+def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int = 0) -> Any:
+    from tuwen.train import TrainConfig
+
+    config = TrainConfig(seed=seed, progress=progress, ensemble=ensemble)
+    if epochs:
+        config.epochs = epochs
+    return config
+
+
+@app.command()
+@friendly
+def train(
+    workspace: WorkspaceArg,
+    task: TaskOpt = "classify",
+    target: TargetOpt = None,
+    text_fields: TextFieldsOpt = None,
+    modalities: ModalitiesOpt = "text,image",
+    tabular: TabularOpt = "",
+    encoders: EncodersOpt = None,
+    fusion: Annotated[str, typer.Option(help=f"One of: {', '.join(FUSIONS)}.")] = "gated",
+    name: Annotated[str | None, typer.Option(help="Model name (folder under WS/artifacts/models).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping usually ends sooner).")] = None,
+    ensemble: EnsembleOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the model's summary as JSON.")] = False,
+) -> None:
+    """Train a model on the workspace's stored features and save it (weights, config, label encoders)."""
+    from tuwen.train import train_model
+
+    ws = Workspace(workspace, create=False)
+    if fusion not in FUSIONS and not fusion.startswith("late:"):
+        raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
+                        modalities=_split(modalities), tabular=_split(tabular), encoders=_split(encoders) or None,
+                        fusion=fusion, seed=seed, config=_config(epochs, seed, not as_json, ensemble))
+    summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics")}
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    table = Table(title=f"model {summary['name']} ({task}, {fusion})")
+    table.add_column("part")
+    metrics = summary["metrics"]["test"]
+    keys = [k for k in metrics if k != "n" and "/" not in k]
+    for key in keys:
+        table.add_column(key, justify="right")
+    for part in ("val", "test"):
+        table.add_row(part, *(f"{summary['metrics'][part].get(k, float('nan')):.4f}" for k in keys))
+    out.print(table)
+    split = summary["split"]
+    out.print(f"split: {split['rule']}, seed {split['seed']}: {split['train']} train / {split['val']} val / "
+              f"{split['test']} test; inputs: {', '.join(summary['inputs'])}; {summary['seconds']:.1f}s; "
+              f"saved to {summary['folder']}")
+
+
+@app.command()
+@friendly
+def evaluate(
+    workspace: WorkspaceArg,
+    task: TaskOpt = "classify",
+    target: TargetOpt = None,
+    ablation: Annotated[bool, typer.Option(help="Train and score text-only, image-only and every fusion.")] = False,
+    model: Annotated[str | None, typer.Option(help="Score this saved model on its own test split instead.")] = None,
+    text_fields: TextFieldsOpt = None,
+    modalities: ModalitiesOpt = "text,image",
+    tabular: TabularOpt = "",
+    encoders: EncodersOpt = None,
+    fusions: Annotated[str, typer.Option(help="Fusion strategies for --ablation.")] = ",".join(FUSIONS),
+    seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs per variant.")] = None,
+    ensemble: EnsembleOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON for scripts.")] = False,
+) -> None:
+    """Modality ablation (text vs image vs each fusion, one split) with a Markdown report, or score a saved model."""
+    from tuwen.report import metric_table
+    from tuwen.train import evaluate_saved, evaluate_task
+
+    ws = Workspace(workspace, create=False)
+    if model:
+        summary = evaluate_saved(ws, model)
+    elif ablation:
+        summary = evaluate_task(ws, task, target, text_fields=_split(text_fields) or None,
+                                modalities=_split(modalities), tabular=_split(tabular),
+                                encoders=_split(encoders) or None, fusions=_split(fusions), seed=seed,
+                                config=_config(epochs, seed, not as_json, ensemble))
+    else:
+        raise ValueError("say what to evaluate: --ablation (train and compare every variant) or --model NAME")
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    table = Table(title=f"{summary['task']} · {summary['target']} (test)")
+    lines = metric_table(summary["results"]).splitlines()
+    for column in lines[0].strip("|").split("|"):
+        table.add_column(column.strip(), justify="left" if column.strip() == "variant" else "right")
+    for line in lines[2:]:
+        table.add_row(*(cell.strip() for cell in line.strip("|").split("|")))
+    out.print(table)
+    split = summary["split"]
+    out.print(f"split: {split['rule']}, seed {split['seed']}: {split['train']} train / {split['val']} val / "
+              f"{split['test']} test" + "".join(f"\n  {n}" for n in split.get("notes", [])))
+    if summary.get("report"):
+        out.print(f"report: {summary['report']}")
+
+
+def _items_from_file(file: Path, preset: str | None, mapping: list[str] | None, reviews: bool) -> pd.DataFrame:
+    """Read products (or reviews) exactly as ``ingest`` would, without storing anything."""
+    from tuwen.datasets import ColumnMap, load_generic, load_preset
+    from tuwen.datasets.generic import PRODUCT_FIELDS, REVIEW_FIELDS
+
+    if preset:
+        batch = load_preset(preset, file)
+    elif reviews:
+        batch = load_generic(None, ColumnMap.parse([], PRODUCT_FIELDS), None, ColumnMap(), file,
+                             ColumnMap.parse(mapping or [], REVIEW_FIELDS), None, "")
+    else:
+        batch = load_generic(file, ColumnMap.parse(mapping or [], PRODUCT_FIELDS), None, ColumnMap(), None,
+                             ColumnMap(), None, "")
+    for reject in batch.rejects[:20]:
+        typer.echo(f"rejected: {reject}", err=True)
+    return batch.reviews if reviews else batch.products
+
+
+@app.command()
+@friendly
+def predict(
+    workspace: WorkspaceArg,
+    model: Annotated[str, typer.Option(help="Model name (under WS/artifacts/models) or a model folder.")],
+    title: Annotated[str | None, typer.Option(help="The new product's title (or a review's text).")] = None,
+    description: Annotated[str | None, typer.Option(help="The new product's description.")] = None,
+    image: Annotated[Path | None, typer.Option(help="The new product's photo.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Predict every product (or review) of a file or preset folder.")]
+    = None,
+    preset: Annotated[str | None, typer.Option(help="Read --file as this preset's folder.")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="Field=column mappings for --file.")] = None,
+    user: Annotated[str | None, typer.Option(help="Purchase models: the shopper whose purchases are the history.")]
+    = None,
+    neighbours: Annotated[int, typer.Option(help="Nearest training products to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item, in input order.")] = False,
+) -> None:
+    """Predict for a new product (or a file of them): prediction, scores, modality contributions, neighbours."""
+    from tuwen.train import load_model
+
+    ws = Workspace(workspace, create=False)
+    loaded = load_model(ws, model)
+    is_review = loaded.task.items == "reviews"
+    if file is not None:
+        if not file.exists():
+            raise FileNotFoundError(f"{file}: no such file or folder")
+        frame = _items_from_file(file, preset, map_, is_review)
+    elif title is not None or image is not None or description is not None:
+        if image is not None and not image.is_file():
+            raise FileNotFoundError(f"{image}: no such photo")
+        item: dict[str, Any] = {"id": "new-1", "title": title or "", "description": description or "",
+                                "image_paths": [str(image.resolve())] if image else [], "has_image": image is not None}
+        if is_review:
+            item.update({"text": title or "", "title": description or "", "product_id": ""})
+        frame = pd.DataFrame([item])
+    else:
+        raise ValueError("give a new product (--title, --description, --image) or --file PATH")
+    if frame.empty:
+        raise ValueError("nothing to predict: the input has no usable rows")
+    if loaded.task.name == "purchase":
+        predictions = loaded.predict(frame, ws, user_id=user)
+    else:
+        predictions = loaded.predict(frame, workspace=ws, neighbours=neighbours)
+    if as_json:
+        for prediction in predictions:
+            typer.echo(json.dumps(prediction, ensure_ascii=False))
+        return
+    for prediction in predictions[:50]:
+        _print_prediction(prediction)
+    if len(predictions) > 50:
+        out.print(f"… {len(predictions) - 50} more (use --json for all)")
+    if is_review and "product_id" in frame:
+        from tuwen.models import network_outputs
+
+        probabilities = network_outputs(loaded.network, loaded.task, loaded.features(frame))["predictions"]
+        aggregate = loaded.task.aggregate(frame, probabilities[next(iter(probabilities))])  # type: ignore[attr-defined]
+        table = Table(title="per product: mean predicted rating")
+        for column in ("product_id", "score", "positive_share", "count"):
+            table.add_column(column)
+        for row in aggregate.head(30).itertuples(index=False):
+            table.add_row(str(row.product_id), f"{row.score:.2f}", f"{row.positive_share:.2f}", str(row.count))
+        out.print(table)
+
+
+def _print_prediction(prediction: dict[str, Any]) -> None:
+    out.print(f"[bold]{prediction['id']}[/]: [green]{prediction['prediction']}[/]")
+    scores = prediction["scores"]
+    flat = scores if all(not isinstance(v, dict) for v in scores.values()) else \
+        {f"{h}={k}": v for h, s in scores.items() for k, v in s.items()}
+    out.print("  scores: " + ", ".join(f"{k} {v:.3f}" for k, v in list(flat.items())[:8]), highlight=False)
+    contributions = prediction.get("contributions", {})
+    deltas = {k: v for k, v in contributions.items() if k != "weights"}
+    if deltas:
+        out.print("  leave-one-modality-out (drop when hidden): " + ", ".join(
+            f"{k} {v:+.3f}" if v is not None else f"{k} absent" for k, v in deltas.items()), highlight=False)
+    if contributions.get("weights"):
+        out.print("  fusion weights: " + ", ".join(f"{k} {v:.2f}" for k, v in contributions["weights"].items()),
+                  highlight=False)
+    for near in prediction.get("neighbours", [])[:5]:
+        out.print(f"  near: {near['id']} {near['label']!r} ({near['similarity']:.3f})", highlight=False)

@@ -1,0 +1,450 @@
+"""MultimodalModel = per-modality projection → fusion → task head(s); TuwenModel = that network plus
+everything needed to use it on new products (features, label encoders, neighbours), saved as a folder.
+
+The network works on *frozen* features (the fast path): each input (``title@tfidf``,
+``image@mobilenet_v2``…) is standardised and projected to one token of width ``hidden``; a fusion
+strategy from :mod:`tuwen.fusion` combines the tokens; one linear head per task output reads the
+result. Every input also has its own small *unimodal* head. Those heads are what late fusion
+combines, and for the other strategies they add an auxiliary loss (``aux_weight``): each modality
+must be predictive alone, which keeps one strong modality from drowning the others and keeps
+predictions sound when a modality is missing.
+
+A saved model folder holds ``config.json`` (task with label encoders, inputs, network
+hyper-parameters, split, metrics), ``features.json`` (the fitted TF-IDF vocabularies / tabular
+categories), ``weights.pt`` (the state dict) and ``neighbours.npz`` (fused vectors of the training
+items, for "nearest training products"). It reloads in a fresh process and predicts identically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
+from tuwen.fusion import make_fusion, masked_softmax, modality_dropout
+from tuwen.tasks import Task, task_from_state
+
+FORMAT_VERSION = 1
+Batch = tuple[list[Any], torch.Tensor]
+
+
+class DenseProjection(nn.Module):
+    """Standardise (statistics from the training rows, stored with the weights) → linear → norm → GELU."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float, input_dropout: float):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.net = nn.Sequential(nn.Dropout(input_dropout), nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                                 nn.Dropout(dropout))
+
+    def fit(self, matrix: np.ndarray) -> None:
+        if len(matrix):
+            self.mean.copy_(torch.from_numpy(matrix.mean(axis=0)))
+            self.scale.copy_(torch.from_numpy(matrix.std(axis=0)).clamp(min=1e-3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.scale)
+
+
+class SparseProjection(nn.Module):
+    """A sparse linear layer over TF-IDF (an EmbeddingBag weighted by the TF-IDF values) → norm → GELU.
+
+    EmbeddingBag touches only the n-grams a product has, so a 60k-term vocabulary costs little.
+    Input dropout drops n-grams, the sparse analogue of dropout on dense features.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float, input_dropout: float):
+        super().__init__()
+        # sparse=True: a step updates only the n-grams in the batch (SparseAdam, see tuwen.train), not the
+        # whole vocabulary x hidden table, which is what makes TF-IDF inputs cheap to train on a CPU.
+        self.bag = nn.EmbeddingBag(dim, hidden, mode="sum", sparse=True)
+        nn.init.normal_(self.bag.weight, std=0.1)
+        self.bias = nn.Parameter(torch.zeros(hidden))
+        self.input_dropout = input_dropout
+        self.post = nn.Sequential(nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout))
+
+    def forward(self, x: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        indices, offsets, values = x
+        values = F.dropout(values, self.input_dropout, self.training)
+        return self.post(self.bag(indices, offsets, per_sample_weights=values) + self.bias)
+
+
+class MultimodalModel(nn.Module):
+    """Per-input projections → fusion → one head per task output, plus per-input unimodal heads."""
+
+    def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], fusion: str = "gated",
+                 hidden: int = 256, dropout: float = 0.2, input_dropout: float = 0.1,
+                 modality_dropout: float = 0.15, aux_weight: float = 0.5):
+        super().__init__()
+        self.config = {"inputs": [dict(i) for i in inputs], "heads": dict(heads), "fusion": fusion, "hidden": hidden,
+                       "dropout": dropout, "input_dropout": input_dropout, "modality_dropout": modality_dropout,
+                       "aux_weight": aux_weight}
+        self.input_names = [i["name"] for i in inputs]
+        self.projections = nn.ModuleList(
+            SparseProjection(i["dim"], hidden, dropout, input_dropout) if i["kind"] == "sparse"
+            else DenseProjection(i["dim"], hidden, dropout, input_dropout) for i in inputs)
+        self.fusion = make_fusion(fusion, len(inputs), hidden, dropout)
+        self.head_names = list(heads)
+        self.heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, n)) for n in heads.values())
+        # Unimodal heads, one (hidden → out) map per input and head, applied in one einsum.
+        n_inputs = len(inputs)
+        self.unimodal_weight = nn.ParameterList(
+            nn.Parameter(torch.randn(n_inputs, hidden, n) / hidden ** 0.5) for n in heads.values())
+        self.unimodal_bias = nn.ParameterList(nn.Parameter(torch.zeros(n_inputs, n)) for n in heads.values())
+        self.modality_dropout = modality_dropout
+        self.aux_weight = aux_weight
+        # Output blend (see fit_blend): per head, logits over [fused, input 1..M]; off until fitted.
+        self.register_buffer("blend", torch.zeros(len(heads), 1 + n_inputs))
+        self.register_buffer("blend_on", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def fusion_name(self) -> str:
+        return str(self.config["fusion"])
+
+    def tokens(self, inputs: list[Any]) -> torch.Tensor:
+        return torch.stack([projection(x) for projection, x in zip(self.projections, inputs, strict=True)], dim=1)
+
+    def forward(self, inputs: list[Any], mask: torch.Tensor) -> dict[str, Any]:
+        """Returns fused outputs per head, unimodal outputs per head (batch, inputs, out) and the mask used."""
+        if self.training:
+            mask = modality_dropout(mask, self.modality_dropout)
+        tokens = self.tokens(inputs)
+        unimodal = [torch.einsum("bmh,mho->bmo", tokens, w) + b
+                    for w, b in zip(self.unimodal_weight, self.unimodal_bias, strict=True)]
+        if self.fusion.late:
+            outputs = [self.fusion.combine(u, tokens, mask) for u in unimodal]  # type: ignore[attr-defined]
+            fused = self.fusion(tokens, mask)
+        else:
+            fused = self.fusion(tokens, mask)
+            outputs = [head(fused) for head in self.heads]
+        if bool(self.blend_on) and not self.training:
+            outputs = [self._blend(self.blend[i], o, u, mask) for i, (o, u) in enumerate(zip(outputs, unimodal,
+                                                                                               strict=True))]
+        return {"outputs": dict(zip(self.head_names, outputs, strict=True)),
+                "unimodal": dict(zip(self.head_names, unimodal, strict=True)), "mask": mask, "fused": fused}
+
+    @staticmethod
+    def _blend(logits: torch.Tensor, fused: torch.Tensor, unimodal: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Convex combination of the fused output and the present inputs' unimodal outputs."""
+        present = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
+        weights = masked_softmax(logits.expand(mask.shape[0], -1), present)
+        return weights[:, :1] * fused + (weights[:, 1:].unsqueeze(-1) * unimodal).sum(dim=1)
+
+    def fit_blend(self, inputs: list[Any], mask: torch.Tensor, targets: dict[str, torch.Tensor], loss: Any,
+                  steps: int = 200) -> list[list[float]]:
+        """Fit the output blend on held-out (validation) items, then switch it on.
+
+        Why: heads trained on the training rows are over-confident there, so how much to trust the
+        fused head versus each modality's own head can only be judged on rows the network has not
+        fitted. With the unimodal heads among the candidates, the blend can fall back towards the
+        best single modality when fusing does not help on held-out data; it is 1 + M numbers per
+        head, so even a 100-item validation set pins it down. ``loss(head, output, target)``
+        returns per-sample losses and a validity mask (the task's own loss).
+        """
+        self.eval()
+        self.blend_on.fill_(False)
+        with torch.no_grad():
+            result = self(inputs, mask)
+        fitted = []
+        for index, head in enumerate(self.head_names):
+            fused, unimodal = result["outputs"][head], result["unimodal"][head]
+            logits = torch.zeros(1 + len(self.input_names), requires_grad=True)
+            optimizer = torch.optim.Adam([logits], lr=0.05)
+            for _ in range(steps):
+                losses, valid = loss(head, self._blend(logits, fused, unimodal, mask), targets[head])
+                value = losses.sum() / valid.sum().clamp(min=1)
+                optimizer.zero_grad()
+                value.backward()
+                optimizer.step()
+            self.blend[index] = logits.detach()
+            fitted.append(torch.softmax(logits.detach(), dim=0).tolist())
+        self.blend_on.fill_(True)
+        return fitted
+
+    def weights(self, inputs: list[Any], mask: torch.Tensor) -> torch.Tensor | None:
+        """The fusion's per-sample modality weights (gated, weighted, attention, late), if it has any."""
+        return self.fusion.weights(self.tokens(inputs), mask)
+
+    def fit_normalisation(self, features: FeatureSet) -> None:
+        """Input statistics from the training rows where the input is present."""
+        for column, (name, projection) in enumerate(zip(self.input_names, self.projections, strict=True)):
+            if isinstance(projection, DenseProjection):
+                projection.fit(features.dense[name][features.mask[:, column]])
+
+
+class EnsembleModel(nn.Module):
+    """Several MultimodalModels trained from different seeds, their outputs averaged.
+
+    Why: on a catalog of a few hundred products one network's test score moves by ±2 points with
+    its seed alone; averaging a handful removes most of that variance (and usually gains a point).
+    Small catalogs are also where training several costs seconds.
+    """
+
+    def __init__(self, members: Sequence[MultimodalModel]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = {**members[0].config, "ensemble": len(members)}
+
+    @property
+    def head_names(self) -> list[str]:
+        return self.members[0].head_names
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.members[0].input_names
+
+    @property
+    def fusion_name(self) -> str:
+        return self.members[0].fusion_name
+
+    def forward(self, inputs: list[Any], mask: torch.Tensor) -> dict[str, Any]:
+        results = [member(inputs, mask) for member in self.members]
+        mean = lambda key: {h: torch.stack([r[key][h] for r in results]).mean(0) for h in self.head_names}  # noqa: E731
+        return {"outputs": mean("outputs"), "unimodal": mean("unimodal"), "mask": results[0]["mask"],
+                "fused": torch.stack([r["fused"] for r in results]).mean(0)}
+
+    def weights(self, inputs: list[Any], mask: torch.Tensor) -> torch.Tensor | None:
+        weights = [member.weights(inputs, mask) for member in self.members]
+        return None if weights[0] is None else torch.stack(weights).mean(0)  # type: ignore[arg-type]
+
+
+def build_network(config: dict[str, Any]) -> MultimodalModel | EnsembleModel:
+    """A network from its saved config (an ensemble when ``config["ensemble"] > 1``)."""
+    config = dict(config)
+    members = int(config.pop("ensemble", 1))
+    if members > 1:
+        return EnsembleModel([MultimodalModel(**config) for _ in range(members)])
+    return MultimodalModel(**config)
+
+
+# ------------------------------------------------------------------------------------------- batches
+
+
+def make_batch(features: FeatureSet, rows: np.ndarray | None = None, device: str | torch.device = "cpu") -> Batch:
+    """Tensors for some rows of a FeatureSet, in the model's input order (sparse inputs as EmbeddingBag triples)."""
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
+    inputs: list[Any] = []
+    for spec in features.specs:
+        if spec.kind == "sparse":
+            part = features.sparse[spec.name][rows]
+            inputs.append((torch.from_numpy(part.indices.astype(np.int64)).to(device),
+                           torch.from_numpy(part.indptr[:-1].astype(np.int64)).to(device),
+                           torch.from_numpy(part.data.astype(np.float32)).to(device)))
+        else:
+            inputs.append(torch.from_numpy(features.dense[spec.name][rows]).to(device))
+    return inputs, torch.from_numpy(features.mask[rows]).to(device)
+
+
+@torch.no_grad()
+def network_outputs(network: MultimodalModel | EnsembleModel, task: Task, features: FeatureSet, batch_size: int = 4096,
+                    hide: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the network in eval mode over a FeatureSet; transformed predictions per head and fused vectors."""
+    network.eval()
+    device = next(network.parameters()).device
+    hidden = [features.names.index(n) for n in hide]
+    raw: dict[str, list[torch.Tensor]] = {h: [] for h in network.head_names}
+    fused: list[np.ndarray] = []
+    for start in range(0, len(features), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(features)))
+        inputs, mask = make_batch(features, rows, device)
+        if hidden:
+            mask = mask.clone()
+            mask[:, hidden] = False
+        result = network(inputs, mask)
+        for head, value in result["outputs"].items():
+            raw[head].append(value)
+        fused.append(result["fused"].float().cpu().numpy())
+    predictions = {h: task.transform(h, torch.cat(v)) if v else np.zeros((0,)) for h, v in raw.items()}
+    return {"predictions": predictions, "fused": np.concatenate(fused) if fused else np.zeros((0, network.config[
+        "hidden"]))}
+
+
+def network_inputs(features: FeatureSet) -> list[dict[str, Any]]:
+    dims = features.dims()
+    return [{"name": s.name, "kind": s.kind, "dim": dims[s.name], "modality": s.modality} for s in features.specs]
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+class TuwenModel:
+    """A trained model you can use: ``predict(frame)``, ``evaluate(frame)``, ``save(folder)``, ``TuwenModel.load``.
+
+    ``frame`` holds items shaped like the workspace's table (products: id, title, description,
+    image_paths…; reviews: id, text, title…). Vectors come from the workspace cache when the item is
+    there and from the encoders otherwise (new products).
+    """
+
+    def __init__(self, task: Task, builder: FeatureBuilder, network: MultimodalModel | EnsembleModel,
+                 info: dict[str, Any]):
+        self.task = task
+        self.builder = builder
+        self.network = network.eval()
+        self.info = info
+        self.neighbours: dict[str, np.ndarray] | None = None
+        self._encoders: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ inference
+    def outputs(self, features: FeatureSet, batch_size: int = 4096, hide: Sequence[str] = ()) -> dict[str, Any]:
+        """Predictions per head (probabilities / catalog units) and fused vectors; ``hide`` masks input names."""
+        return network_outputs(self.network, self.task, features, batch_size, hide)
+
+    def features(self, frame: pd.DataFrame, workspace: Any = None) -> FeatureSet:
+        """Model inputs for items: cached vectors where the workspace has them, live encoders for the rest."""
+        return model_features(self.builder, self.network.config, frame, workspace, self._encoders)
+
+    def predict(self, frame: pd.DataFrame, workspace: Any = None, contributions: bool = True,
+                neighbours: int = 5) -> list[dict[str, Any]]:
+        """One JSON-ready dict per item, in input order: prediction, scores, contributions, nearest training items."""
+        features = self.features(frame, workspace)
+        result = self.outputs(features)
+        predictions = result["predictions"]
+        described = []
+        for row, item_id in enumerate(features.ids):
+            described.append({"id": item_id, **self.task.describe(predictions, row)})
+        if contributions:
+            for row, parts in enumerate(self.contributions(features, predictions)):
+                described[row]["contributions"] = parts
+        if neighbours and self.neighbours is not None:
+            for row, near in enumerate(self.nearest(result["fused"], neighbours)):
+                described[row]["neighbours"] = near
+        return described
+
+    def contributions(self, features: FeatureSet, predictions: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Leave-one-modality-out: how much the predicted class's probability (or the predicted value) drops
+        when a modality is hidden; plus the fusion's own per-input weights where it has them."""
+        base = self.task.confidence(predictions, predictions)
+        modalities = sorted({s.modality for s in features.specs})
+        deltas: dict[str, np.ndarray] = {}
+        for modality in modalities:
+            names = [s.name for s in features.specs if s.modality == modality]
+            hidden = self.outputs(features, hide=names)["predictions"]
+            deltas[modality] = base - self.task.confidence(hidden, predictions)
+        present = {m: features.mask[:, [i for i, s in enumerate(features.specs) if s.modality == m]].any(axis=1)
+                   for m in modalities}
+        with torch.no_grad():
+            inputs, mask = make_batch(features, device=next(self.network.parameters()).device)
+            weights = self.network.weights(inputs, mask)
+        weights_np = weights.cpu().numpy() if weights is not None else None
+        rows = []
+        for row in range(len(features)):
+            parts: dict[str, Any] = {m: (round(float(deltas[m][row]), 4) if present[m][row] else None)
+                                     for m in modalities}
+            if weights_np is not None:
+                parts["weights"] = {name: round(float(w), 4) for name, w in zip(features.names, weights_np[row],
+                                                                                 strict=True)}
+            rows.append(parts)
+        return rows
+
+    def nearest(self, fused: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
+        assert self.neighbours is not None
+        bank = self.neighbours["vectors"].astype(np.float32)
+        query = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
+        similarity = query @ bank.T
+        order = np.argsort(-similarity, axis=1)[:, :k]
+        ids, labels = self.neighbours["ids"], self.neighbours["labels"]
+        return [[{"id": str(ids[j]), "label": str(labels[j]), "similarity": round(float(similarity[i, j]), 4)}
+                 for j in row] for i, row in enumerate(order)]
+
+    def set_neighbours(self, features: FeatureSet, labels: Sequence[str]) -> None:
+        fused = self.outputs(features)["fused"]
+        fused = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
+        self.neighbours = {"ids": np.array(features.ids), "labels": np.array([str(x) for x in labels]),
+                           "vectors": fused.astype(np.float16)}
+
+    def evaluate(self, frame: pd.DataFrame, workspace: Any = None) -> dict[str, float]:
+        """Task metrics on labelled items (rows the task cannot score, e.g. unknown classes, are ignored)."""
+        features = self.features(frame, workspace)
+        return self.task.metrics(self.outputs(features)["predictions"], self.task.targets(frame))
+
+    # ---------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder atomically enough: files go to a temp folder that replaces the old one."""
+        import shutil
+        import tempfile
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            config = {"format_version": FORMAT_VERSION, "saved": time.time(), "task": self.task.state(),
+                      "network": self.network.config, **self.info}
+            (temp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            (temp / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
+            torch.save(self.network.state_dict(), temp / "weights.pt")
+            if self.neighbours is not None:
+                np.savez_compressed(temp / "neighbours.npz", **self.neighbours)
+            extras = [*folder.glob("metrics.jsonl"), *folder.glob("checkpoint*.pt")] if folder.exists() else []
+            for extra in extras:  # the training log and checkpoints written while training into this folder
+                shutil.copy2(extra, temp / extra.name)
+            if folder.exists():
+                old = folder.with_name(f".{folder.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                folder.rename(old)
+                temp.rename(folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                temp.rename(folder)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> TuwenModel:
+        folder = Path(folder)
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(f"{folder}: not a tuwen model folder (no config.json)")
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: model format {config.get('format_version')} is not readable by this tuwen")
+        builder = FeatureBuilder.from_state(json.loads((folder / "features.json").read_text(encoding="utf-8")))
+        network = build_network(config["network"])
+        network.load_state_dict(torch.load(folder / "weights.pt", map_location=device, weights_only=True))
+        info = {k: v for k, v in config.items() if k not in {"format_version", "saved", "task", "network"}}
+        model = cls(task_from_state(config["task"]), builder, network.to(device), info)
+        if (folder / "neighbours.npz").exists():
+            with np.load(folder / "neighbours.npz", allow_pickle=False) as saved:
+                model.neighbours = {k: saved[k] for k in saved.files}
+        return model
+
+
+def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Any,
+                   encoders: dict[str, Any]) -> FeatureSet:
+    """A trained model's inputs for items: cached workspace vectors by id, the same encoders live for the rest."""
+    from tuwen.features import live_vectors
+
+    dims = {i["name"].partition("@")[2]: i["dim"] for i in network_config["inputs"] if i["kind"] == "dense"}
+    live = live_vectors(workspace, encoders, dims)
+    return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live))
+
+
+def _cached_or_live(workspace: Any, live: Any) -> Any:
+    """Workspace vectors for the items it has, the live encoder for the rest (same encoder, same features)."""
+    from tuwen.features import workspace_vectors
+
+    cached = workspace_vectors(workspace)
+
+    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            matrix, present = cached(spec, ids, frame)
+        except KeyError:
+            return live(spec, ids, frame)
+        missing = ~present
+        if missing.any():
+            sub = frame.iloc[np.flatnonzero(missing)]
+            extra, extra_present = live(spec, [ids[i] for i in np.flatnonzero(missing)], sub)
+            matrix[missing], present[missing] = extra, extra_present
+        return matrix, present
+
+    return source

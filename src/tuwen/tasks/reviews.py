@@ -1,0 +1,129 @@
+"""``review``: review text (+ review photos where present) → rating 1-5, with sentiment and per-product aggregates.
+
+Items are rows of the workspace's ``reviews`` table; their text fields are ``text`` and ``title``
+(the Amazon summary), embedded on first use into the workspace cache. Copies of one review (the
+Amazon 5-core file repeats a review once per product variant) share a ``group``: the split is by
+group, and training and scoring keep one row per group, so no score is inflated by memorised
+copies. Metrics: accuracy, macro-F1, MAE of the rating, and sentiment accuracy (1-2 negative,
+3 neutral, 4-5 positive).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, mean_absolute_error
+
+from tuwen.tasks import LabelTarget, Task, classification_metrics, describe_label, label_loss
+
+
+class RatingTarget(LabelTarget):
+    """Ratings as class labels "1".."5" (a 4.0 in the file is class "4")."""
+
+    def values(self, frame: pd.DataFrame) -> pd.Series:
+        ratings = pd.to_numeric(frame[self.column], errors="coerce") if self.column in frame else \
+            pd.Series(np.nan, index=frame.index)
+        return ratings.map(lambda r: str(int(round(r))) if np.isfinite(r) else "")
+
+
+def sentiment(ratings: np.ndarray) -> np.ndarray:
+    return np.select([ratings <= 2, ratings == 3], ["negative", "neutral"], "positive")
+
+
+class ReviewTask(Task):
+    name = "review"
+    items = "reviews"
+    default_text_fields = ("text", "title")
+    primary = "macro_f1"
+
+    def __init__(self, target: str = "rating", class_weight: str = "balanced", smoothing: float = 0.05,
+                 dedupe: bool = True):
+        self.label = RatingTarget(target)
+        self.class_weight = class_weight
+        self.smoothing = smoothing
+        self.dedupe = dedupe
+        self.notes: list[str] = []
+
+    @property
+    def target(self) -> str:
+        return self.label.column
+
+    def group_column(self, frame: pd.DataFrame) -> str | None:
+        return "group" if "group" in frame else None
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = self.label.values(frame)
+        kept = frame[(values != "").to_numpy()]
+        self.notes = [f"{len(frame) - len(kept)} reviews without a rating dropped"] if len(kept) < len(frame) else []
+        if self.dedupe and "group" in kept:
+            before = len(kept)
+            kept = kept.drop_duplicates("group")
+            self.notes.append(f"{before} review lines → {len(kept)} distinct reviews (one row per group)")
+        if kept.empty:
+            raise ValueError("no review has a rating")
+        return kept.reset_index(drop=True)
+
+    def strata(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.label.values(frame).to_numpy()
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        self.label.fit(frame, self.class_weight)
+
+    def heads(self) -> dict[str, int]:
+        return {self.target: len(self.label.classes)}
+
+    def targets(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {self.target: self.label.encode(frame)}
+
+    def head_loss(self, head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return label_loss(output, target, self.label.weights, self.smoothing)
+
+    def transform(self, head: str, output: torch.Tensor) -> np.ndarray:
+        return torch.softmax(output.float(), dim=-1).cpu().numpy()
+
+    def ratings(self, probabilities: np.ndarray) -> np.ndarray:
+        return np.array([int(c) for c in self.label.classes])[probabilities.argmax(axis=1)]
+
+    def metrics(self, predictions: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
+        probabilities, target = predictions[self.target], targets[self.target]
+        scores = classification_metrics(probabilities, target)
+        known = target >= 0
+        if known.any():
+            values = np.array([int(c) for c in self.label.classes])
+            true, predicted = values[target[known]], self.ratings(probabilities[known])
+            scores["mae"] = float(mean_absolute_error(true, predicted))
+            scores["sentiment_accuracy"] = float(accuracy_score(sentiment(true), sentiment(predicted)))
+        return scores
+
+    def describe(self, predictions: dict[str, np.ndarray], row: int) -> dict[str, Any]:
+        described = describe_label(self.label, predictions[self.target][row])
+        rating = int(described["prediction"])
+        return {"prediction": rating, "sentiment": str(sentiment(np.array([rating]))[0]),
+                "scores": described["scores"]}
+
+    def confidence(self, predictions: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
+        chosen = reference[self.target].argmax(axis=1)
+        return predictions[self.target][np.arange(len(chosen)), chosen]
+
+    def aggregate(self, frame: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
+        """Per product: mean predicted rating, share of positive reviews and the number of reviews behind them."""
+        ratings = self.ratings(probabilities)
+        table = pd.DataFrame({"product_id": frame["product_id"].to_numpy(), "rating": ratings,
+                              "positive": ratings >= 4})
+        grouped = table.groupby("product_id").agg(score=("rating", "mean"), positive_share=("positive", "mean"),
+                                                  count=("rating", "size"))
+        return grouped.reset_index().sort_values(["count", "product_id"], ascending=[False, True])
+
+    def state(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label.state(), "class_weight": self.class_weight,
+                "smoothing": self.smoothing, "dedupe": self.dedupe, "notes": self.notes}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ReviewTask:
+        task = cls(state["label"]["column"], state["class_weight"], state["smoothing"], state["dedupe"])
+        task.label = RatingTarget.from_state(state["label"])
+        task.notes = list(state.get("notes", []))
+        return task
