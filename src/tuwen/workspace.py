@@ -282,6 +282,31 @@ class Workspace:
 
         return load_model(self, name)
 
+    # ------------------------------------------------------------------- search
+    def align(self, **options: Any) -> Any:
+        """Learn the text↔photo alignment used by cross-modal search; see :func:`tuwen.align.align_workspace`."""
+        from tuwen.align import align_workspace
+
+        return align_workspace(self, **options)
+
+    def index(self, **options: Any) -> Any:
+        """Build or update the search index (BM25 + vectors, ANN when large); see :func:`tuwen.search.build_index`."""
+        from tuwen.search import build_index
+
+        return build_index(self, **options)
+
+    def search(self, query: str | None = None, **options: Any) -> Any:
+        """Hybrid text + image search; see :func:`tuwen.search.search`."""
+        from tuwen.search import search
+
+        return search(self, query, **options)
+
+    def similar(self, product_id: str, **options: Any) -> Any:
+        """"More like this" for one product; see :func:`tuwen.search.similar`."""
+        from tuwen.search import similar
+
+        return similar(self, product_id, **options)
+
     # --------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
         """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""

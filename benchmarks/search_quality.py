@@ -1,0 +1,437 @@
+"""How relevant tuwen's search is, per mode, on real catalogs; and how well its text↔photo alignment retrieves.
+
+Part 1 — attribute queries built from the catalogs' own labels (English and Chinese phrasings):
+
+* H&M: "<colour> <product type>" ("black dress", 黑色连衣裙); relevant = both ``colour_group_name`` and
+  ``product_type_name`` match. Two indexes: the full one (name + description) and *names only*
+  (``prod_name`` is the only text: BM25, semantic vectors and the alignment all see just the name).
+* fashion: "<colour> <article type> for <gender>" ("black casual shoes for men", 男士黑色休闲鞋); relevant =
+  ``baseColour``, ``articleType`` and ``gender`` all match.
+
+Combinations with at least 5 products are sampled (seed 0, up to --queries per catalog). The queries are
+split in two halves by the seed: the *learnt* hybrid weights are fitted on half A (``learn_weights``) and
+every mode is reported on half B, so the learnt fusion is judged on queries it never saw. Modes: lexical
+(BM25), semantic (multilingual USE), crossmodal (query text → product photos through ``tuwen align``),
+image (the photo of one relevant product, held out of the results and of the relevant set), hybrid by RRF,
+hybrid with weights learnt from category pseudo-queries at ``tuwen index`` time, and hybrid with weights
+learnt on half A. Metrics: nDCG@10, R@10 (capped: relevant found in the top 10 / min(10, #relevant), since
+many queries have hundreds of relevant products), MRR.
+
+Part 2 — held-out text→photo retrieval on fashion, 80/20 random split (seed 0; the gallery is the 2,021
+test photos; a query's only correct photo is its own product's), every method trained on the same 8,085
+training pairs of frozen MobileNetV2 + multilingual USE features: random, ridge (text → image map),
+regularised CCA (512 dims), the issue's reference InfoNCE (2-layer heads, fixed temperature, 30 epochs),
+and tuwen's alignment with MobileNetV2 features alone and with the colour histogram added, each with and
+without the CSLS hubness correction. Plus precision@10 of photo-only retrieval for attribute queries
+("Black Casual Shoes for Men") over the same test gallery, against text-to-text matching of the titles.
+
+    python benchmarks/search_quality.py                       # uses /work/ws/{fashion,hm}, writes /work/ws/search-bench
+    python benchmarks/search_quality.py --parts 2 --quick     # alignment part only, fewer epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from tuwen.align import AlignConfig, Aligner, align_workspace, ensure_image_features, image_features  # noqa: E402
+from tuwen.search import (  # noqa: E402
+    IndexSettings,
+    SearchEngine,
+    build_index,
+    clear_engines,
+    engine_for,
+    learn_weights,
+    mrr,
+    ndcg_at,
+)
+from tuwen.workspace import Workspace  # noqa: E402
+
+SEED = 0
+COLOURS_ZH = {
+    "black": "黑色", "white": "白色", "dark blue": "深蓝色", "beige": "米色", "light beige": "浅米色",
+    "light pink": "浅粉色", "blue": "蓝色", "grey": "灰色", "off white": "米白色", "dark grey": "深灰色",
+    "light blue": "浅蓝色", "greenish khaki": "卡其绿", "gold": "金色", "pink": "粉色", "yellowish brown": "黄棕色",
+    "dark green": "深绿色", "light grey": "浅灰色", "light orange": "浅橙色", "dark red": "深红色",
+    "dark beige": "深米色",
+    "yellow": "黄色", "green": "绿色", "red": "红色", "dark orange": "深橙色", "silver": "银色", "orange": "橙色",
+    "light purple": "浅紫色", "dark pink": "深粉色", "light yellow": "浅黄色", "purple": "紫色", "navy blue": "藏青色",
+    "brown": "棕色", "maroon": "酒红色", "olive": "橄榄绿", "cream": "奶油色", "khaki": "卡其色", "tan": "棕褐色",
+    "charcoal": "炭灰色", "magenta": "洋红色", "lavender": "淡紫色", "peach": "桃色", "teal": "青色", "steel": "钢灰色",
+}
+TYPES_ZH = {
+    "trousers": "裤子", "dress": "连衣裙", "sweater": "毛衣", "t-shirt": "T恤", "top": "上衣", "blouse": "女式衬衫",
+    "jacket": "夹克", "underwear bottom": "内裤", "bra": "文胸", "skirt": "半身裙", "shirt": "衬衫", "vest top": "背心",
+    "socks": "袜子", "hoodie": "连帽卫衣", "shorts": "短裤", "leggings/tights": "打底裤", "bikini top": "比基尼上衣",
+    "cardigan": "开衫", "earring": "耳环", "blazer": "西装外套", "swimwear bottom": "泳裤", "bag": "包",
+    "boots": "靴子",
+    "necklace": "项链", "belt": "腰带", "sneakers": "运动鞋", "hat/beanie": "毛线帽", "swimsuit": "连体泳衣",
+    "scarf": "围巾", "coat": "大衣", "sunglasses": "太阳镜", "sandals": "凉鞋", "pyjama set": "睡衣套装",
+    "tshirts": "T恤", "shirts": "衬衫", "casual shoes": "休闲鞋", "watches": "手表", "sports shoes": "运动鞋",
+    "tops": "上衣", "kurtas": "库尔塔长衫", "handbags": "手提包", "heels": "高跟鞋", "flip flops": "人字拖",
+    "wallets": "钱包", "belts": "腰带", "sweaters": "毛衣", "sweatshirts": "卫衣", "formal shoes": "正装鞋",
+    "jeans": "牛仔裤", "backpacks": "双肩包", "flats": "平底鞋", "jackets": "夹克", "caps": "棒球帽",
+    "track pants": "运动裤", "ties": "领带", "dresses": "连衣裙", "clutches": "手拿包", "skirts": "半身裙",
+    "earrings": "耳环", "leggings": "打底裤", "scarves": "围巾", "kurtis": "库尔蒂上衣",
+}
+GENDERS_ZH = {"men": "男士", "women": "女士", "boys": "男童", "girls": "女童", "unisex": "中性"}
+SKIP_TYPES = {"unknown", "other accessories", "other", "garment set"}
+
+
+# ------------------------------------------------------------------------------------------- part 1
+
+
+def labels(ws: Workspace) -> pd.DataFrame:
+    products = ws.read("products", ["id", "attributes"])
+    table = pd.DataFrame([json.loads(a) for a in products["attributes"]], index=products["id"])
+    return table.fillna("").map(lambda v: str(v).strip().lower())
+
+
+def make_queries(table: pd.DataFrame, keys: list[str], english, chinese, n: int) -> list[dict]:  # noqa: ANN001
+    """Attribute combinations with >= 5 products as queries, both phrasings, split into halves A/B."""
+    groups = table.groupby(keys).groups
+    combos = [(combo if isinstance(combo, tuple) else (combo,), list(ids)) for combo, ids in groups.items()
+              if len(ids) >= 5 and all(combo) and not set(combo) & SKIP_TYPES]
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(len(combos))[:n]
+    out = []
+    for rank, i in enumerate(order):
+        combo, ids = combos[i]
+        values = dict(zip(keys, combo, strict=True))
+        half = "A" if rank % 2 == 0 else "B"
+        example = str(rng.choice(ids))
+        out.append({"lang": "en", "query": english(values), "relevant": set(ids), "half": half, "example": example})
+        zh = chinese(values)
+        if zh:
+            out.append({"lang": "zh", "query": zh, "relevant": set(ids), "half": half, "example": example})
+    return out
+
+
+def hm_queries(table: pd.DataFrame, n: int) -> list[dict]:
+    def zh(v: dict) -> str | None:
+        c, t = COLOURS_ZH.get(v["colour_group_name"]), TYPES_ZH.get(v["product_type_name"])
+        return f"{c}{t}" if c and t else None
+
+    return make_queries(table, ["colour_group_name", "product_type_name"],
+                        lambda v: f"{v['colour_group_name']} {v['product_type_name']}", zh, n)
+
+
+def fashion_queries(table: pd.DataFrame, n: int) -> list[dict]:
+    def zh(v: dict) -> str | None:
+        c, t, g = COLOURS_ZH.get(v["basecolour"]), TYPES_ZH.get(v["articletype"]), GENDERS_ZH.get(v["gender"])
+        return f"{g}{c}{t}" if c and t and g else None
+
+    table = table.rename(columns=str.lower)
+    return make_queries(table, ["basecolour", "articletype", "gender"],
+                        lambda v: f"{v['basecolour']} {v['articletype']} for {v['gender']}", zh, n)
+
+
+def prepare(args: argparse.Namespace, source: str, folder: str, fields: tuple[str, ...],
+            text_weights: dict[str, float], align_fields: tuple[str, ...], also: tuple[str, ...],
+            log: dict) -> Workspace:
+    """A private copy of a ready workspace with an alignment and a search index (reused when present)."""
+    target = args.work / folder
+    if not (target / "tuwen.json").exists():
+        shutil.copytree(args.data / source, target)
+    ws = Workspace(target, create=False)
+    if not (ws.artifacts / "align" / "align.json").exists():
+        extra = []
+        for other in also:
+            if not (args.work / other / "tuwen.json").exists():
+                shutil.copytree(args.data / other, args.work / other)
+            extra.append(args.work / other)
+        t = time.perf_counter()
+        report = align_workspace(ws, fields=align_fields, config=AlignConfig(epochs=args.epochs), progress=False,
+                                 also=extra)
+        log["align_seconds"] = round(time.perf_counter() - t, 1)
+        log["align"] = report
+    settings = IndexSettings(fields=fields, text_weights=text_weights)
+    t = time.perf_counter()
+    log["index"] = build_index(ws, settings, progress=False, learn=True)
+    log["index_seconds"] = round(time.perf_counter() - t, 1)
+    return ws
+
+
+def evaluate(ws: Workspace, queries: list[dict], k: int = 10) -> pd.DataFrame:
+    """Every mode on half B; the learnt-on-A weights are fitted first (not saved into the workspace)."""
+    clear_engines()
+    engine: SearchEngine = engine_for(ws)
+    train = [q for q in queries if q["half"] == "A"]
+    learnt = learn_weights(ws, [q["query"] for q in train], [q["relevant"] for q in train], save=False)
+    index_weights = engine.weights
+    products = ws.read("products", ["id", "image_paths"]).set_index("id")["image_paths"]
+    rows = []
+    for q in (q for q in queries if q["half"] == "B"):
+        runs = {
+            "lexical": lambda q=q: engine.search(q["query"], mode="lexical", k=k),
+            "semantic": lambda q=q: engine.search(q["query"], mode="semantic", k=k),
+            "crossmodal": lambda q=q: engine.search(q["query"], mode="crossmodal", k=k),
+            "image (query photo)": lambda q=q: engine.search(image=products[q["example"]][0], mode="image", k=k + 1),
+            "hybrid rrf": lambda q=q: engine.search(q["query"], mode="hybrid", fusion="rrf", k=k),
+            "hybrid weighted (index-time, category queries)": lambda q=q: engine.search(
+                q["query"], mode="hybrid", fusion="weighted", k=k, weights=index_weights),
+            "hybrid weighted (learnt on half A)": lambda q=q: engine.search(
+                q["query"], mode="hybrid", fusion="weighted", k=k, weights=learnt),
+        }
+        for mode, run in runs.items():
+            if "index-time" in mode and not index_weights:
+                continue
+            ids = run().ids
+            relevant = set(q["relevant"])
+            if mode.startswith("image"):
+                ids = [i for i in ids if i != q["example"]][:k]
+                relevant.discard(q["example"])
+            rows.append({"lang": q["lang"], "mode": mode, "ndcg@10": ndcg_at(ids, relevant, k),
+                         "R@10": len(set(ids[:k]) & relevant) / min(k, len(relevant)), "MRR": mrr(ids, relevant)})
+    frame = pd.DataFrame(rows)
+    frame.attrs["learnt"] = {k: v for k, v in learnt.items() if k.startswith("weights")}
+    frame.attrs["index_weights"] = {k: v for k, v in (index_weights or {}).items() if k.startswith("weights")}
+    return frame
+
+
+def summarise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    order = list(dict.fromkeys(frame["mode"]))
+    table = frame.groupby(["mode", "lang"])[["ndcg@10", "R@10", "MRR"]].mean().unstack("lang")
+    table.columns = [f"{metric} {lang}" for metric, lang in table.columns]
+    table = table.reindex(order)
+    counts = frame.groupby("lang")["mode"].size() // len(order)
+    print(f"\n## {name}  (half-B queries: {dict(counts)}; weights learnt on A: {frame.attrs['learnt']}; "
+          f"index-time weights: {frame.attrs['index_weights']})")
+    print(table.round(3).to_string())
+    return table
+
+
+FULL = (("title", "description"), {"title": 1.0, "description": 0.5}, ("title", "description"))
+NAMES = (("title",), {"title": 1.0}, ("title",))
+PLANS = {  # key: (label, source, folder, (fields, text weights, align fields), align also with, queries)
+    "hm": ("H&M, name + description; alignment on H&M + fashion pairs", "hm", "hm-x", FULL, ("fashion",),
+           "hm"),
+    "hm-names": ("H&M, prod_name is the only text; alignment on H&M names + fashion pairs", "hm", "hm-names-x",
+                 NAMES, ("fashion",), "hm"),
+    "fashion": ("fashion, title; alignment on fashion alone", "fashion", "fashion", FULL, (), "fashion"),
+    "hm-alone": ("H&M, name + description; alignment on H&M alone", "hm", "hm", FULL, (), "hm"),
+    "hm-names-alone": ("H&M, prod_name is the only text; alignment on H&M names alone", "hm", "hm-names", NAMES, (),
+                       "hm"),
+}
+BUILDERS = {"hm": hm_queries, "fashion": fashion_queries}
+
+
+def part1(args: argparse.Namespace) -> dict:
+    results = {}
+    for key in args.only or ["hm", "hm-names", "fashion"]:
+        name, source, folder, (fields, weights, align_fields), also, queries_of = PLANS[key]
+        log: dict = {}
+        t = time.perf_counter()
+        ws = prepare(args, source, folder, fields, weights, align_fields, also, log)
+        queries = BUILDERS[queries_of](labels(ws), args.queries)
+        frame = evaluate(ws, queries)
+        table = summarise(name, frame)
+        print(f"(prepare: {json.dumps({k: v for k, v in log.items() if k != 'index'}, default=str)}; "
+              f"index: {log['index'].get('seconds')} s; evaluation {time.perf_counter() - t:.0f} s)", flush=True)
+        results[name] = {"table": table.round(4).to_dict(), "log": log, "learnt": frame.attrs["learnt"]}
+    return results
+
+
+# ------------------------------------------------------------------------------------------- part 2
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _std(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return ((x - ref.mean(0)) / (ref.std(0) + 1e-6)).astype(np.float32)
+
+
+def reference_infonce(t_tr: np.ndarray, i_tr: np.ndarray, epochs: int = 30, seed: int = SEED):  # noqa: ANN201
+    """The issue's reference: 2-layer heads (Linear-ReLU-Linear, 1024 hidden, 256 out) on standardised features,
+    fixed temperature 0.07, batch 256, Adam 1e-3, 30 epochs."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+
+    def head(d: int) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(d, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 256))
+
+    ft, fi = head(t_tr.shape[1]), head(i_tr.shape[1])
+    params = [*ft.parameters(), *fi.parameters()]
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    xt, xi = torch.from_numpy(t_tr), torch.from_numpy(i_tr)
+    generator = torch.Generator().manual_seed(seed)
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=generator)
+        for lo in range(0, len(order), 256):
+            rows = order[lo:lo + 256]
+            zt, zi = F.normalize(ft(xt[rows]), dim=1), F.normalize(fi(xi[rows]), dim=1)
+            logits = zt @ zi.T / 0.07
+            y = torch.arange(len(rows))
+            loss = (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
+            for p in params:
+                p.grad = None
+            loss.backward()
+            step += 1
+            with torch.no_grad():  # plain Adam, lr 1e-3 (written out: torch.optim imports torch._dynamo, ~10 s)
+                for p, mm, vv in zip(params, m, v, strict=True):
+                    mm.mul_(0.9).add_(p.grad, alpha=0.1)
+                    vv.mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
+                    p.addcdiv_(mm / (1 - 0.9 ** step), (vv / (1 - 0.999 ** step)).sqrt_().add_(1e-8), value=-1e-3)
+    ft.eval()
+    fi.eval()
+
+    def encode(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.from_numpy(x)).numpy()
+
+    return lambda x: encode(ft, x), lambda x: encode(fi, x)
+
+
+def _scores_metrics(scores: np.ndarray) -> dict[str, float]:
+    rank = (scores > np.diag(scores)[:, None]).sum(1)
+    out = {f"R@{k}": float((rank < k).mean()) for k in (1, 5, 10)}
+    out["MRR"] = float((1.0 / (rank + 1)).mean())
+    return out
+
+
+def attribute_precision(scores_fn, te_labels: pd.DataFrame, encode_query, min_count: int = 5) -> tuple[float, int]:  # noqa: ANN001
+    """P@10 over the test gallery for "<Colour> <Type> for <Gender>" queries (relevance: all three match)."""
+    groups = te_labels.groupby(["baseColour", "articleType", "gender"]).indices
+    precisions = []
+    for (colour, kind, gender), rows in groups.items():
+        if len(rows) < min_count:
+            continue
+        query = encode_query(f"{colour} {kind} for {gender}")
+        top = np.argsort(-scores_fn(query))[:10]
+        precisions.append(np.isin(top, rows).mean())
+    return float(np.mean(precisions)), len(precisions)
+
+
+def part2(args: argparse.Namespace) -> dict:
+    from tuwen.encoders import get_encoder
+
+    ws = Workspace(args.data / "fashion", create=False)
+    products = ws.read("products", ["id", "title", "attributes"])
+    title_ids, titles = ws.vectors("use_multilingual", "title")
+    image_ids, images = ws.vectors("mobilenet_v2", "image")
+    position = {pid: i for i, pid in enumerate(products["id"])}
+    ids = sorted(set(title_ids) & set(image_ids), key=position.__getitem__)
+    tr_row = {p: i for i, p in enumerate(title_ids)}
+    im_row = {p: i for i, p in enumerate(image_ids)}
+    T = titles[[tr_row[p] for p in ids]]
+    Im = images[[im_row[p] for p in ids]]
+    if not (args.work / "fashion" / "tuwen.json").exists():
+        shutil.copytree(args.data / "fashion", args.work / "fashion")
+    colour_ws = Workspace(args.work / "fashion", create=False)
+    ensure_image_features(colour_ws, "color_histogram", progress=False)
+    cids, cvec = image_features(colour_ws, "color_histogram")
+    crow = {p: i for i, p in enumerate(cids)}
+    colour = cvec[[crow[p] for p in ids]]
+    n = len(ids)
+    perm = np.random.default_rng(SEED).permutation(n)
+    n_test = int(round(0.2 * n))
+    te, tr = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    title_text = products.set_index("id").loc[ids, "title"].str.strip().str.lower().to_numpy()
+    _, groups = np.unique(title_text, return_inverse=True)
+    attrs = pd.DataFrame([json.loads(a) for a in products.set_index("id").loc[ids, "attributes"]])
+    print(f"\n## held-out text→photo retrieval, fashion: {len(tr)} train / {len(te)} test pairs (80/20, seed {SEED}); "
+          "gallery = the test photos")
+    use = get_encoder("use_multilingual")
+    rows: dict[str, dict] = {}
+    probes: dict[str, tuple] = {}  # method -> (gallery matrix, query encoder) for attribute queries
+
+    def record(name: str, scores: np.ndarray, seconds: float, gallery=None, encode=None) -> None:  # noqa: ANN001
+        rows[name] = {**_scores_metrics(scores), "train s": round(seconds, 1)}
+        if gallery is not None:
+            probes[name] = (gallery, encode)
+        print(f"{name:58s} " + "  ".join(f"{k} {v:.3f}" for k, v in rows[name].items()), flush=True)
+
+    rng = np.random.default_rng(SEED)
+    record("random", rng.random((len(te), len(te))), 0.0)
+    from sklearn.linear_model import Ridge
+
+    Isq = np.sqrt(np.maximum(Im, 0))
+    t = time.perf_counter()
+    ridge = Ridge(alpha=1.0).fit(_std(T[tr], T[tr]), _std(Isq[tr], Isq[tr]))
+    g = _l2(_std(Isq[te], Isq[tr]))
+    record("ridge text→image (standardised, √image)", _l2(ridge.predict(_std(T[te], T[tr]))) @ g.T,
+           time.perf_counter() - t, g, lambda x: _l2(ridge.predict(_std(x, T[tr]))))
+    from tuwen.align import fit_cca
+
+    t = time.perf_counter()
+    xt, xi = _std(T[tr], T[tr]), _std(Isq[tr], Isq[tr])
+    a, b = fit_cca(xt, xi, 512, 0.1)
+    g = _l2(_std(Isq[te], Isq[tr]) @ b)
+    record("CCA, 512 dims (regularised, closed form)", _l2(_std(T[te], T[tr]) @ a) @ g.T, time.perf_counter() - t, g,
+           lambda x: _l2(_std(x, T[tr]) @ a))
+    t = time.perf_counter()
+    ft, fi = reference_infonce(_std(T[tr], T[tr]), _std(Im[tr], Im[tr]), epochs=args.reference_epochs)
+    g = _l2(fi(_std(Im[te], Im[tr])))
+    record(f"reference InfoNCE (2-layer, T=0.07, {args.reference_epochs} epochs)",
+           _l2(ft(_std(T[te], T[tr]))) @ g.T, time.perf_counter() - t, g, lambda x: _l2(ft(_std(x, T[tr]))))
+    variants = [("MobileNetV2", Im), ("MobileNetV2 + colour histogram", np.hstack([Im, colour]))]
+    config = AlignConfig(epochs=args.epochs)
+    for label, feats in variants:
+        t = time.perf_counter()
+        aligner = Aligner(config).fit(T[tr], feats[tr], groups[tr])
+        seconds = time.perf_counter() - t
+        g_plain = aligner.encode_image(feats[te])
+        record(f"tuwen align, {label}, no CSLS", aligner.encode_text(T[te]) @ g_plain.T, seconds, g_plain,
+               aligner.encode_text)
+        g = aligner.index_images(feats[te])
+        record(f"tuwen align, {label} + CSLS (default)", aligner.query_texts(T[te]) @ g.T, seconds, g,
+               aligner.query_texts)
+    # photo-only retrieval for attribute queries, and text-to-text for comparison
+    te_labels = attrs.iloc[te].reset_index(drop=True)
+    print("\nattribute queries over the test photos (P@10; relevance = colour + article type + gender):")
+    precision = {}
+    for name, (gallery, encode) in probes.items():
+        p, count = attribute_precision(lambda q, g=gallery: g @ q, te_labels, lambda s, e=encode: e(use.encode([s]))[0])
+        precision[name] = p
+        print(f"  {name:58s} P@10 {p:.3f}  ({count} queries)")
+    titles_te = _l2(T[te])
+    p, count = attribute_precision(lambda q: titles_te @ q, te_labels, lambda s: _l2(use.encode([s]))[0])
+    precision["text-to-text (query vs test titles)"] = p
+    print(f"  {'text-to-text (query vs test titles, USE)':58s} P@10 {p:.3f}  ({count} queries)")
+    return {"retrieval": rows, "attribute_p@10": precision}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/ws"), help="ready workspaces (fashion, hm)")
+    parser.add_argument("--work", type=Path, default=Path("/work/ws/search-bench"), help="private copies go here")
+    parser.add_argument("--parts", default="1,2")
+    parser.add_argument("--only", nargs="*", choices=list(PLANS), help="part 1 plans (default: hm hm-names fashion)")
+    parser.add_argument("--queries", type=int, default=200, help="attribute combinations per catalog")
+    parser.add_argument("--epochs", type=int, default=AlignConfig().epochs)
+    parser.add_argument("--reference-epochs", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="10 epochs everywhere, 60 queries")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.reference_epochs, args.queries = 10, 10, 60
+    args.work.mkdir(parents=True, exist_ok=True)
+    parts = {p.strip() for p in args.parts.split(",")}
+    out = {}
+    if "1" in parts:
+        out["part1"] = part1(args)
+    if "2" in parts:
+        out["part2"] = part2(args)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

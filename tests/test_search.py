@@ -1,0 +1,337 @@
+"""Search on a small SYNTHETIC catalog: every mode, fusion, filters, facets, errors, updates, CLI, alignment.
+
+The synthetic catalog is built so that each signal has something only it can find: ~30% of titles are
+Chinese (lexical must segment them, semantic must bridge languages), and the colour is named in only about
+half of the titles while always visible in the photo (cross-modal must find the rest). One workspace is
+built per module (generate → ingest → embed → align → index, ~20 s); tests that change it work on a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import tuwen.cli_search  # noqa: F401  (registers the search commands on the app)
+from tuwen.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
+from tuwen.cli import app
+from tuwen.datasets.synthetic import generate_catalog
+from tuwen.search import (
+    RRF_K,
+    IndexSettings,
+    SearchError,
+    build_index,
+    category_queries,
+    engine_for,
+    learn_weights,
+    ndcg_at,
+    query_terms,
+    search,
+    segment,
+    similar,
+)
+from tuwen.workspace import Workspace
+
+runner = CliRunner()
+SETTINGS = IndexSettings(image_encoder="color_histogram")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("search")
+    catalog = generate_catalog(root / "catalog", n_products=240, n_users=5, seed=0, image_size=48)
+    ws = Workspace(root / "ws")
+    ws.ingest(preset="synthetic", path=catalog)
+    ws.embed(image_encoder="color_histogram", text_encoder="use_multilingual", progress=False)
+    align_workspace(ws, image_encoder="color_histogram", config=AlignConfig(epochs=30, batch_size=128, hidden=128),
+                    progress=False)
+    build_index(ws, SETTINGS, progress=False, learn=False)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def attrs(shop: Workspace) -> pd.DataFrame:
+    products = shop.read("products")
+    table = pd.DataFrame([json.loads(a) for a in products["attributes"]])
+    table["id"], table["title"], table["price"] = products["id"], products["title"], products["price"]
+    return table.set_index("id")
+
+
+def _copy(ws: Workspace, tmp_path: Path) -> Workspace:
+    shutil.copytree(ws.path, tmp_path / "ws")
+    return Workspace(tmp_path / "ws", create=False)
+
+
+# ------------------------------------------------------------------------------------------------ words
+
+
+def test_segment_cuts_chinese_with_sub_words_and_keeps_english() -> None:
+    words = segment("红色连衣裙 Black Dresses").split()
+    assert {"红色", "连衣裙", "衣裙", "Black", "Dresses"} <= set(words)
+    assert segment("") == "" and segment(None) == ""
+    assert query_terms("Red 红色连衣裙") == ["red", "红色", "连衣", "衣裙", "连衣裙"]
+
+
+def test_lexical_finds_chinese_titles_by_a_chinese_word(shop: Workspace, attrs: pd.DataFrame) -> None:
+    products = shop.read("products")
+    expected = set(products.loc[(products["title"] + products["description"]).str.contains("纯棉"), "id"])
+    result = search(shop, "纯棉", mode="lexical", k=50)
+    assert len(expected) >= 10 and set(result.ids) == expected
+    assert all(attrs.loc[h.id, "material"] == "cotton" for h in result.hits)
+    assert all(h.signals["lexical"]["terms"] == ["纯棉"] for h in result.hits)
+    assert [h.signals["lexical"]["rank"] for h in result.hits] == list(range(1, len(expected) + 1))
+
+
+def test_lexical_stems_english(shop: Workspace, attrs: pd.DataFrame) -> None:
+    hits = search(shop, "ceramics", mode="lexical", k=15).hits
+    assert len(hits) == 15 and all(attrs.loc[h.id, "material"] == "ceramic" for h in hits)
+
+
+def test_semantic_bridges_languages(shop: Workspace, attrs: pd.DataFrame) -> None:
+    hits = search(shop, "陶瓷", mode="semantic", k=10).hits  # "ceramic" in Chinese
+    ceramic = [h for h in hits if attrs.loc[h.id, "material"] == "ceramic"]
+    assert len(ceramic) >= 8
+    assert any(h.title.isascii() for h in ceramic), "an English title found by a Chinese query"
+
+
+# ------------------------------------------------------------------------------------------ cross-modal
+
+
+def test_crossmodal_finds_the_colour_seen_only_in_the_photo(shop: Workspace, attrs: pd.DataFrame) -> None:
+    for query, colour, word in (("red", "red", "red"), ("蓝色", "blue", "蓝"), ("black", "black", "black")):
+        hits = search(shop, query, mode="crossmodal", k=10).hits
+        right = [h for h in hits if attrs.loc[h.id, "colour"] == colour]
+        assert len(right) >= 7, (query, [attrs.loc[h.id, "colour"] for h in hits])  # chance: 10 / 8 colours
+        silent = [h for h in right if word not in h.title.lower() and "色" not in h.title]
+        assert silent or query == "蓝色", "some hits do not name the colour: only the photo shows it"
+
+
+def test_image_query_finds_itself_then_the_same_colour(shop: Workspace, attrs: pd.DataFrame) -> None:
+    products = shop.read("products")
+    row = products.iloc[7]
+    result = search(shop, image=row["image_paths"][0], mode="image", k=6)
+    assert result.hits[0].id == row["id"]
+    assert result.hits[0].score == pytest.approx(1.0, abs=1e-4)
+    same = sum(attrs.loc[h.id, "colour"] == attrs.loc[row["id"], "colour"] for h in result.hits)
+    assert same >= 5
+
+
+# ----------------------------------------------------------------------------------------------- hybrid
+
+
+def test_hybrid_rrf_scores_are_the_sum_over_signal_ranks(shop: Workspace) -> None:
+    result = search(shop, "red ceramic", mode="hybrid", fusion="rrf", k=10)
+    assert result.fusion == "rrf" and set(result.signals) == {"lexical", "semantic", "crossmodal"}
+    for hit in result.hits:
+        expected = sum(1.0 / (RRF_K + info["rank"]) for info in hit.signals.values())
+        assert hit.score == pytest.approx(expected, rel=1e-9)
+    assert any(len(h.signals) == 3 for h in result.hits), "the best hits are found by every signal"
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hybrid_combines_words_and_photo(shop: Workspace, attrs: pd.DataFrame) -> None:
+    hits = search(shop, "red ceramic", mode="hybrid", fusion="rrf", k=10).hits
+    both = sum(attrs.loc[h.id, "colour"] == "red" and attrs.loc[h.id, "material"] == "ceramic" for h in hits)
+    lexical = search(shop, "red ceramic", mode="lexical", k=10).hits
+    lexical_both = sum(attrs.loc[h.id, "colour"] == "red" and attrs.loc[h.id, "material"] == "ceramic"
+                       for h in lexical)
+    assert both >= 6 and both >= lexical_both
+
+
+def test_learnt_weights_are_at_least_as_good_as_any_single_signal(tmp_path: Path, shop: Workspace) -> None:
+    ws = _copy(shop, tmp_path)
+    queries, relevant = category_queries(ws, min_products=5)
+    assert queries and all(len(r) >= 5 for r in relevant)
+    learnt = learn_weights(ws, queries, relevant)
+    assert set(learnt["weights"]) >= {"lexical", "semantic", "crossmodal"}
+    assert sum(learnt["weights"][s] for s in ("lexical", "semantic", "crossmodal")) == pytest.approx(1.0)
+    engine = engine_for(ws)
+    assert engine.weights is not None and engine.weights["weights"] == learnt["weights"]
+    for signal in ("lexical", "semantic", "crossmodal"):
+        weights = {s: float(s == signal) for s in ("lexical", "semantic", "crossmodal")}
+        single = np.mean([ndcg_at(engine.search(q, mode="hybrid", fusion="weighted", k=10, weights=weights).ids, r)
+                          for q, r in zip(queries, relevant, strict=True)])
+        assert learnt["ndcg@10"] >= single - 1e-9
+    assert engine.search("red mug", k=5).fusion == "weighted"  # auto picks the learnt weights
+
+
+# ----------------------------------------------------------------------------------- filters and facets
+
+
+def test_where_filters_on_price_category_prefix_and_attributes(shop: Workspace, attrs: pd.DataFrame) -> None:
+    result = search(shop, "mug", k=20, where="price < 80 AND category LIKE 'Home%'")
+    assert result.hits and all(h.price < 80 and h.category.startswith("Home") for h in result.hits)
+    hits = search(shop, "gift", k=10, where="colour = 'red'").hits
+    assert hits and all(attrs.loc[h.id, "colour"] == "red" for h in hits)
+    assert search(shop, "mug", k=5, where="price < 0").hits == []
+
+
+def test_facets_count_the_candidates(shop: Workspace, attrs: pd.DataFrame) -> None:
+    result = search(shop, "glass", mode="lexical", k=5, facets=["category", "material", "price"])
+    assert set(result.facets) == {"category", "material", "price"}
+    assert sum(result.facets["material"].values()) == sum(result.facets["category"].values()) > 5
+    assert next(iter(result.facets["material"])) == "glass"
+    assert all(isinstance(n, int) for n in result.facets["price"].values())
+    with pytest.raises(SearchError, match="unknown facet"):
+        search(shop, "glass", facets=["nope"])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"query": ""}, "empty query"),
+    ({"query": "   "}, "empty query"),
+    ({"query": "x" * 1001}, "too long"),
+    ({"query": "mug", "mode": "fuzzy"}, "unknown mode"),
+    ({"query": "mug", "k": 0}, "k must be"),
+    ({"query": "mug", "mode": "image"}, "needs a photo"),
+    ({"query": "mug", "where": "price <"}, "bad filter"),
+    ({"query": "mug", "where": "nosuch = 1"}, "bad filter"),
+    ({"query": "mug", "image": "/no/such/photo.png"}, "not found"),
+])
+def test_bad_requests_get_a_clear_error(shop: Workspace, kwargs: dict, message: str) -> None:
+    with pytest.raises(SearchError, match=message):
+        search(shop, **kwargs)
+
+
+def test_unreadable_photo_is_a_clear_error(shop: Workspace, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(SearchError, match="cannot read this image"):
+        search(shop, image=bad)
+
+
+# ---------------------------------------------------------------------------------------------- similar
+
+
+def test_similar_leaves_the_product_out_and_finds_its_kind(shop: Workspace, attrs: pd.DataFrame) -> None:
+    pid = attrs.index[3]
+    result = similar(shop, pid, k=8)
+    ids = result.ids
+    assert len(ids) == 8 and pid not in ids
+    kin = sum(attrs.loc[i, "colour"] == attrs.loc[pid, "colour"] or attrs.loc[i, "material"] == attrs.loc[pid,
+              "material"] for i in ids)
+    assert kin >= 6
+    assert all({"semantic", "image"} <= set(h.signals) for h in result.hits)
+    with pytest.raises(SearchError, match="no product"):
+        similar(shop, "nope")
+
+
+# ------------------------------------------------------------------------------------- index updates
+
+
+def test_reindex_writes_only_what_changed(tmp_path: Path, shop: Workspace) -> None:
+    ws = _copy(shop, tmp_path)
+    assert build_index(ws, SETTINGS, progress=False, learn=False)["written"] == 0
+    products = ws.read("products")
+    changed = products.iloc[[0]].copy()
+    changed["title"] = "Zebrawood Unicorn Teapot"
+    new = products.iloc[[1]].copy()
+    new["id"], new["title"] = "syn-new", "Quokka Lantern"
+    gone = products["id"].iloc[2]
+    with ws.transaction("edit") as writer:
+        writer.upsert("products", pd.concat([changed, new]))
+        table = ws.db.open_table("products")
+        table.delete(f"id = '{gone}'")
+        writer.versions["products"] = table.version
+    report = build_index(ws, SETTINGS, progress=False, learn=False)
+    assert (report["rebuilt"], report["written"], report["deleted"], report["rows"]) == (False, 2, 1, 240)
+    assert search(ws, "unicorn teapot", mode="lexical", k=3).ids[0] == changed["id"].iloc[0]
+    assert search(ws, "quokka", mode="lexical", k=3).ids == ["syn-new"]
+    assert gone not in search(ws, products["title"].iloc[2], mode="lexical", k=50).ids
+    assert not any(idx.index_type == "FTS" and engine_for(ws).table.index_stats(idx.name).num_unindexed_rows
+                   for idx in engine_for(ws).table.list_indices()), "new rows were folded into the FTS index"
+
+
+def test_ann_index_agrees_with_exact_search(tmp_path: Path, shop: Workspace) -> None:
+    ws = _copy(shop, tmp_path)
+    exact = {q: search(ws, q, mode="semantic", k=10).ids for q in ("red mug", "纯棉 围巾", "glass lamp")}
+    report = build_index(ws, IndexSettings(image_encoder="color_histogram", ann="on"), progress=False, learn=False)
+    assert report["ann"] and engine_for(ws).ann
+    names = {idx.columns[0] for idx in engine_for(ws).table.list_indices()}
+    assert {"text_vec", "image_vec", "xmodal_vec", "tokens"} <= names
+    for query, ids in exact.items():
+        assert len(set(search(ws, query, mode="semantic", k=10).ids) & set(ids)) >= 9
+    hybrid = search(ws, "red ceramic", k=5, where="price < 90")
+    assert hybrid.hits and all(h.price < 90 for h in hybrid.hits)
+    assert similar(ws, hybrid.hits[0].id, k=3).hits
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_search_json_batch_and_errors(tmp_path: Path, shop: Workspace) -> None:
+    result = runner.invoke(app, ["search", str(shop.path), "红色 杯子", "--k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["query"] == "红色 杯子" and len(payload["hits"]) == 3
+    assert {"id", "score", "signals"} <= set(payload["hits"][0])
+    queries = tmp_path / "q.txt"
+    queries.write_text('blue glass\n\n{"query": "纯棉", "mode": "lexical", "k": 2}\n', encoding="utf-8")
+    result = runner.invoke(app, ["search", str(shop.path), "--queries", str(queries), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(p["query"], p["mode"], len(p["hits"])) for p in lines] == [("blue glass", "hybrid", 10),
+                                                                         ("纯棉", "lexical", 2)]
+    result = runner.invoke(app, ["search", str(shop.path), "mug", "--where", "price <"])
+    assert result.exit_code == 2 and "bad filter" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["similar", str(shop.path), "syn-0001", "--k", "2", "--json"])
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["hits"]) == 2
+    result = runner.invoke(app, ["search", str(shop.path), "mug", "--k", "2"])
+    assert result.exit_code == 0 and "hybrid" in result.stdout
+
+
+def test_cli_search_without_index_says_what_to_run(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "empty")
+    result = runner.invoke(app, ["search", str(ws.path), "mug"])
+    assert result.exit_code == 2 and "tuwen index" in result.output
+
+
+# ------------------------------------------------------------------------------------------- alignment
+
+
+def test_aligner_learns_a_shared_space_and_reloads_identically(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(600, 8))
+    texts = latent @ rng.normal(size=(8, 64)) + 0.3 * rng.normal(size=(600, 64))
+    photos = np.maximum(latent @ rng.normal(size=(8, 96)), 0) + 0.1 * rng.random((600, 96))
+    aligner = Aligner(AlignConfig(epochs=40, batch_size=128, hidden=64, dim=32, cca_dim=16)).fit(texts[:500],
+                                                                                               photos[:500])
+    held_out = retrieval_metrics(aligner.encode_text(texts[500:]), aligner.encode_image(photos[500:]))
+    assert held_out["R@10"] > 0.6  # chance: 0.10
+    assert aligner.log[-1]["loss"] < aligner.log[0]["loss"]
+    aligner.save(tmp_path / "a")
+    again = Aligner.load(tmp_path / "a")
+    np.testing.assert_allclose(again.encode_text(texts[500:]), aligner.encode_text(texts[500:]), atol=1e-6)
+    np.testing.assert_allclose(again.encode_image(photos[500:]), aligner.encode_image(photos[500:]), atol=1e-6)
+    z = aligner.encode_image(np.vstack([photos[:2], np.zeros((1, 96))]))
+    assert np.linalg.norm(z[:2], axis=1) == pytest.approx([1, 1], abs=1e-5) and not z[2].any()
+
+
+def test_aligner_refuses_too_few_pairs() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        Aligner().fit(np.zeros((1, 4)), np.zeros((1, 4)))
+
+
+
+def test_clip_checkpoint_is_used_zero_shot_for_crossmodal(tmp_path: Path, shop: Workspace) -> None:
+    pytest.importorskip("transformers")
+    from .test_encoders import write_tiny_clip
+
+    ws = _copy(shop, tmp_path)
+    folder = write_tiny_clip(tmp_path / "tiny-clip", projection_dim=16)
+    report = align_workspace(ws, clip=folder, progress=False)
+    assert report == {"kind": "clip", "folder": str(folder.resolve()), "dim": 16}
+    build_index(ws, SETTINGS, progress=False, learn=False)
+    engine = engine_for(ws)
+    assert engine.matrices["xmodal_vec"].shape == (240, 16)
+    result = search(ws, "red", mode="crossmodal", k=5)
+    assert len(result.hits) == 5 and all("crossmodal" in h.signals for h in result.hits)
+    photo_ids, photo_vectors = ws.vectors(engine.alignment().image_encoder, "image")
+    unit = photo_vectors / np.linalg.norm(photo_vectors, axis=1, keepdims=True)
+    best = photo_ids[int(np.argmax(unit @ engine._text_vector(f"{folder.resolve()}:text", "red")))]
+    assert result.hits[0].id == best  # zero-shot: the CLIP text tower's query against its image tower's photos
