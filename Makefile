@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[bench]'
 	$(BIN)/python benchmarks/embed.py
 
 clean:

@@ -307,6 +307,25 @@ class Workspace:
 
         return similar(self, product_id, **options)
 
+    # ---------------------------------------------------------- recommendations
+    def recommend(self, user: str, k: int = 12, model: str | None = None) -> Any:
+        """Top-k products for one shopper (popular items, flagged, for a shopper with no history)."""
+        from tuwen.recommend import Service
+
+        return Service(self, model).recommend(user, k=k)
+
+    def profile(self, user: str) -> Any:
+        """A shopper's interest profile; see :func:`tuwen.profiles.profile`."""
+        from tuwen.profiles import profile
+
+        return profile(self, user)
+
+    def forget(self, user: str) -> Any:
+        """Remove a shopper's events, reviews and profile; see :func:`tuwen.profiles.forget`."""
+        from tuwen.profiles import forget
+
+        return forget(self, user)
+
     # --------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
         """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""

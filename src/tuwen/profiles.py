@@ -1,0 +1,414 @@
+"""Shopper interest profiles, segments, and ``forget`` (the right to be forgotten).
+
+* :func:`profile` — what a shopper buys: top product types, colours and departments, price band,
+  activity and recency, and a one-line summary a merchandiser can read. It reads the product
+  attributes the catalog has (H&M ``product_type_name`` / ``colour_group_name`` /
+  ``department_name``, Myntra ``articleType`` / ``baseColour`` / ``subCategory``, the synthetic
+  ``category`` / ``colour``, else the category path), so it works on any ingested catalog.
+  Purchases of products missing from the catalog (two thirds on the H&M sample) count for
+  activity but not for tastes; the profile says how many it could read.
+* :func:`segments` — k-means over profile vectors (shares of the top types, departments and
+  colours + activity, recency, price), each segment labelled by what is most over-represented
+  in it relative to all shoppers; sizes, a chart, and a ``segments`` table in the workspace.
+* :func:`forget` — removes a shopper's interactions, reviews, user row and segment from the
+  workspace in one transaction, rewrites those tables and deletes their old versions so the
+  rows are physically gone (LanceDB keeps every version otherwise), removes the shopper's
+  per-shopper state from every saved recommender and marks those models stale (their
+  item-side parameters were learnt with the shopper's events: retrain to forget completely).
+
+Customer ids can be stored pseudonymised: :func:`pseudonymise` is a salted HMAC-SHA256 of the
+raw id; ingest the pseudonyms and keep the salt outside the workspace. ``forget`` then takes the
+pseudonym (``pseudonymise(raw_id, salt)``). The H&M ids are already SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+TYPE_KEYS = ("product_type_name", "articleType", "product_type", "type", "category")
+COLOUR_KEYS = ("colour_group_name", "baseColour", "colour", "color")
+DEPARTMENT_KEYS = ("department_name", "subCategory", "department", "section_name")
+SEGMENT_SCHEMA = pa.schema([("user_id", pa.string()), ("segment", pa.int64()), ("label", pa.string())])
+PRICE_BANDS = ("budget", "mid-price", "premium")
+
+
+def pseudonymise(user_id: str, salt: str) -> str:
+    """Salted HMAC-SHA256 of a customer id (hex): stable per salt, not reversible without it."""
+    return hmac.new(salt.encode("utf-8"), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# ----------------------------------------------------------------------------------------- product facts
+
+
+def product_facts(products: pd.DataFrame) -> pd.DataFrame:
+    """One row per product id: type, colour, department, price (empty string / NaN when unknown)."""
+    attrs = [json.loads(a) if isinstance(a, str) and a else {} for a in products["attributes"]]
+
+    def first(keys: tuple[str, ...], fallback: pd.Series | None = None) -> list[str]:
+        out = []
+        for k, a in enumerate(attrs):
+            value = next((str(a[key]) for key in keys if a.get(key) not in (None, "")), "")
+            if not value and fallback is not None:
+                value = fallback.iloc[k]
+            out.append(value)
+        return out
+
+    category = products["category"].fillna("").astype(str)
+    last_part = category.str.split(">").str[-1].str.strip()
+    first_part = category.str.split(">").str[0].str.strip()
+    return pd.DataFrame({
+        "type": first(TYPE_KEYS, last_part), "colour": first(COLOUR_KEYS),
+        "department": first(DEPARTMENT_KEYS, first_part), "price": products["price"].astype(float).to_numpy(),
+    }, index=products["id"].astype(str))
+
+
+# ------------------------------------------------------------------------------------------------ profile
+
+
+@dataclass
+class Profile:
+    """A shopper's interests, as numbers and as one readable sentence."""
+
+    user: str
+    purchases: int
+    events: int
+    with_catalog_info: int
+    first_purchase: str | None
+    last_purchase: str | None
+    days_since_last: float | None
+    top_types: list[tuple[str, float]] = field(default_factory=list)
+    top_colours: list[tuple[str, float]] = field(default_factory=list)
+    top_departments: list[tuple[str, float]] = field(default_factory=list)
+    median_price: float | None = None
+    price_band: str | None = None
+    price_percentile: float | None = None
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("top_types", "top_colours", "top_departments"):
+            data[key] = [{"name": n, "share": round(s, 3)} for n, s in data[key]]
+        return data
+
+
+def _top(values: pd.Series, n: int) -> list[tuple[str, float]]:
+    values = values[values.astype(bool)]
+    if values.empty:
+        return []
+    counts = values.value_counts()
+    return [(str(k), float(v) / len(values)) for k, v in counts.head(n).items()]
+
+
+def build_profile(user: str, events: pd.DataFrame, facts: pd.DataFrame, now: pd.Timestamp | None = None,
+                  top: int = 3) -> Profile:
+    """The profile of one shopper from their events and the catalog's product facts."""
+    events = events[events["user_id"] == user]
+    purchases = events[events["kind"] == "purchase"]
+    basis = purchases if len(purchases) else events
+    known = basis[basis["product_id"].isin(facts.index)]
+    rows = facts.loc[known["product_id"]]
+    times = pd.to_datetime(basis["timestamp"], utc=True)
+    now = now or (pd.Timestamp.now(tz="UTC"))
+    prices = rows["price"].dropna()
+    catalog_prices = facts["price"].dropna()
+    median_price = float(prices.median()) if len(prices) else None
+    percentile = float((catalog_prices < median_price).mean()) if median_price is not None and len(catalog_prices) \
+        else None
+    band = None if percentile is None else PRICE_BANDS[min(2, int(percentile * 3))]
+    profile = Profile(
+        user=user, purchases=len(purchases), events=len(events), with_catalog_info=len(known),
+        first_purchase=str(times.min().date()) if len(times) else None,
+        last_purchase=str(times.max().date()) if len(times) else None,
+        days_since_last=round(float((now - times.max()).total_seconds() / 86400), 1) if len(times) else None,
+        top_types=_top(rows["type"], top), top_colours=_top(rows["colour"], top),
+        top_departments=_top(rows["department"], top), median_price=median_price, price_band=band,
+        price_percentile=percentile,
+    )
+    profile.summary = summarise(profile)
+    return profile
+
+
+def summarise(p: Profile) -> str:
+    """One sentence: what, which colours, how pricey, how active."""
+    if not p.events:
+        return f"{p.user}: no history in this workspace."
+    parts = []
+    if p.top_types:
+        parts.append("buys mostly " + ", ".join(f"{n} ({s:.0%})" for n, s in p.top_types))
+    if p.top_departments:
+        parts.append("from " + ", ".join(n for n, _ in p.top_departments[:2]))
+    if p.top_colours:
+        parts.append("favourite colours " + ", ".join(n for n, _ in p.top_colours[:2]))
+    if p.price_band:
+        parts.append(f"{p.price_band} (median price at the {p.price_percentile:.0%} point of the catalog)")
+    activity = f"{p.purchases} purchase{'s' if p.purchases != 1 else ''}"
+    if p.days_since_last is not None:
+        activity += f", last {p.days_since_last:.0f} days ago, since {p.first_purchase}"
+    if p.with_catalog_info < max(p.purchases, p.events if not p.purchases else 0):
+        activity += f"; tastes read from the {p.with_catalog_info} with catalog details"
+    return f"{p.user[:16]}: " + ("; ".join(parts) + "; " if parts else "") + activity + "."
+
+
+def profile(workspace: Any, user: str, top: int = 3) -> Profile:
+    """The interest profile of one shopper in a workspace; unknown shopper → ``KeyError`` (CLI: exit 2)."""
+    events = workspace.read("interactions")
+    if not (events["user_id"] == user).any():
+        raise KeyError(f"no shopper {user!r} in {workspace.path} (no interactions)")
+    now = pd.to_datetime(events["timestamp"], utc=True).max()
+    return build_profile(user, events, product_facts(workspace.read("products")), now, top)
+
+
+# ----------------------------------------------------------------------------------------------- segments
+
+
+@dataclass
+class Segments:
+    """k-means segments of shoppers: assignment, labels, sizes, centres, and the chart's path."""
+
+    assignment: pd.DataFrame  # user_id, segment, label
+    labels: dict[int, str]
+    sizes: dict[int, int]
+    k: int
+    silhouette: float | None
+    chart: Path | None = None
+    features: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"segment": s, "label": self.labels[s], "shoppers": self.sizes[s]}
+                             for s in sorted(self.sizes, key=lambda s: -self.sizes[s])])
+
+
+def profile_matrix(events: pd.DataFrame, facts: pd.DataFrame, n_top: int = 8,
+                   min_purchases: int = 1) -> tuple[pd.DataFrame, list[str]]:
+    """Shopper x feature matrix: shares of the top types/departments/colours, activity, recency, price."""
+    purchases = events[events["kind"] == "purchase"] if (events["kind"] == "purchase").any() else events
+    purchases = purchases.assign(timestamp=pd.to_datetime(purchases["timestamp"], utc=True))
+    counts = purchases.groupby("user_id").size()
+    users = counts[counts >= min_purchases].index
+    purchases = purchases[purchases["user_id"].isin(users)]
+    now = purchases["timestamp"].max()
+    known = purchases[purchases["product_id"].isin(facts.index)]
+    joined = known.join(facts, on="product_id")
+    blocks = []
+    for column in ("type", "department", "colour"):
+        values = joined[joined[column].astype(bool)]
+        top_values = values[column].value_counts().head(n_top).index
+        shares = pd.crosstab(values["user_id"], values[column]).reindex(columns=top_values, fill_value=0)
+        shares = shares.div(values.groupby("user_id").size(), axis=0)
+        blocks.append(shares.add_prefix(f"{column}=").reindex(users).fillna(0.0))
+    activity = pd.DataFrame({
+        "activity=log_purchases": np.log1p(counts.reindex(users)),
+        "activity=days_since_last": (now - purchases.groupby("user_id")["timestamp"].max()).dt.days.reindex(users),
+    })
+    price = joined.groupby("user_id")["price"].median().reindex(users)
+    catalog = facts["price"].dropna().sort_values().to_numpy()
+    activity["price=percentile"] = (np.searchsorted(catalog, price.fillna(np.nan)) / max(len(catalog), 1)
+                                    if len(catalog) else 0.5)
+    activity.loc[price.isna(), "price=percentile"] = np.nan
+    matrix = pd.concat(blocks + [activity], axis=1)
+    matrix = matrix.fillna(matrix.median(numeric_only=True)).fillna(0.0)
+    return matrix, list(matrix.columns)
+
+
+def _label(centre: pd.Series, overall: pd.Series, spread: pd.Series) -> str:
+    """Name a segment by its most over-represented type / department / colour and its activity."""
+    words = []
+    for prefix in ("department", "type", "colour"):
+        cols = [c for c in centre.index if c.startswith(prefix + "=")]
+        if not cols:
+            continue
+        lift = (centre[cols] - overall[cols])
+        best = lift.idxmax()
+        if lift[best] > 0.03:
+            words.append(best.split("=", 1)[1])
+    z = (centre - overall) / spread.replace(0, 1)
+    words.append("frequent" if z["activity=log_purchases"] > 0.5 else "occasional"
+                 if z["activity=log_purchases"] < -0.5 else "regular")
+    if z["activity=days_since_last"] > 0.5:
+        words.append("lapsed")
+    elif z["activity=days_since_last"] < -0.5:
+        words.append("recent")
+    if "price=percentile" in z and abs(z["price=percentile"]) > 0.5:
+        words.append("premium" if z["price=percentile"] > 0 else "budget")
+    return " · ".join(words)
+
+
+def segments(workspace: Any, k: int | None = None, seed: int = 0, chart: bool = True, save: bool = True,
+             k_range: tuple[int, int] = (3, 8)) -> Segments:
+    """Cluster shoppers (k-means on standardised profile vectors); ``k=None`` picks k by silhouette."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    events = workspace.read("interactions")
+    if events.empty:
+        raise KeyError(f"{workspace.path}: no interactions, so no shoppers to segment")
+    facts = product_facts(workspace.read("products"))
+    matrix, names = profile_matrix(events, facts)
+    if len(matrix) < 3:
+        raise ValueError(f"{workspace.path}: only {len(matrix)} shopper(s); segments need at least 3")
+    x = StandardScaler().fit_transform(matrix.to_numpy())
+    candidates = [k] if k else list(range(k_range[0], min(k_range[1], len(matrix) - 1) + 1))
+    best = None
+    for n in candidates:
+        model = KMeans(n_clusters=n, n_init=10, random_state=seed).fit(x)
+        score = float(silhouette_score(x, model.labels_, sample_size=min(2000, len(x)), random_state=seed)) \
+            if n > 1 else None
+        if best is None or (score or -1) > (best[1] or -1):
+            best = (model, score)
+    model, score = best
+    assignment = pd.DataFrame({"user_id": matrix.index.astype(str), "segment": model.labels_.astype(np.int64)})
+    overall, spread = matrix.mean(), matrix.std()
+    labels = {s: _label(matrix[model.labels_ == s].mean(), overall, spread) for s in range(model.n_clusters)}
+    seen: Counter[str] = Counter()
+    for s in sorted(labels):
+        seen[labels[s]] += 1
+        if seen[labels[s]] > 1:
+            labels[s] = f"{labels[s]} ({seen[labels[s]]})"
+    assignment["label"] = assignment["segment"].map(labels)
+    sizes = assignment["segment"].value_counts().to_dict()
+    result = Segments(assignment, labels, {int(s): int(n) for s, n in sizes.items()}, model.n_clusters, score,
+                      None, names)
+    if chart:
+        result.chart = _chart(workspace.artifacts / "segments.png", x, model.labels_, result)
+    if save:
+        with workspace.transaction(f"segments k={model.n_clusters}") as writer:
+            writer.upsert("segments", assignment, key="user_id", schema=SEGMENT_SCHEMA)
+            writer.meta["segments"] = {"k": model.n_clusters, "labels": {str(s): v for s, v in labels.items()},
+                                       "silhouette": score, "time": time.time()}
+        # upsert keeps shoppers no longer present; rewrite so the table is exactly this run
+        with workspace.transaction("segments: drop stale rows") as writer:
+            _rewrite(workspace, writer, "segments", lambda frame: frame["user_id"].isin(assignment["user_id"]),
+                     SEGMENT_SCHEMA)
+    return result
+
+
+def _chart(path: Path, x: np.ndarray, labels: np.ndarray, result: Segments) -> Path:
+    """Sizes (bars) and a 2-D PCA map of the shoppers, coloured by segment."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+
+    coords = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, x]
+    fig, (bars, scatter) = plt.subplots(1, 2, figsize=(13, 5))
+    table = result.table()
+    bars.barh([f"{r.segment}: {r.label}" for r in table.itertuples()], table["shoppers"], color="#4a7bb7")
+    bars.invert_yaxis()
+    bars.set_xlabel("shoppers")
+    bars.set_title(f"{result.k} shopper segments")
+    for s in sorted(result.labels):
+        mask = labels == s
+        scatter.scatter(coords[mask, 0], coords[mask, 1], s=8, alpha=0.6, label=str(s))
+    scatter.set_title("shoppers (PCA of profile vectors)")
+    scatter.legend(title="segment", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- forget
+
+USER_TABLES = {"interactions": "user_id", "reviews": "user_id", "users": "id", "segments": "user_id",
+               "profiles": "user_id"}
+
+
+def _rewrite(workspace: Any, writer: Any, name: str, keep: Any, schema: pa.Schema | None = None) -> int:
+    """Rewrite table ``name`` with only the rows where ``keep(frame)`` holds; returns rows removed.
+
+    A rewrite (not a delete) puts the kept rows in new data files, so once old versions are
+    cleaned up the removed rows are gone from disk too (a LanceDB delete only hides them).
+    """
+    table = workspace.table(name)
+    frame = table.to_arrow().to_pandas()
+    mask = keep(frame).to_numpy()
+    removed = int((~mask).sum())
+    if removed == 0:
+        return 0
+    schema = schema or table.schema
+    kept = pa.Table.from_pandas(frame[mask].reset_index(drop=True), schema=schema, preserve_index=False)
+    live = workspace.db.open_table(name)
+    live.add(kept, mode="overwrite")
+    writer.versions[name] = live.version
+    return removed
+
+
+def _purge_old_versions(workspace: Any, names: list[str]) -> None:
+    """Delete every version but the newest (the removed rows' old data files go with them).
+
+    ``optimize`` may also compact the table into a new version; the manifest then records that
+    version in the same small transaction (a rewritten table is one fragment, so in practice it
+    does not). Old versions exist only until here, so a failure before this point rolls back.
+    """
+    import warnings
+
+    with workspace.transaction("forget: drop old table versions") as writer:
+        for name in names:
+            table = workspace.db.open_table(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
+                table.optimize(cleanup_older_than=dt.timedelta(0), delete_unverified=True)
+            writer.versions[name] = table.version
+
+
+def forget(workspace: Any, user: str) -> dict[str, Any]:
+    """Remove everything of one shopper from the workspace; report what was removed and what is stale.
+
+    Order: saved models first (each rewritten atomically without the shopper and marked stale),
+    then the tables in one transaction, then old table versions are deleted. Running it again is
+    safe; a crash part-way leaves at worst models that already forgot a shopper still in the data.
+    """
+    report: dict[str, Any] = {"user": user, "rows_removed": {}, "models_scrubbed": [], "models_stale": [],
+                              "other_artifacts_to_retrain": []}
+    from tuwen.recommend.store import model_folders, scrub_model
+
+    for folder in model_folders(workspace):
+        changed = scrub_model(folder, user)
+        report["models_stale"].append(str(folder.relative_to(workspace.path)))
+        if changed:
+            report["models_scrubbed"].append(str(folder.relative_to(workspace.path)))
+    touched = []
+    with workspace.transaction("forget 1 shopper") as writer:
+        for name, column in USER_TABLES.items():
+            if not workspace.has_table(name):
+                continue
+            removed = _rewrite(workspace, writer, name, lambda frame, c=column: frame[c].astype(str) != user)
+            if removed:
+                report["rows_removed"][name] = removed
+                touched.append(name)
+        stale = dict(workspace.manifest.get("meta", {}).get("stale_models", {}))
+        for path in report["models_stale"]:
+            stale[path] = {"reason": "a shopper was forgotten after training; retrain to forget completely",
+                           "time": time.time()}
+        writer.meta["stale_models"] = stale
+    _purge_old_versions(workspace, touched)
+    report["other_artifacts_to_retrain"] = _other_trained_artifacts(workspace)
+    report["found"] = bool(report["rows_removed"] or report["models_scrubbed"])
+    return report
+
+
+def _other_trained_artifacts(workspace: Any) -> list[str]:
+    """Model folders outside ``artifacts/recommend`` (e.g. review-rating models) that may have seen the
+    shopper's reviews or events; we cannot edit them, so we name them for retraining."""
+    found = []
+    for path in sorted(workspace.artifacts.iterdir()) if workspace.artifacts.exists() else []:
+        if path.is_dir() and path.name not in {"recommend", "encoders"}:
+            found.append(str(path.relative_to(workspace.path)))
+    return found

@@ -1,0 +1,545 @@
+"""The one small contract every recommender follows, and the indexed data they all share.
+
+Why one contract (``fit / score / recommend / save / load``, in the spirit of Cornac's
+``Recommender``): the evaluation, the candidate ranker, the CLI and ``forget`` treat a popularity
+count, an ALS model and a two-tower network the same way, so a new model is one small class.
+
+Shared pieces:
+
+* :class:`ItemContent` — per-product image and text vectors from the workspace, L2-normalised,
+  centred and PCA-reduced, aligned to one item index. Products without a photo or text keep a
+  zero row and a ``False`` mask: models must work without content for them.
+* :class:`Histories` — every shopper's events as (item, age in days, weight), newest first.
+  Models keep the histories they were trained on, so a saved model recommends without reading
+  the workspace (fast, and the same answer in a fresh process), and ``forget`` can remove one
+  shopper from a saved model.
+* :class:`Recommender` — item universe, popularity fallback for unknown shoppers, top-k with
+  exclusions, save/load of config (JSON) + arrays (``.npz``), and ``forget_user``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+# How much each kind of event says about taste; purchases are what the evaluation predicts.
+KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
+FORMAT_VERSION = 1
+DAY = 86400.0
+
+
+class RecommendError(ValueError):
+    """A user-facing problem (unknown model, no interactions, unknown shopper)."""
+
+
+# ---------------------------------------------------------------------------------------------- content
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _reduce(matrix: np.ndarray, mask: np.ndarray, dim: int | None, seed: int = 0) -> np.ndarray:
+    """Normalise, centre (MobileNet features are all positive; centring makes cosine discriminate)
+    and PCA-reduce the rows that have content; rows without content stay zero."""
+    out = np.zeros((len(matrix), 0), dtype=np.float32)
+    if not mask.any():
+        return out
+    rows = _normalise(matrix[mask].astype(np.float32))
+    rows -= rows.mean(axis=0, keepdims=True)
+    if dim is not None and dim < rows.shape[1] and len(rows) > dim:
+        from sklearn.decomposition import PCA
+
+        rows = PCA(n_components=dim, random_state=seed, svd_solver="randomized").fit_transform(rows)
+    out = np.zeros((len(matrix), rows.shape[1]), dtype=np.float32)
+    out[mask] = _normalise(rows)
+    return out
+
+
+@dataclass
+class ItemContent:
+    """Image and text vectors of products, row-aligned with ``ids``; zero rows where absent."""
+
+    ids: list[str]
+    image: np.ndarray
+    text: np.ndarray
+    has_image: np.ndarray
+    has_text: np.ndarray
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_any(self) -> np.ndarray:
+        return self.has_image | self.has_text
+
+    def align(self, item_ids: Sequence[str]) -> ItemContent:
+        """The same content re-indexed to another item list (items unknown here get zero rows)."""
+        index = {item: k for k, item in enumerate(self.ids)}
+        rows = np.array([index.get(item, -1) for item in item_ids], dtype=np.int64)
+        found = rows >= 0
+
+        def take(matrix: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(item_ids), matrix.shape[1]), dtype=matrix.dtype)
+            out[found] = matrix[rows[found]]
+            return out
+
+        def take_mask(mask: np.ndarray) -> np.ndarray:
+            out = np.zeros(len(item_ids), dtype=bool)
+            out[found] = mask[rows[found]]
+            return out
+
+        return ItemContent(list(item_ids), take(self.image), take(self.text), take_mask(self.has_image),
+                           take_mask(self.has_text), dict(self.sources))
+
+    def joint(self, image_weight: float = 1.0, text_weight: float = 1.0) -> np.ndarray:
+        """[image | text] with modality weights; each half is unit length, so the weights set the mix."""
+        return np.hstack([self.image * image_weight, self.text * text_weight]).astype(np.float32)
+
+    @classmethod
+    def from_arrays(cls, ids: Sequence[str], image: np.ndarray | None, text: np.ndarray | None,
+                    dim: int | None = 128, seed: int = 0) -> ItemContent:
+        """Build from raw vectors (rows of all-zero or NaN mean 'absent')."""
+        n = len(ids)
+        parts = []
+        for matrix in (image, text):
+            if matrix is None:
+                parts.append((np.zeros((n, 0), np.float32), np.zeros(n, bool)))
+                continue
+            matrix = np.nan_to_num(np.asarray(matrix, dtype=np.float32))
+            mask = np.linalg.norm(matrix, axis=1) > 0
+            parts.append((_reduce(matrix, mask, dim, seed), mask))
+        (img, img_mask), (txt, txt_mask) = parts
+        return cls(list(ids), img, txt, img_mask, txt_mask, {"dim": dim})
+
+    @classmethod
+    def from_workspace(cls, workspace: Any, image: str | None = "auto", text: Sequence[str] | str | None = "auto",
+                       dim: int | None = 128, seed: int = 0) -> ItemContent:
+        """Read cached vectors: ``image`` is ``"encoder/field"``, ``text`` one or more of those (averaged).
+
+        ``"auto"`` takes MobileNetV2 (or any image encoder) and the multilingual USE title +
+        description vectors (or any text encoder) that ``tuwen embed`` left in the workspace.
+        """
+        available = content_sources(workspace)
+        image_source = _pick_image(available) if image == "auto" else image
+        text_sources = _pick_text(available) if text == "auto" else ([text] if isinstance(text, str) else text)
+        products = workspace.read("products", ["id"])
+        ids = list(products["id"])
+        index = {item: k for k, item in enumerate(ids)}
+        image_matrix = None
+        if image_source:
+            image_matrix = _vectors_for(workspace, image_source, index)
+        text_matrix = None
+        for source in text_sources or []:
+            part = _vectors_for(workspace, source, index)
+            part = _normalise(part) * (np.linalg.norm(part, axis=1, keepdims=True) > 0)
+            text_matrix = part if text_matrix is None else text_matrix + part
+        content = cls.from_arrays(ids, image_matrix, text_matrix, dim, seed)
+        content.sources = {"image": image_source, "text": list(text_sources or []), "dim": dim}
+        return content
+
+
+def content_sources(workspace: Any) -> dict[str, str]:
+    """``{"encoder/field": modality}`` for every vector table the workspace holds."""
+    meta = workspace.manifest.get("meta", {})
+    found = {}
+    for name, info in meta.items():
+        if name.startswith("vec__") and workspace.has_table(name):
+            found[f"{info['encoder']}/{info['field']}"] = info.get("modality", "text")
+    return found
+
+
+def _pick_image(available: dict[str, str]) -> str | None:
+    images = [k for k, m in available.items() if m == "image"]
+    preferred = [k for k in images if k.startswith("mobilenet_v2/")]
+    return (preferred or sorted(images) or [None])[0]
+
+
+def _pick_text(available: dict[str, str]) -> list[str]:
+    texts = [k for k, m in available.items() if m == "text" and not k.endswith("/ocr")]
+    for encoder in ("use_multilingual", "minilm", "tfidf"):
+        chosen = [k for k in texts if k.startswith(encoder + "/") and k.split("/")[1] in ("title", "description")]
+        if chosen:
+            return sorted(chosen, key=lambda k: k.split("/")[1] != "title")
+    return sorted(texts)[:2]
+
+
+def _vectors_for(workspace: Any, source: str, index: dict[str, int]) -> np.ndarray:
+    encoder, field_name = source.split("/", 1)
+    ids, matrix = workspace.vectors(encoder, field_name)
+    out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
+    rows = [(index[i], k) for k, i in enumerate(ids) if i in index]
+    if rows:
+        target, origin = map(np.array, zip(*rows, strict=True))
+        out[target] = matrix[origin]
+    return out
+
+
+# -------------------------------------------------------------------------------------------- histories
+
+
+@dataclass
+class Histories:
+    """Each known shopper's events, newest first: item index, age in days (vs ``now``) and weight."""
+
+    users: list[str]
+    indptr: np.ndarray
+    items: np.ndarray
+    ages: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.index = {user: k for k, user in enumerate(self.users)}
+
+    def __contains__(self, user: object) -> bool:
+        return user in self.index
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def get(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        k = self.index.get(user)
+        if k is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+        a, b = self.indptr[k], self.indptr[k + 1]
+        return self.items[a:b], self.ages[a:b], self.weights[a:b]
+
+    @classmethod
+    def build(cls, user: np.ndarray, item: np.ndarray, age: np.ndarray, weight: np.ndarray,
+              users: list[str]) -> Histories:
+        order = np.lexsort((age, user))  # per user, youngest first
+        counts = np.bincount(user, minlength=len(users))
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(users, indptr, item[order].astype(np.int64), age[order].astype(np.float32),
+                   weight[order].astype(np.float32))
+
+    def without(self, user: str) -> Histories:
+        """A copy without one shopper (``forget``)."""
+        k = self.index.get(user)
+        if k is None:
+            return self
+        a, b = self.indptr[k], self.indptr[k + 1]
+        keep = np.r_[0:a, b:len(self.items)]
+        indptr = np.concatenate([self.indptr[:k + 1], self.indptr[k + 2:] - (b - a)])
+        return Histories(self.users[:k] + self.users[k + 1:], indptr, self.items[keep], self.ages[keep],
+                         self.weights[keep])
+
+    def arrays(self, prefix: str = "hist_") -> dict[str, np.ndarray]:
+        return {f"{prefix}users": np.array(self.users, dtype=object).astype(str), f"{prefix}indptr": self.indptr,
+                f"{prefix}items": self.items, f"{prefix}ages": self.ages, f"{prefix}weights": self.weights}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "hist_") -> Histories:
+        return cls([str(u) for u in arrays[f"{prefix}users"]], arrays[f"{prefix}indptr"], arrays[f"{prefix}items"],
+                   arrays[f"{prefix}ages"], arrays[f"{prefix}weights"])
+
+
+@dataclass
+class TrainData:
+    """Training interactions indexed against an item universe (trained items + catalog items)."""
+
+    item_ids: list[str]
+    item_index: dict[str, int]
+    users: list[str]
+    user: np.ndarray
+    item: np.ndarray
+    age: np.ndarray
+    weight: np.ndarray
+    now: pd.Timestamp
+    histories: Histories
+    n_trained_items: int  # items [0, n_trained_items) have training events; the rest are catalog-only
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    def matrix(self, halflife: float | None = None) -> Any:
+        """Users x items CSR of summed event weights (optionally decayed by age)."""
+        import scipy.sparse as sp
+
+        values = self.weight * (0.5 ** (self.age / halflife) if halflife else 1.0)
+        return sp.csr_matrix((values.astype(np.float32), (self.user, self.item)),
+                             shape=(self.n_users, self.n_items))
+
+
+def prepare(interactions: pd.DataFrame, catalog_ids: Iterable[str] = (), now: pd.Timestamp | None = None,
+            kind_weights: dict[str, float] | None = None) -> TrainData:
+    """Index events against the universe of (trained items, then catalog-only items).
+
+    Why catalog-only items are in the universe: products nobody has bought yet (new arrivals —
+    70% of the H&M test week) can then be scored by models that see content.
+    """
+    weights = kind_weights or KIND_WEIGHTS
+    frame = interactions[interactions["kind"].isin(list(weights))]
+    if frame.empty:
+        raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
+    times = pd.to_datetime(frame["timestamp"], utc=True)
+    now = pd.Timestamp(now) if now is not None else times.max() + pd.Timedelta(days=1)
+    # factorize (order of first appearance) is ~10x faster than mapping strings through a dict
+    item, trained = pd.factorize(frame["product_id"].astype(str).to_numpy(object))
+    user, user_values = pd.factorize(frame["user_id"].astype(str).to_numpy(object))
+    known = set(trained)
+    extra = [i for i in pd.unique(np.asarray(list(catalog_ids), dtype=object)) if i not in known]
+    item_ids = [str(i) for i in trained] + [str(i) for i in extra]
+    item_index = {i: k for k, i in enumerate(item_ids)}
+    users = [str(u) for u in user_values]
+    item, user = item.astype(np.int64), user.astype(np.int64)
+    age = ((now - times).dt.total_seconds().to_numpy() / DAY).astype(np.float32)
+    value = frame["value"].fillna(1.0).clip(lower=0.0).to_numpy(np.float32) if "value" in frame else 1.0
+    weight = (frame["kind"].map(weights).to_numpy(np.float32) * np.minimum(value, 3.0)).astype(np.float32)
+    histories = Histories.build(user, item, age, weight, users)
+    return TrainData(item_ids, item_index, users, user, item, age, weight, now, histories, len(trained))
+
+
+def history_from_frame(frame: pd.DataFrame, item_index: dict[str, int], now: pd.Timestamp,
+                       kind_weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One shopper's events (e.g. read from the workspace after training) in the model's terms."""
+    weights = kind_weights or KIND_WEIGHTS
+    frame = frame[frame["kind"].isin(list(weights)) & frame["product_id"].astype(str).isin(item_index)]
+    if frame.empty:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+    age = ((now - pd.to_datetime(frame["timestamp"], utc=True)).dt.total_seconds().to_numpy() / DAY)
+    items = frame["product_id"].astype(str).map(item_index).to_numpy(np.int64)
+    w = frame["kind"].map(weights).to_numpy(np.float32)
+    order = np.argsort(age, kind="stable")
+    return items[order], np.maximum(age[order], 0).astype(np.float32), w[order]
+
+
+# ------------------------------------------------------------------------------------------- the contract
+
+
+class Recommender:
+    """Base class: subclasses implement ``_fit`` and ``_score_user`` (and state for save/load).
+
+    ``score`` returns one number per item of the model's universe (``item_ids``), ``-inf`` where
+    the model cannot say anything; ``recommend`` takes the top k and fills any gap with recent
+    popularity, so a shopper the model never saw still gets (popular) products.
+    """
+
+    name: ClassVar[str] = "base"
+    uses_content: ClassVar[bool] = False
+    registry: ClassVar[dict[str, type[Recommender]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name != "base":
+            Recommender.registry[cls.name] = cls
+
+    def __init__(self, popularity_halflife: float = 7.0, seed: int = 0, **params: Any):
+        self.params: dict[str, Any] = {"popularity_halflife": popularity_halflife, "seed": seed, **params}
+        self.item_ids: list[str] = []
+        self.item_index: dict[str, int] = {}
+        self.histories: Histories | None = None
+        self.popularity = np.zeros(0, np.float32)
+        self.now = pd.Timestamp(0, tz="UTC")
+        self.n_trained_items = 0
+        self.meta: dict[str, Any] = {}
+        self.products: pd.DataFrame | None = None  # set during fit only; not saved
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, interactions: pd.DataFrame, products: pd.DataFrame | None = None,
+            content: ItemContent | None = None, now: pd.Timestamp | None = None) -> Recommender:
+        """Learn from events (``user_id, product_id, timestamp, kind, value``), products and their vectors.
+
+        The universe is every product with a training event plus every product with content
+        (so never-bought products can be recommended by models that read content).
+        ``products`` (the workspace table) gives attributes and prices to models that use them.
+        """
+        started = time.perf_counter()
+        catalog_ids = [i for i, has in zip(content.ids, content.has_any, strict=True) if has] if content else []
+        data = prepare(interactions, catalog_ids, now, self.params.get("kind_weights"))
+        self.item_ids, self.item_index = data.item_ids, data.item_index
+        self.histories, self.now, self.n_trained_items = data.histories, data.now, data.n_trained_items
+        pop = np.bincount(data.item, weights=data.weight * 0.5 ** (data.age / self.params["popularity_halflife"]),
+                          minlength=data.n_items)
+        self.popularity = pop.astype(np.float32)
+        self.products = products
+        self._fit(data, content.align(data.item_ids) if content is not None else None)
+        self.meta = {"trained_at": time.time(), "fit_seconds": round(time.perf_counter() - started, 3),
+                     "n_users": data.n_users, "n_items": data.n_items, "n_trained_items": data.n_trained_items,
+                     "n_events": len(data.user), "now": str(data.now),
+                     "content": content.sources if content is not None else None}
+        return self
+
+    def _fit(self, data: TrainData, content: ItemContent | None) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- score
+    def knows(self, user: str) -> bool:
+        return self.histories is not None and user in self.histories
+
+    def score(self, user: str, items: Sequence[str] | None = None,
+              history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Scores for ``items`` (default: every item of the universe); ``-inf`` = no opinion.
+
+        ``history`` (items, ages, weights) replaces the stored one: fold-in for a shopper who
+        bought since training, where the model supports it.
+        """
+        if history is None:
+            history = self.histories.get(user) if self.histories is not None else None
+        scores = self._score_user(user, history)
+        if items is None:
+            return scores
+        rows = np.array([self.item_index.get(i, -1) for i in items], dtype=np.int64)
+        out = np.full(len(rows), -np.inf, dtype=np.float32)
+        out[rows >= 0] = scores[rows[rows >= 0]]
+        return out
+
+    def _score_user(self, user: str, history: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend(self, user: str, k: int = 12, exclude: Iterable[str] = (),
+                  history: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[str]:
+        """The top ``k`` product ids for a shopper, best first; popular items fill any gap."""
+        scores = self.score(user, history=history).astype(np.float32, copy=True)
+        banned = [self.item_index[i] for i in exclude if i in self.item_index]
+        if banned:
+            scores[banned] = -np.inf
+        return [self.item_ids[i] for i in self.top_k(scores, k, banned)]
+
+    def top_k(self, scores: np.ndarray, k: int, banned: Sequence[int] = ()) -> list[int]:
+        finite = np.isfinite(scores)
+        n_finite = int(finite.sum())
+        if n_finite > k:
+            top = np.argpartition(-np.where(finite, scores, -np.inf), k - 1)[:k]
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [int(i) for i in top]
+        chosen = [int(i) for i in np.flatnonzero(finite)[np.argsort(-scores[finite], kind="stable")]]
+        taken = set(chosen) | set(banned)
+        for i in self.popular_order(k + len(taken)):
+            if len(chosen) >= k:
+                break
+            if i not in taken:
+                chosen.append(int(i))
+                taken.add(int(i))
+        return chosen
+
+    def popular_order(self, k: int) -> np.ndarray:
+        k = min(k, len(self.popularity))
+        if k <= 0:
+            return np.zeros(0, np.int64)
+        top = np.argpartition(-self.popularity, k - 1)[:k]
+        return top[np.argsort(-self.popularity[top], kind="stable")]
+
+    def popular(self, k: int = 12) -> list[str]:
+        return [self.item_ids[i] for i in self.popular_order(k)]
+
+    # ---------------------------------------------------------- save / load
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able config, arrays) of what ``_fit`` learnt; the base saves the rest."""
+        return {}, {}
+
+    def _set_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of ``_state``."""
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` + ``arrays.npz`` atomically (temp folder, then rename)."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            config, arrays = self._state()
+            base_arrays = {"item_ids": np.array(self.item_ids, dtype=str), "popularity": self.popularity}
+            if self.histories is not None:
+                base_arrays.update(self.histories.arrays())
+            np.savez(tmp / "arrays.npz", **base_arrays, **{f"m_{k}": v for k, v in arrays.items()})
+            extra = self._save_extra(tmp)
+            info = {"format_version": FORMAT_VERSION, "model": self.name, "params": _jsonable(self.params),
+                    "config": _jsonable(config), "now": self.now.isoformat(), "n_trained_items": self.n_trained_items,
+                    "meta": _jsonable(self.meta), "extra_files": extra}
+            (tmp / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+            _swap_folder(tmp, folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    def _save_extra(self, folder: Path) -> list[str]:
+        """Files other than arrays (e.g. a LightGBM booster); returns their names."""
+        return []
+
+    def _load_extra(self, folder: Path) -> None:
+        pass
+
+    @staticmethod
+    def load(folder: str | Path) -> Recommender:
+        """Any saved recommender, whatever its class (read from ``model.json``)."""
+        folder = Path(folder)
+        if not (folder / "model.json").exists():
+            raise RecommendError(f"{folder}: no trained recommender here (model.json missing); run `tuwen rec-train`")
+        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        if info.get("format_version") != FORMAT_VERSION:
+            raise RecommendError(f"{folder}: saved with format {info.get('format_version')}; retrain it")
+        cls = Recommender.registry.get(info["model"])
+        if cls is None:
+            raise RecommendError(f"{folder}: unknown model {info['model']!r}")
+        model = cls(**info["params"])
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        model.item_ids = [str(i) for i in arrays["item_ids"]]
+        model.item_index = {item: k for k, item in enumerate(model.item_ids)}
+        model.popularity = arrays["popularity"]
+        model.histories = Histories.from_arrays(arrays) if "hist_users" in arrays else None
+        model.now = pd.Timestamp(info["now"])
+        model.n_trained_items = info["n_trained_items"]
+        model.meta = info.get("meta", {})
+        model._set_state(info["config"], {k[2:]: v for k, v in arrays.items() if k.startswith("m_")})
+        model._load_extra(folder)
+        return model
+
+    # --------------------------------------------------------------- forget
+    def forget_user(self, user: str) -> bool:
+        """Drop everything this model keeps *per shopper* about ``user``; True when there was something.
+
+        Item-side parameters (factors, popularity, the ranker) were still learnt with the
+        shopper's events: the caller marks the model stale until it is retrained.
+        """
+        found = self.histories is not None and user in self.histories
+        state = bool(self._forget_user_state(user))  # first: it may use the user's row index
+        if found:
+            self.histories = self.histories.without(user)
+        return state or found
+
+    def _forget_user_state(self, user: str) -> bool:
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _swap_folder(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``tmp`` with at most a rename's window in between."""
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+
+
+def decay(ages: np.ndarray, halflife: float | None) -> np.ndarray:
+    """Exponential recency weight: 1 today, 1/2 after ``halflife`` days."""
+    if not halflife:
+        return np.ones_like(ages, dtype=np.float32)
+    return (0.5 ** (np.asarray(ages, dtype=np.float32) / halflife)).astype(np.float32)

@@ -1,0 +1,380 @@
+"""Candidates from several recommenders, re-ranked by a LightGBM lambdarank model.
+
+This is the pattern that won the H&M competition: cheap generators propose a few hundred
+products per shopper (their own past products, colour/size variants of them, content
+neighbours, ALS, co-purchase neighbours, best sellers), then a learning-to-rank model orders
+them with features no single generator sees together:
+
+* generator scores and ranks (repurchase, content cosine, ALS, ItemKNN, popularity);
+* **image and text similarity to the history** — the best match of the candidate's photo and of
+  its text to any product the shopper bought (so "looks like what she bought" and "is called
+  like what she bought" are separate signals), plus the recency-weighted profile cosine;
+* product facts: bought before at all, days since its first / last sale, has photo / text, price;
+* shopper x product facts: times bought, days since, a variant (same ``variant_key``, e.g. H&M
+  ``product_code``) bought and when, the share of the history in the same product type, colour
+  and department, price relative to the shopper's usual price.
+
+Training labels come from the weeks just before the end of the training data: for each label
+week the generators are refitted on what came before it, so features never see the label week.
+The generators are then refitted on all the data for serving.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
+from tuwen.recommend.baselines import ALS, ItemKNN, Repurchase
+from tuwen.recommend.content import ContentProfile
+
+History = tuple[np.ndarray, np.ndarray, np.ndarray]
+ATTRIBUTE_KEYS = ("product_type_name", "colour_group_name", "department_name")
+
+FEATURES = [
+    "rep_score", "rep_times", "rep_age", "content", "content_rank", "img_max", "txt_max", "img_prof", "txt_prof",
+    "als", "als_rank", "knn", "knn_rank", "pop7", "pop30", "pop_all", "pop_rank", "trained", "first_age",
+    "last_age", "has_image", "has_text", "price", "price_ratio", "variant_bought", "variant_age", "type_share",
+    "colour_share", "dept_share", "user_n", "user_last", "user_content_share",
+]
+
+
+def catalog_codes(products: pd.DataFrame | None, keys: tuple[str, ...], variant_key: str | None) -> pd.DataFrame:
+    """Per product id: integer codes of the attribute ``keys`` and of the variant key, and the price.
+
+    Falls back to the product's ``category`` for the first key when the attribute is missing,
+    so catalogs without H&M-style attributes still get a "same type" feature. Parsed once per
+    fit (the label weeks reuse it).
+    """
+    columns = [f"key{j}" for j in range(len(keys))] + ["variant", "price"]
+    if products is None or products.empty:
+        return pd.DataFrame(columns=columns)
+    attrs = [json.loads(a) if isinstance(a, str) and a else {} for a in products["attributes"]]
+    data: dict[str, Any] = {}
+    for j, key in enumerate(keys):
+        values = [a.get(key) or (cat if j == 0 else None) for a, cat in zip(attrs, products["category"], strict=True)]
+        data[f"key{j}"] = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)[0]
+    values = pd.Series([a.get(variant_key) if variant_key else None for a in attrs], dtype=object)
+    data["variant"] = pd.factorize(values, use_na_sentinel=True)[0]
+    data["price"] = products["price"].to_numpy(np.float32)
+    return pd.DataFrame(data, index=products["id"].astype(str))
+
+
+def attribute_codes(facts: pd.DataFrame, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes [items x keys], variant code per item, price per item) for a universe; -1 / NaN where unknown."""
+    keys = [c for c in facts.columns if c.startswith("key")]
+    aligned = facts.reindex(item_ids)
+    codes = aligned[keys].fillna(-1).to_numpy(np.int64) if keys else np.zeros((len(item_ids), 0), np.int64)
+    variants = aligned["variant"].fillna(-1).to_numpy(np.int64)
+    price = aligned["price"].to_numpy(np.float32)
+    return codes, variants, price
+
+
+class CandidateRanker(Recommender):
+    """Generators propose, LightGBM lambdarank orders (see the module docstring for the features)."""
+
+    name = "ranker"
+    uses_content = True
+
+    def __init__(self, label_weeks: int = 10, n_content: int = 60, n_als: int = 40, n_knn: int = 30, n_pop: int = 30,
+                 n_variants: int = 60, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 7,
+                 min_child_samples: int = 50, variant_key: str | None = "product_code",
+                 attribute_keys: tuple[str, ...] = ATTRIBUTE_KEYS, content_halflife: float = 14.0,
+                 objective: str = "binary", content_features: bool = True, threads: int | None = 1,
+                 **params: Any):
+        super().__init__(label_weeks=label_weeks, n_content=n_content, n_als=n_als, n_knn=n_knn, n_pop=n_pop,
+                         n_variants=n_variants, n_estimators=n_estimators, learning_rate=learning_rate,
+                         num_leaves=num_leaves, min_child_samples=min_child_samples, variant_key=variant_key,
+                         attribute_keys=list(attribute_keys), content_halflife=content_halflife, objective=objective,
+                         content_features=content_features, threads=threads, **params)
+        self.booster: Any = None
+        self.parts: dict[str, Recommender] = {}
+
+    # ------------------------------------------------------------------ generators and item facts
+    def _fit_parts(self, train: pd.DataFrame, content: ItemContent | None, now: pd.Timestamp) -> _Context:
+        seed = self.params["seed"]
+        parts: dict[str, Recommender] = {
+            "repurchase": Repurchase(seed=seed),
+            "content": ContentProfile(halflife=self.params["content_halflife"], seed=seed),
+            "als": ALS(seed=seed),
+            "itemknn": ItemKNN(seed=seed),
+        }
+        for part in parts.values():
+            # all parts get the content so that they share one universe (trained + content products);
+            # the id-only parts ignore the vectors themselves
+            part.fit(train, self.products, content=content, now=now)
+        return _Context.build(parts, train, now, self._facts, self.params)
+
+    def _fit(self, data: TrainData, content: ItemContent | None) -> None:
+        import lightgbm as lgb
+
+        if content is None:
+            raise ValueError("the ranker needs product vectors for its image/text features: run `tuwen embed` first")
+        events = self._events
+        self._facts = catalog_codes(self.products, tuple(self.params["attribute_keys"]), self.params["variant_key"])
+        frames, labels, groups = [], [], []
+        for week in range(self.params["label_weeks"], 0, -1):
+            start = data.now - pd.Timedelta(days=7 * week)
+            end = start + pd.Timedelta(days=7)
+            before = events[events["timestamp"] < start]
+            target = events[(events["timestamp"] >= start) & (events["timestamp"] < end) &
+                            (events["kind"] == "purchase")]
+            if before.empty or target.empty:
+                continue
+            context = self._fit_parts(before, content, start)
+            truth = target.groupby("user_id")["product_id"].apply(set)
+            for user, bought in truth.items():
+                if user not in context.histories:
+                    continue
+                items, x = context.features(user, context.histories.get(user))
+                y = np.array([context.item_ids[i] in bought for i in items], dtype=np.float32)
+                if y.sum() == 0:
+                    continue  # lambdarank learns nothing from a list without a positive
+                frames.append(x)
+                labels.append(y)
+                groups.append(len(y))
+        final = self._fit_parts(events, content, data.now)
+        self.context = final
+        self.parts = final.parts
+        if not groups:
+            self.booster = None  # too little history for label weeks: fall back to generator order
+            return
+        common = {"n_estimators": self.params["n_estimators"], "learning_rate": self.params["learning_rate"],
+                  "num_leaves": self.params["num_leaves"], "min_child_samples": self.params["min_child_samples"],
+                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8,
+                  "random_state": self.params["seed"], "n_jobs": self.params["threads"] or 1, "verbose": -1}
+        x, y = np.vstack(frames), np.concatenate(labels)
+        if self.params["objective"] == "lambdarank":
+            ranker = lgb.LGBMRanker(objective="lambdarank", lambdarank_truncation_level=20, **common)
+            ranker.fit(x, y, group=groups, feature_name=FEATURES)
+        else:  # pointwise: "is this candidate bought?" — steadier than lambdarank on few lists
+            ranker = lgb.LGBMClassifier(objective="binary", **common)
+            ranker.fit(x, y, feature_name=FEATURES)
+        self.booster = ranker.booster_
+        self.meta_train = {"label_lists": len(groups), "label_rows": int(sum(groups)),
+                           "positives": int(sum(y.sum() for y in labels))}
+
+    def fit(self, interactions: pd.DataFrame, products: pd.DataFrame | None = None,
+            content: ItemContent | None = None, now: pd.Timestamp | None = None) -> CandidateRanker:
+        frame = interactions.copy()
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        self._events = frame
+        try:
+            super().fit(frame, products, content, now)
+        finally:
+            del self._events
+        self.meta.update(getattr(self, "meta_train", {}))
+        return self
+
+    # --------------------------------------------------------------------------- scoring
+    def _score_user(self, user: str, history: History | None) -> np.ndarray:
+        scores = np.full(len(self.item_ids), -np.inf, dtype=np.float32)
+        if history is None or not len(history[0]):
+            return scores
+        items, x = self.context.features(user, history)
+        if self.booster is None:
+            values = -np.arange(len(items), dtype=np.float32)
+        else:
+            values = self.booster.predict(x, raw_score=True, num_threads=1).astype(np.float32)
+        scores[items] = values
+        return scores
+
+    # ------------------------------------------------------------------------- save/load
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"meta_train": getattr(self, "meta_train", {})}, self.context.arrays()
+
+    def _save_extra(self, folder: Path) -> list[str]:
+        for name, part in self.parts.items():
+            part.save(folder / "parts" / name)
+        if self.booster is not None:
+            self.booster.save_model(str(folder / "booster.txt"))
+        return ["parts", "booster.txt"]
+
+    def _set_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.meta_train = config.get("meta_train", {})
+        self._arrays = arrays
+
+    def _load_extra(self, folder: Path) -> None:
+        import lightgbm as lgb
+
+        self.parts = {p.name: Recommender.load(p) for p in sorted((folder / "parts").iterdir())}
+        self.booster = lgb.Booster(model_file=str(folder / "booster.txt")) if (folder / "booster.txt").exists() \
+            else None
+        self.context = _Context.from_arrays(self.parts, self._arrays, self.params, self.histories)
+        del self._arrays
+
+    def _forget_user_state(self, user: str) -> bool:
+        found = False
+        for part in self.parts.values():
+            found = part.forget_user(user) or found
+        if found:
+            self.context.histories = self.histories.without(user) if self.histories is not None else None
+        return found
+
+
+class _Context:
+    """Everything the features need for one fitted set of generators."""
+
+    def __init__(self, parts: dict[str, Recommender], params: dict[str, Any], arrays: dict[str, np.ndarray],
+                 histories: Any):
+        self.parts = parts
+        self.params = params
+        self.item_ids = parts["content"].item_ids
+        self.histories = histories
+        for key, value in arrays.items():
+            setattr(self, key, value)
+        content: ContentProfile = parts["content"]  # type: ignore[assignment]
+        self.image, self.text, self.has_content = content.image, content.text, content.has_content
+        self.has_image = np.linalg.norm(self.image, axis=1) > 0 if self.image.shape[1] else np.zeros(
+            len(self.item_ids), bool)
+        self.has_text = np.linalg.norm(self.text, axis=1) > 0 if self.text.shape[1] else np.zeros(
+            len(self.item_ids), bool)
+        self.variant_members: dict[int, np.ndarray] = {}
+        order = np.argsort(self.variants, kind="stable")
+        codes = self.variants[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        for a, b in zip(starts, np.r_[starts[1:], len(codes)], strict=True):
+            if codes[a] >= 0:
+                self.variant_members[int(codes[a])] = order[a:b]
+        self.pop_order = np.argsort(-self.pop7, kind="stable")[: params["n_pop"]]
+        self.pop_rank = np.full(len(self.item_ids), 10_000, np.float32)
+        ranked = np.argsort(-self.pop7, kind="stable")[:1000]
+        self.pop_rank[ranked] = np.arange(len(ranked))
+
+    ARRAY_KEYS = ("codes", "variants", "price", "pop7", "pop30", "pop_all", "first_age", "last_age")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f"ctx_{k}": getattr(self, k) for k in self.ARRAY_KEYS}
+
+    @classmethod
+    def from_arrays(cls, parts: dict[str, Recommender], arrays: dict[str, np.ndarray], params: dict[str, Any],
+                    histories: Any) -> _Context:
+        return cls(parts, params, {k[4:]: v for k, v in arrays.items() if k.startswith("ctx_")}, histories)
+
+    @classmethod
+    def build(cls, parts: dict[str, Recommender], train: pd.DataFrame, now: pd.Timestamp, facts: pd.DataFrame,
+              params: dict[str, Any]) -> _Context:
+        item_ids = parts["content"].item_ids
+        codes, variants, price = attribute_codes(facts, item_ids)
+        index = parts["content"].item_index
+        frame = train[train["kind"] == "purchase"]
+        rows = frame["product_id"].map(index).to_numpy()
+        age = ((now - frame["timestamp"]).dt.total_seconds().to_numpy() / 86400.0).astype(np.float32)
+        n = len(item_ids)
+        first_age = np.full(n, -np.inf, np.float32)
+        last_age = np.full(n, np.inf, np.float32)
+        np.maximum.at(first_age, rows, age)  # days since the first sale
+        np.minimum.at(last_age, rows, age)  # days since the latest sale
+        first_age[~np.isfinite(first_age)] = np.nan
+        last_age[~np.isfinite(last_age)] = np.nan
+        arrays = {
+            "codes": codes, "variants": variants, "price": price,
+            "pop7": np.bincount(rows, weights=(age < 7).astype(np.float32), minlength=n).astype(np.float32),
+            "pop30": np.bincount(rows, weights=(age < 30).astype(np.float32), minlength=n).astype(np.float32),
+            "pop_all": np.bincount(rows, minlength=n).astype(np.float32),
+            "first_age": first_age, "last_age": last_age,
+        }
+        return cls(parts, params, arrays, parts["content"].histories)
+
+    # ----------------------------------------------------------------------------- features
+    def features(self, user: str, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate item indices, feature matrix [candidates x FEATURES]) for one shopper."""
+        p = self.params
+        items, ages, weights = history
+        rep = self.parts["repurchase"]._score_user(user, history)
+        cont = self.parts["content"]._score_user(user, history)
+        als = self.parts["als"]._score_user(user, history)
+        knn = self.parts["itemknn"]._score_user(user, history)
+
+        use_content = p.get("content_features", True)
+        if not use_content:  # the ablation: no image/text vectors anywhere in the ranker
+            cont = np.full_like(cont, -np.inf)
+        candidates = [np.flatnonzero(np.isfinite(rep)), self.pop_order]
+        for scores, n in ((cont, p["n_content"]), (als, p["n_als"]), (knn, p["n_knn"])):
+            finite = np.flatnonzero(np.isfinite(scores))
+            if len(finite) > n:
+                finite = finite[np.argpartition(-scores[finite], n - 1)[:n]]
+            candidates.append(finite)
+        hist_variants = self.variants[items]
+        variant_age: dict[int, float] = {}
+        for code, age in zip(hist_variants, ages, strict=True):
+            if code >= 0 and (code not in variant_age or age < variant_age[code]):
+                variant_age[int(code)] = float(age)
+        members = [self.variant_members[c] for c in variant_age if c in self.variant_members]
+        if members:
+            candidates.append(np.concatenate(members)[: p["n_variants"]])
+        cand = np.unique(np.concatenate(candidates)).astype(np.int64)
+
+        def rank_of(scores: np.ndarray) -> np.ndarray:
+            finite = np.isfinite(scores[cand])
+            out = np.full(len(cand), 1000.0, np.float32)
+            if finite.any():
+                values = scores[cand][finite]
+                out[finite] = (values[None, :] > values[:, None]).sum(1)
+            return out
+
+        def clean(scores: np.ndarray, fill: float = np.nan) -> np.ndarray:
+            v = scores[cand].astype(np.float32)
+            return np.where(np.isfinite(v), v, fill)
+
+        w = weights * decay(ages, 30.0)
+        times = np.bincount(items, weights=weights, minlength=len(self.item_ids))[cand]
+        rep_age = np.full(len(cand), np.nan, np.float32)
+        first_seen = {}
+        for item, age in zip(items, ages, strict=True):
+            first_seen.setdefault(int(item), float(age))  # histories are newest first
+        for j, item in enumerate(cand):
+            if int(item) in first_seen:
+                rep_age[j] = first_seen[int(item)]
+
+        img_max = txt_max = np.full(len(cand), np.nan, np.float32)
+        img_prof = txt_prof = np.full(len(cand), np.nan, np.float32)
+        with_image = np.unique(items[self.has_image[items]]) if use_content else np.zeros(0, np.int64)
+        if len(with_image):
+            sims = self.image[cand] @ self.image[with_image].T
+            img_max = np.where(self.has_image[cand], sims.max(1), np.nan)
+            hw = np.bincount(items, weights=w, minlength=len(self.item_ids))[with_image]
+            img_prof = np.where(self.has_image[cand], sims @ hw / max(hw.sum(), 1e-9), np.nan)
+        with_text = np.unique(items[self.has_text[items]]) if use_content else np.zeros(0, np.int64)
+        if len(with_text):
+            sims = self.text[cand] @ self.text[with_text].T
+            txt_max = np.where(self.has_text[cand], sims.max(1), np.nan)
+            hw = np.bincount(items, weights=w, minlength=len(self.item_ids))[with_text]
+            txt_prof = np.where(self.has_text[cand], sims @ hw / max(hw.sum(), 1e-9), np.nan)
+
+        shares = []
+        for j in range(self.codes.shape[1]):
+            hist_codes = self.codes[items, j]
+            known = hist_codes >= 0
+            counts = np.bincount(hist_codes[known], minlength=max(1, int(self.codes[:, j].max()) + 1))
+            cand_codes = self.codes[cand, j]
+            share = np.where(cand_codes >= 0, counts[np.maximum(cand_codes, 0)] / max(known.sum(), 1), np.nan)
+            shares.append(share.astype(np.float32))
+        while len(shares) < 3:
+            shares.append(np.full(len(cand), np.nan, np.float32))
+
+        hist_price = self.price[items]
+        mean_price = np.nanmean(hist_price) if np.isfinite(hist_price).any() else np.nan
+        cand_variants = self.variants[cand]
+        v_age = np.array([variant_age.get(int(c), np.nan) if c >= 0 else np.nan for c in cand_variants], np.float32)
+        user_n = float(len(items))
+        user_last = float(ages.min()) if len(ages) else np.nan
+        content_share = float(self.has_content[items].mean()) if len(items) and use_content else 0.0
+        flag_image = self.has_image[cand].astype(np.float32) * use_content
+        flag_text = self.has_text[cand].astype(np.float32) * use_content
+
+        x = np.column_stack([
+            clean(rep, 0.0), times, rep_age, clean(cont), rank_of(cont), img_max, txt_max, img_prof, txt_prof,
+            clean(als), rank_of(als), clean(knn, 0.0), rank_of(knn), self.pop7[cand], self.pop30[cand],
+            self.pop_all[cand], self.pop_rank[cand], (self.pop_all[cand] > 0).astype(np.float32),
+            self.first_age[cand], self.last_age[cand], flag_image, flag_text, self.price[cand],
+            self.price[cand] / mean_price,
+            np.isfinite(v_age).astype(np.float32), v_age, shares[0], shares[1], shares[2],
+            np.full(len(cand), user_n, np.float32), np.full(len(cand), user_last, np.float32),
+            np.full(len(cand), content_share, np.float32),
+        ]).astype(np.float32)
+        return cand, x

@@ -1,0 +1,169 @@
+"""Recommenders inside a workspace: train and save, load, serve one shopper, scrub one shopper.
+
+Trained models live in ``WS/artifacts/recommend/<model>/`` (``model.json`` + arrays). The
+workspace manifest's ``meta.recommend`` names the default model; ``meta.stale_models`` lists
+models trained before a ``forget`` (they no longer hold the shopper's own state, but their
+item-side parameters were learnt with the shopper's events until retrained).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuwen.recommend.base import ItemContent, Recommender, RecommendError, history_from_frame
+
+MODELS_DIR = "recommend"
+DEFAULT_MODEL = "ranker"
+
+
+def model_names() -> list[str]:
+    """Every model name ``train`` accepts."""
+    import tuwen.recommend  # noqa: F401  (registers every model class)
+
+    return sorted(n for n in Recommender.registry if not n.startswith("_"))
+
+
+def make_model(name: str, **params: Any) -> Recommender:
+    names = model_names()
+    if name not in names:
+        raise RecommendError(f"unknown recommender {name!r}; choose one of: {', '.join(names)}")
+    return Recommender.registry[name](**params)
+
+
+def model_folder(workspace: Any, name: str) -> Path:
+    return workspace.artifacts / MODELS_DIR / name
+
+
+def model_folders(workspace: Any) -> list[Path]:
+    root = workspace.artifacts / MODELS_DIR
+    return sorted(p for p in root.iterdir() if (p / "model.json").exists()) if root.exists() else []
+
+
+def load_content(workspace: Any, dim: int | None = 128) -> ItemContent | None:
+    """The workspace's image + text vectors, or ``None`` when ``tuwen embed`` has not run."""
+    from tuwen.recommend.base import content_sources
+
+    if not content_sources(workspace):
+        return None
+    return ItemContent.from_workspace(workspace, dim=dim)
+
+
+def train(workspace: Any, name: str = DEFAULT_MODEL, params: dict[str, Any] | None = None, save: bool = True,
+          default: bool = True) -> Recommender:
+    """Fit one recommender on all the workspace's events and save it (clears its stale mark)."""
+    events = workspace.read("interactions")
+    if events.empty:
+        raise RecommendError(f"{workspace.path}: no interactions to learn from; ingest purchases first")
+    model = make_model(name, **(params or {}))
+    content = load_content(workspace) if model.uses_content else None
+    if model.uses_content and content is None:
+        raise RecommendError(f"{name} reads product photos and text: run `tuwen embed {workspace.path}` first")
+    model.fit(events, workspace.read("products"), content=content)
+    if save:
+        folder = model.save(model_folder(workspace, name))
+        with workspace.transaction(f"train recommender {name}") as writer:
+            meta = dict(workspace.manifest.get("meta", {}).get("recommend", {}))
+            if default or "default" not in meta:
+                meta["default"] = name
+            meta.setdefault("models", {})[name] = {"trained_at": time.time(), **model.meta}
+            writer.meta["recommend"] = meta
+            stale = dict(workspace.manifest.get("meta", {}).get("stale_models", {}))
+            stale.pop(str(folder.relative_to(workspace.path)), None)
+            writer.meta["stale_models"] = stale
+    return model
+
+
+def default_model_name(workspace: Any) -> str | None:
+    name = workspace.manifest.get("meta", {}).get("recommend", {}).get("default")
+    if name and (model_folder(workspace, name) / "model.json").exists():
+        return name
+    folders = model_folders(workspace)
+    return folders[0].name if folders else None
+
+
+def load(workspace: Any, name: str | None = None) -> Recommender:
+    """A saved recommender of this workspace (default: the one trained last with ``default=True``)."""
+    name = name or default_model_name(workspace)
+    if name is None:
+        raise RecommendError(f"{workspace.path}: no trained recommender; run `tuwen rec-train {workspace.path}`")
+    return Recommender.load(model_folder(workspace, name))
+
+
+def scrub_model(folder: Path, user: str) -> bool:
+    """Remove one shopper's per-shopper state from a saved model, mark it stale, save atomically."""
+    model = Recommender.load(folder)
+    changed = model.forget_user(user)
+    model.meta["stale"] = {"reason": "trained before a shopper was forgotten; retrain to forget completely",
+                           "time": time.time()}
+    model.save(folder)
+    return changed
+
+
+@dataclass
+class Served:
+    """One shopper's answer: products in rank order and how they were chosen."""
+
+    user: str
+    items: list[str]
+    model: str
+    cold: bool
+    note: str = ""
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": self.user, "items": self.items, "model": self.model, "cold": self.cold}
+        if self.note:
+            out["note"] = self.note
+        if self.reasons:
+            out["reasons"] = self.reasons
+        return out
+
+
+class Service:
+    """A loaded model plus the workspace's latest events, for fast repeated ``recommend`` calls.
+
+    Shoppers the model was trained on are served from the model alone (no table read). A
+    shopper who appeared after training is folded in from their events in the workspace;
+    one with no events gets the model's popular products and is told so.
+    """
+
+    def __init__(self, workspace: Any, name: str | None = None, model: Recommender | None = None):
+        self.workspace = workspace
+        self.model = model or load(workspace, name)
+        self._events: pd.DataFrame | None = None
+        self._explainer: Any = None
+
+    def _history_from_workspace(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if self._events is None:
+            self._events = self.workspace.read("interactions")
+        rows = self._events[self._events["user_id"] == user]
+        if rows.empty:
+            return None
+        history = history_from_frame(rows, self.model.item_index, self.model.now)
+        return history if len(history[0]) else None
+
+    def recommend(self, user: str, k: int = 12, explain: bool = False) -> Served:
+        model = self.model
+        history = None
+        if not model.knows(user):
+            history = self._history_from_workspace(user)
+        if not model.knows(user) and history is None:
+            items = model.popular(k)
+            note = "no purchase history: popular products"
+            return Served(user, items, model.name, True, note, self._reasons(user, items, None) if explain else [])
+        items = model.recommend(user, k, history=history)
+        note = "" if model.knows(user) else "history since training folded in"
+        return Served(user, items, model.name, False, note, self._reasons(user, items, history) if explain else [])
+
+    def _reasons(self, user: str, items: list[str], history: Any) -> list[dict[str, Any]]:
+        from tuwen.recommend.explain import Explainer
+
+        if self._explainer is None:
+            self._explainer = Explainer(self.model)
+        return [r.to_dict() | {"why": r.sentence()} for r in self._explainer.explain(user, items, history)]
