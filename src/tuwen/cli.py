@@ -164,5 +164,5 @@ def demo(
 
 # Command groups that live in their own modules register themselves on `app` when imported.
 import tuwen.cli_models  # noqa: E402, F401
-import tuwen.cli_search  # noqa: E402, F401
 import tuwen.cli_recommend  # noqa: E402, F401
+import tuwen.cli_search  # noqa: E402, F401
