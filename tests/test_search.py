@@ -304,6 +304,12 @@ def test_aligner_learns_a_shared_space_and_reloads_identically(tmp_path: Path) -
     held_out = retrieval_metrics(aligner.encode_text(texts[500:]), aligner.encode_image(photos[500:]))
     assert held_out["R@10"] > 0.6  # chance: 0.10
     assert aligner.log[-1]["loss"] < aligner.log[0]["loss"]
+    import torch
+
+    z = aligner.text_std(texts[500:])
+    with torch.no_grad():
+        reference = aligner.heads["text"](torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(aligner._numpy_head("text")(z), reference, atol=1e-4)  # numpy inference = torch
     aligner.save(tmp_path / "a")
     again = Aligner.load(tmp_path / "a")
     np.testing.assert_allclose(again.encode_text(texts[500:]), aligner.encode_text(texts[500:]), atol=1e-6)

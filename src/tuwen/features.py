@@ -1,6 +1,6 @@
 """Per-modality feature matrices and presence masks for a task, assembled from a workspace (or live).
 
-A model input is one (field, encoder) pair — ``title@use_multilingual``, ``description@tfidf``,
+A model input is one (field, encoder) pair — ``title@use_multilingual``, ``description@tfidf_sparse``,
 ``image@mobilenet_v2``, ``tabular`` — and belongs to one modality (text, image, tabular). Keeping
 inputs this fine-grained is what lets a user pick text fields (``--text-fields prod_name``) and
 lets the ablation hide a whole modality by masking its inputs.
@@ -10,7 +10,7 @@ Three kinds of input:
 * **vector**: frozen encoder vectors, read from the workspace's cache (``tuwen embed``); for
   items the workspace has never seen (``tuwen predict``, review texts) they are computed live
   with the same encoder, so training and prediction see the same features.
-* **tfidf**: a sparse TF-IDF (word 1-2-grams + character 2-4-grams) that the *model* fits on its
+* **tfidf_sparse**: a sparse TF-IDF (word 1-2-grams + character 2-4-grams) that the *model* fits on its
   training texts and carries in its folder. Why the model owns it: sparse TF-IDF is the strongest
   cheap text signal on short catalog titles (bare names such as "Granger HW" carry no sentence
   meaning, but their n-grams do), and a model that fits its own vocabulary never depends on a

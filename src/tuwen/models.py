@@ -1,7 +1,7 @@
 """MultimodalModel = per-modality projection → fusion → task head(s); TuwenModel = that network plus
 everything needed to use it on new products (features, label encoders, neighbours), saved as a folder.
 
-The network works on *frozen* features (the fast path): each input (``title@tfidf``,
+The network works on *frozen* features (the fast path): each input (``title@tfidf_sparse``,
 ``image@mobilenet_v2``…) is standardised and projected to one token of width ``hidden``; a fusion
 strategy from :mod:`tuwen.fusion` combines the tokens; one linear head per task output reads the
 result. Every input also has its own small *unimodal* head. Those heads are what late fusion

@@ -380,10 +380,9 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
     from tuwen.recommend.store import model_folders, scrub_model
 
     for folder in model_folders(workspace):
-        changed = scrub_model(folder, user)
-        report["models_stale"].append(str(folder.relative_to(workspace.path)))
-        if changed:
+        if scrub_model(folder, user):  # the model saw the shopper: their state is removed, the model is stale
             report["models_scrubbed"].append(str(folder.relative_to(workspace.path)))
+    report["models_stale"] = list(report["models_scrubbed"])
     touched = []
     with workspace.transaction("forget 1 shopper") as writer:
         for name, column in USER_TABLES.items():

@@ -436,9 +436,10 @@ class SearchHit:
     price: float | None = None
     image: str = ""
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    row: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # all index columns (facets)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if k != "row"}
         out["score"] = round(float(self.score), 6)
         if out["price"] is not None and out["price"] != out["price"]:
             out["price"] = None
@@ -530,7 +531,7 @@ class SearchEngine:
         data = self.table.to_arrow()
         self.ids = np.array(data.column("id").to_pylist(), dtype=object)
         self.row = {pid: i for i, pid in enumerate(self.ids)}
-        self.info = data.select(keep).to_pandas()
+        self.info = {c: data.column(c).to_pylist() for c in keep}  # plain lists: a row is 30 list lookups
         self.matrices = {}
         for column in ("text_vec", "image_vec", "xmodal_vec"):
             if column in names:
@@ -652,11 +653,11 @@ class SearchEngine:
         ``weights`` (weighted fusion only) is either ``{signal: weight}`` or a :func:`learn_weights` result;
         by default the weights learnt at index time are used.
         """
+        start = time.perf_counter()
         query = (query or "").strip()
         self._validate(query, image, mode, k, fusion)
         timings: dict[str, float] = {}
         n = max(candidates or 0, 5 * k, 50)
-        t = time.perf_counter()
         lists, queries = self._signals(query, image, mode, where, n, timings)
         t = time.perf_counter()
         fusion_used = None
@@ -673,7 +674,7 @@ class SearchEngine:
         hits = self._hits(keys[:pool], scores[:pool], lists, query)
         facet_counts = self._facets(hits, facets)
         timings["fetch"] = (time.perf_counter() - t) * 1000
-        timings["total"] = sum(v for key, v in timings.items() if key != "total")
+        timings["total"] = (time.perf_counter() - start) * 1000  # wall time: BM25 overlaps the encoding
         return SearchResult(query, mode, fusion_used, hits[:k], facet_counts, timings, list(lists), where,
                             str(image) if image else None)
 
@@ -707,6 +708,20 @@ class SearchEngine:
             wanted = [s for s in wanted if s != "image"]
         lists: dict[str, _Ranked] = {}
         queries: dict[str, np.ndarray] = {}
+        lexical = None
+        if "lexical" in wanted and len(wanted) > 1:
+            # BM25 runs in LanceDB's native code (no GIL) while this thread encodes the query: overlap them.
+            start = time.perf_counter()
+            lexical = _pool().submit(lambda: (self._lexical(query, where, n), time.perf_counter() - start))
+        with _BLAS.limit(limits=1, user_api="blas"):  # one vector per query: extra BLAS threads only stall
+            self._vector_signals(query, image, wanted, where, n, lists, queries, timings)
+        if lexical is not None:
+            lists["lexical"], seconds = lexical.result()
+            timings["lexical"] = seconds * 1000
+        return {s: lists[s] for s in wanted if s in lists}, queries
+
+    def _vector_signals(self, query: str, image: Any, wanted: list[str], where: str | None, n: int,
+                        lists: dict[str, _Ranked], queries: dict[str, np.ndarray], timings: dict[str, float]) -> None:
         if "semantic" in wanted or "crossmodal" in wanted:
             t = time.perf_counter()
             if "semantic" in wanted:
@@ -721,6 +736,8 @@ class SearchEngine:
             queries["image"] = self._image_vector(image)
             timings["encode_image"] = (time.perf_counter() - t) * 1000
         for signal in wanted:
+            if signal == "lexical" and len(wanted) > 1:
+                continue  # running in the pool
             t = time.perf_counter()
             if signal == "lexical":
                 lists[signal] = self._lexical(query, where, n)
@@ -731,7 +748,6 @@ class SearchEngine:
             else:
                 lists[signal] = self._vector("image_vec", queries[signal], where, n)
             timings[signal] = (time.perf_counter() - t) * 1000
-        return lists, queries
 
     def _fusion_name(self, fusion: str) -> str:
         if fusion != "auto":
@@ -804,14 +820,13 @@ class SearchEngine:
             price = row.get("price")
             hits.append(SearchHit(str(row["id"]), float(score), str(row.get("title", "")), str(row.get("category", "")),
                                   None if price is None or price != price else float(price), str(row.get("image", "")),
-                                  signals))
-        for hit, row in zip(hits, info, strict=True):
-            hit._row = row  # type: ignore[attr-defined]  # kept for facets, not serialised
+                                  signals, row))
         return hits
 
     def _info(self, keys: list[Any]) -> list[dict[str, Any]]:
         if not self.ann:
-            return self.info.iloc[np.asarray(keys, dtype=np.int64)].to_dict("records")
+            columns = list(self.info.items())
+            return [{c: values[key] for c, values in columns} for key in keys]
         quoted = ", ".join("'" + str(k).replace("'", "''") + "'" for k in keys)
         columns = [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
         rows = self.table.search().where(f"id IN ({quoted})").select(columns).limit(len(keys)).to_list()
@@ -830,7 +845,7 @@ class SearchEngine:
                                   f"{', '.join(self.settings.attribute_columns) or '(no attributes)'}")
             counts: dict[str, int] = {}
             for hit in hits:
-                row = getattr(hit, "_row", {})
+                row = hit.row
                 value = self._price_band(row.get("price")) if column == "price" else row.get(column)
                 if value is None or value == "":
                     continue
@@ -870,10 +885,11 @@ class SearchEngine:
         keep = [i for i, key in enumerate(ranked.keys) if (self.ids[key] if not self.ann else key) != product_id]
         ranked = _Ranked([ranked.keys[i] for i in keep], ranked.scores[keep])
         timings = {"similar": (time.perf_counter() - t) * 1000}
+        timings["total"] = timings["similar"]
         hits = self._hits(ranked.keys[:max(k, 100)], ranked.scores[:max(k, 100)], {"fused": ranked}, "")
         signal_vectors = {"semantic": vectors.get("text_vec"), "image": vectors.get("image_vec")}
         for hit in hits[:k]:
-            row = getattr(hit, "_row", {})
+            row = hit.row
             for name, column_ in (("semantic", "text_vec"), ("image", "image_vec")):
                 if signal_vectors[name] is not None and not self.ann:
                     score = float(self.matrices[column_][self.row[row["id"]]] @ signal_vectors[name])
@@ -897,6 +913,30 @@ class SearchEngine:
         if not rows:
             raise SearchError(f"no product with id {product_id!r} in the search index")
         return {c: np.asarray(rows[0][c], np.float32) for c in columns if np.abs(np.asarray(rows[0][c])).sum() > 0}
+
+
+class _LazyBlas:
+    """threadpoolctl's controller, built on first use (it scans the loaded libraries once, ~50 ms)."""
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+
+    def limit(self, **kwargs: Any) -> Any:
+        if self._controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(**kwargs)
+
+
+_BLAS = _LazyBlas()
+
+
+@functools.cache
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="tuwen-search")
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:

@@ -173,7 +173,7 @@ class ALS(_Factors):
 
     name = "als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0, iterations: int = 15,
+    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 40.0, iterations: int = 15,
                  halflife: float | None = 90.0, **params: Any):
         super().__init__(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
                          halflife=halflife, **params)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.recommend.base import Recommender
+from tuwen.recommend.base import ItemContent, Recommender
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -46,9 +46,13 @@ class Reason:
 class Explainer:
     """Holds the vectors and co-purchase neighbours of one fitted model's universe."""
 
-    def __init__(self, model: Recommender):
+    def __init__(self, model: Recommender, content: ItemContent | None = None):
+        """``content`` (the workspace's vectors) is used when the model itself keeps none (e.g. ALS, VBPR)."""
         self.model = model
         self.image, self.text, self.similarity = _find_signals(model)
+        if self.image is None and self.text is None and content is not None:
+            aligned = content.align(model.item_ids)
+            self.image, self.text = aligned.image, aligned.text
         self.stats = {name: _typical(matrix) for name, matrix in (("image", self.image), ("text", self.text))}
         if self.similarity is not None and self.similarity.nnz:
             self.stats["co-purchase"] = (0.0, float(np.std(self.similarity.data)) or 1.0)
@@ -121,6 +125,7 @@ def _find_signals(model: Recommender) -> tuple[np.ndarray | None, np.ndarray | N
     return image, text, similarity
 
 
-def explain(model: Recommender, user: str, items: list[str], history: History | None = None) -> list[Reason]:
+def explain(model: Recommender, user: str, items: list[str], history: History | None = None,
+            content: ItemContent | None = None) -> list[Reason]:
     """One :class:`Reason` per recommended product (see the module docstring)."""
-    return Explainer(model).explain(user, items, history)
+    return Explainer(model, content).explain(user, items, history)

@@ -96,13 +96,18 @@ def load(workspace: Any, name: str | None = None) -> Recommender:
 
 
 def scrub_model(folder: Path, user: str) -> bool:
-    """Remove one shopper's per-shopper state from a saved model, mark it stale, save atomically."""
+    """Remove one shopper's per-shopper state from a saved model and mark it stale (saved atomically).
+
+    Every model keeps the histories it was trained on, so "the shopper is in them" is exactly
+    "the model saw the shopper"; a model that never saw them is left untouched.
+    """
     model = Recommender.load(folder)
-    changed = model.forget_user(user)
+    if not model.forget_user(user):
+        return False
     model.meta["stale"] = {"reason": "trained before a shopper was forgotten; retrain to forget completely",
                            "time": time.time()}
     model.save(folder)
-    return changed
+    return True
 
 
 @dataclass
@@ -165,5 +170,6 @@ class Service:
         from tuwen.recommend.explain import Explainer
 
         if self._explainer is None:
-            self._explainer = Explainer(self.model)
+            needs_vectors = not hasattr(self.model, "image") and "content" not in getattr(self.model, "parts", {})
+            self._explainer = Explainer(self.model, load_content(self.workspace) if needs_vectors else None)
         return [r.to_dict() | {"why": r.sentence()} for r in self._explainer.explain(user, items, history)]

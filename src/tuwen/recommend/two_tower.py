@@ -33,10 +33,10 @@ def _build_towers(n_trained: int, content_dim: int, dim: int, hidden: int, use_c
 
         def __init__(self) -> None:
             super().__init__()
-            self.ids = nn.Embedding(n_trained + 1, dim, padding_idx=n_trained)  # last row: "no id"
+            # last row: the learnt "new product" embedding, used for hidden ids (id dropout) in training
+            # and for never-bought products at serving
+            self.ids = nn.Embedding(n_trained + 1, dim)
             nn.init.normal_(self.ids.weight, std=0.05)
-            with torch.no_grad():
-                self.ids.weight[n_trained].zero_()
             self.content = (nn.Sequential(nn.Linear(content_dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
                             if use_content else None)
             self.user = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))

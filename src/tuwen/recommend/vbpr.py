@@ -77,7 +77,10 @@ class VBPR(Recommender):
 
         user_f, item_f = param(n_users, p["factors"]), param(n_trained, p["factors"])
         item_b = torch.nn.Parameter(torch.zeros(n_trained))
-        params = [user_f, item_f, item_b]
+        # the bias of a product whose id part is hidden (id dropout) — at serving, of a never-bought
+        # product; without it a new product's bias is 0, above most bought products' (negative) biases
+        new_b = torch.nn.Parameter(torch.zeros(1))
+        params = [user_f, item_f, item_b, new_b]
         if use_content:
             user_c, proj = param(n_users, p["content_factors"]), param(dim, p["content_factors"], scale=0.1)
             beta = torch.nn.Parameter(torch.zeros(dim))
@@ -90,7 +93,7 @@ class VBPR(Recommender):
         batch = p["batch_size"]
 
         def score(u: torch.Tensor, i: torch.Tensor, keep_id: torch.Tensor) -> torch.Tensor:
-            value = (item_b[i] + (user_f[u] * item_f[i]).sum(1)) * keep_id
+            value = (item_b[i] + (user_f[u] * item_f[i]).sum(1)) * keep_id + new_b * (1 - keep_id)
             if use_content:
                 f = feats[i]
                 value = value + (user_c[u] * (f @ proj)).sum(1) + f @ beta
@@ -123,6 +126,7 @@ class VBPR(Recommender):
             self.user_id_f = user_f.detach().numpy().astype(np.float32)
             self.item_id_f = item_f.detach().numpy().astype(np.float32)
             self.item_bias = item_b.detach().numpy().astype(np.float32)
+            self.new_bias = np.array([float(new_b) if use_content else 0.0], np.float32)
             if use_content:
                 self.user_content_f = user_c.detach().numpy().astype(np.float32)
                 self.item_content_f = (feats @ proj).numpy().astype(np.float32)
@@ -142,6 +146,7 @@ class VBPR(Recommender):
         n_trained = len(self.item_id_f)
         values = np.zeros(len(self.item_ids), np.float32)
         values[:n_trained] = self.item_bias + self.item_id_f @ self.user_id_f[k]
+        values[n_trained:] = self.new_bias[0]
         if self.item_content_f.shape[1]:
             values += self.item_content_f @ self.user_content_f[k] + self.content_bias
         known = np.zeros(len(self.item_ids), bool)
@@ -152,7 +157,7 @@ class VBPR(Recommender):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {}, {"user_id_f": self.user_id_f, "user_content_f": self.user_content_f, "item_id_f": self.item_id_f,
-                    "item_bias": self.item_bias, "item_content_f": self.item_content_f,
+                    "item_bias": self.item_bias, "new_bias": self.new_bias, "item_content_f": self.item_content_f,
                     "content_bias": self.content_bias, "has_item_content": self.has_item_content}
 
     def _set_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
