@@ -7,14 +7,16 @@ encoding the photo with MobileNetV2). Modes are interleaved query by query, so d
 hits them alike. Reported: p50 / p99 latency (ms) and queries per second (1 / mean), plus the median of each
 stage.
 
-Part 2 — 1,000,000 synthetic products: real fashion title vectors (USE, 512-d) and aligned photo vectors
-(tuwen align, 257-d) cycled and jittered with Gaussian noise (so neighbours are close but not duplicates),
-and real titles as their words. They go into a workspace-format LanceDB table; building the BM25 index and
-the HNSW (IVF-HNSW-SQ) vector indexes is timed with a progress bar. Then p50 / p99 per mode through the ANN
-indexes, and ANN Recall@10 against exact brute-force search over the same vectors.
+Part 2 — 1,000,000 synthetic products: each vector a random mix of two real fashion vectors (weight 0.5-1
+on the first) plus Gaussian noise — title vectors (USE, 512-d) and aligned photo vectors (tuwen align,
+257-d) — with the first one's title as words. They go into a workspace-format LanceDB table; building the
+BM25 index and the HNSW (IVF-HNSW-SQ) vector indexes is timed with a progress bar. Then ANN Recall@10
+against exact brute-force search over the same vectors for a sweep of ef / refine factor, and p50 / p99
+per mode through the ANN indexes at the chosen setting.
 
     python benchmarks/search_latency.py                      # both parts (part 2 builds ~10 min on 2 cores)
     python benchmarks/search_latency.py --parts 2 --n 200000 # smaller synthetic set
+    python benchmarks/search_latency.py --parts 2 --keep     # then --reuse to re-measure without rebuilding
 """
 
 from __future__ import annotations
@@ -147,8 +149,26 @@ def part1(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------------------- part 2
 
 
+def _mix(base: np.ndarray, n: int, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """n unit vectors between two random real ones (weight 0.5-1 on the first) plus Gaussian noise.
+
+    Mixing (rather than copying each real vector ~100 times with jitter) gives a continuous cloud shaped like
+    the real one, without clumps of near-ties that no index, exact float rounding aside, could rank stably.
+    """
+    first = rng.integers(0, len(base), n)
+    second = rng.integers(0, len(base), n)
+    weight = rng.uniform(0.5, 1.0, (n, 1)).astype(np.float32)
+    out = np.empty((n, base.shape[1]), np.float32)
+    for lo in range(0, n, 100_000):
+        sl = slice(lo, lo + 100_000)
+        mixed = weight[sl] * base[first[sl]] + (1 - weight[sl]) * base[second[sl]]
+        mixed += rng.normal(0, noise, mixed.shape).astype(np.float32)
+        out[sl] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+    return out, first
+
+
 def synthetic_table(source: Workspace, n: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-    """n rows cycling the real catalog's vectors with Gaussian jitter (unit length again), and its words."""
+    """n synthetic products from the real catalog's vectors (see _mix) and its words."""
     engine = engine_for(source)
     data = engine.table.to_arrow()
     text = np.asarray(engine.matrices["text_vec"], np.float32)
@@ -156,12 +176,9 @@ def synthetic_table(source: Workspace, n: int) -> tuple[pa.Table, np.ndarray, np
     tokens = data.column("tokens").to_pylist()
     categories = data.column("category").to_pylist()
     rng = np.random.default_rng(SEED)
-    base = np.arange(n) % len(text)
-    text_n = text[base] + rng.normal(0, 0.02, (n, text.shape[1])).astype(np.float32)
-    text_n /= np.linalg.norm(text_n, axis=1, keepdims=True)
-    photo = xmodal[base, :-1] + rng.normal(0, 0.02, (n, xmodal.shape[1] - 1)).astype(np.float32)
-    photo /= np.maximum(np.linalg.norm(photo, axis=1, keepdims=True), 1e-12)
-    xmodal_n = np.hstack([photo, xmodal[base, -1:]]).astype(np.float32)
+    text_n, base = _mix(text, n, rng, 0.01)
+    photo, photo_base = _mix(xmodal[:, :-1], n, rng, 0.01)
+    xmodal_n = np.hstack([photo, xmodal[photo_base, -1:]]).astype(np.float32)  # keep the hubness column
     table = pa.table({
         "id": pa.array([f"s{i:07d}" for i in range(n)]),
         "title": pa.array([tokens[i] for i in base]),
@@ -174,18 +191,19 @@ def synthetic_table(source: Workspace, n: int) -> tuple[pa.Table, np.ndarray, np
     return table, text_n, xmodal_n
 
 
-def part2(args: argparse.Namespace) -> dict:
-    source = Workspace(args.work / "fashion", create=False)
-    folder = args.work / f"synthetic-{args.n}"
+def build_synthetic(args: argparse.Namespace, source: Workspace, folder: Path) -> tuple[Workspace, dict, np.ndarray,
+                                                                                        np.ndarray]:
+    t = time.perf_counter()
+    table_data, text, xmodal = synthetic_table(source, args.n)
+    print(f"\n## {args.n:,} synthetic products: generated in {time.perf_counter() - t:.0f} s", flush=True)
+    name = "search__synthetic"
+    if args.reuse and (folder / "tuwen.json").exists():
+        return Workspace(folder, create=False), {"reused": True}, text, xmodal
     if folder.exists():
         shutil.rmtree(folder)
     ws = Workspace(folder)
     shutil.copytree(source.artifacts / "align", ws.artifacts / "align")
-    t = time.perf_counter()
-    table_data, text, xmodal = synthetic_table(source, args.n)
-    print(f"\n## {args.n:,} synthetic products: generated in {time.perf_counter() - t:.0f} s")
     settings = IndexSettings(ef=args.ef, ann="on")
-    name = "search__synthetic"
     build = {}
     with ws.transaction("synthetic search index") as writer:
         t = time.perf_counter()
@@ -201,31 +219,54 @@ def part2(args: argparse.Namespace) -> dict:
         writer.upsert("search_meta", pd.DataFrame({"id": ["settings"], "json": [json.dumps(meta)]}),
                       schema=pa.schema([("id", pa.string()), ("json", pa.string())]))
         writer.versions[name] = table.version
-    print("build:", build, f"(total {sum(build.values()):.0f} s)")
+    print("build:", build, f"(total {sum(build.values()):.0f} s)", flush=True)
+    return ws, build, text, xmodal
+
+
+def ann_recall(engine: SearchEngine, queries: list[str], text: np.ndarray, xmodal: np.ndarray) -> dict[str, float]:
+    recall = {}
+    alignment = engine.alignment()
+    for signal, column, matrix in (("semantic", "text_vec", text), ("crossmodal", "xmodal_vec", xmodal)):
+        hits = []
+        for query in queries:
+            vector = engine._text_vector(engine.settings.text_encoder, query)
+            q = vector / np.linalg.norm(vector) if signal == "semantic" else alignment.text_space(vector[None])[0]
+            exact = set(np.argpartition(-(matrix @ q), 10)[:10].tolist())
+            ann = engine._vector(column, q, None, 10).keys
+            hits.append(len({int(k[1:]) for k in ann} & exact) / 10)
+        recall[signal] = round(float(np.mean(hits)), 3)
+    return recall
+
+
+def part2(args: argparse.Namespace) -> dict:
+    source = Workspace(args.work / "fashion", create=False)
+    folder = args.work / f"synthetic-{args.n}"
+    ws, build, text, xmodal = build_synthetic(args, source, folder)
     clear_engines()
     engine = engine_for(ws)
     queries = queries_from(source, args.queries)
+    sweep = []
+    for ef in (50, 100, 200):
+        for refine in (1, 2, 4):
+            engine.settings.ef, engine.settings.refine_factor = ef, refine
+            t = time.perf_counter()
+            recall = ann_recall(engine, queries[: args.recall_queries], text, xmodal)
+            ms = (time.perf_counter() - t) * 1000 / (2 * args.recall_queries)
+            sweep.append({"ef": ef, "refine": refine, **{f"recall@10 {k}": v for k, v in recall.items()},
+                          "mean ms per ANN query": round(ms, 1)})
+            print(sweep[-1], flush=True)
+    engine.settings.ef, engine.settings.refine_factor = args.ef, args.refine
     modes = {"lexical": {"mode": "lexical"}, "semantic": {"mode": "semantic"}, "crossmodal": {"mode": "crossmodal"},
              "hybrid (rrf)": {"mode": "hybrid", "fusion": "rrf"}}
     for warm in queries[:5]:
         for kwargs in modes.values():
             engine.search(warm, **kwargs)
     frame = time_modes(engine, queries, [], modes)
-    out = {"build": build, "latency": report(f"{args.n:,} synthetic products, ANN (IVF-HNSW-SQ, ef={args.ef})",
-                                             frame)}
-    recall = {}
-    alignment = engine.alignment()
-    for signal, column, matrix in (("semantic", "text_vec", text), ("crossmodal", "xmodal_vec", xmodal)):
-        hits = []
-        for query in queries[: args.recall_queries]:
-            vector = engine._text_vector(engine.settings.text_encoder, query)
-            q = vector / np.linalg.norm(vector) if signal == "semantic" else alignment.text_space(vector[None])[0]
-            exact = set(np.argpartition(-(matrix @ q), 10)[:10].tolist())
-            ann = engine._vector(column, q, None, 10).keys
-            hits.append(len({int(k[1:]) for k in ann} & exact) / 10)
-        recall[signal] = float(np.mean(hits))
-    print(f"ANN Recall@10 vs exact ({args.recall_queries} queries):", {k: round(v, 3) for k, v in recall.items()})
-    out["recall@10"] = recall
+    title = f"{args.n:,} synthetic products, ANN (IVF-HNSW-SQ, ef={args.ef}, refine={args.refine})"
+    out = {"build": build, "sweep": sweep, "latency": report(title, frame)}
+    out["recall@10"] = ann_recall(engine, queries[: args.recall_queries], text, xmodal)
+    print(f"ANN Recall@10 vs exact at ef={args.ef}, refine={args.refine} ({args.recall_queries} queries):",
+          out["recall@10"])
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return out
@@ -240,7 +281,9 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--ef", type=int, default=IndexSettings().ef)
+    parser.add_argument("--refine", type=int, default=IndexSettings().refine_factor)
     parser.add_argument("--keep", action="store_true", help="keep the synthetic workspace")
+    parser.add_argument("--reuse", action="store_true", help="reuse a kept synthetic workspace (skip the build)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",")}

@@ -293,8 +293,10 @@ def test_cli_train_recommend_batch_profile_segments_forget(shop: Workspace, tmp_
     seg = runner.invoke(app, ["segments", str(ws.path), "--k", "3", "--json"])
     assert seg.exit_code == 0, seg.output
     assert len(json.loads(seg.output)["segments"]) == 3
+    assert (ws.artifacts / "segments.png").exists()
     gone = runner.invoke(app, ["forget", str(ws.path), "--user", user, "--json"])
     assert gone.exit_code == 0 and json.loads(gone.output)["found"]
+    assert not (ws.artifacts / "segments.png").exists()  # it plotted the shopper; redrawn by `tuwen segments`
     again = runner.invoke(app, ["recommend", str(ws.path), "--user", user, "--json"])
     assert json.loads(again.output)["cold"]
 

@@ -130,7 +130,8 @@ def evaluate(
     table = Table(title=f"{summary['task']} · {summary['target']} (test)")
     lines = metric_table(summary["results"]).splitlines()
     for column in lines[0].strip("|").split("|"):
-        table.add_column(column.strip(), justify="left" if column.strip() == "variant" else "right")
+        name = column.strip()
+        table.add_column(name, justify="left" if name == "variant" else "right", no_wrap=name == "variant")
     for line in lines[2:]:
         table.add_row(*(cell.strip() for cell in line.strip("|").split("|")))
     out.print(table)

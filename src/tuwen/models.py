@@ -264,9 +264,10 @@ def network_outputs(network: MultimodalModel | EnsembleModel, task: Task, featur
         for head, value in result["outputs"].items():
             raw[head].append(value)
         fused.append(result["fused"].float().cpu().numpy())
-    predictions = {h: task.transform(h, torch.cat(v)) if v else np.zeros((0,)) for h, v in raw.items()}
-    return {"predictions": predictions, "fused": np.concatenate(fused) if fused else np.zeros((0, network.config[
-        "hidden"]))}
+    outputs = {h: torch.cat(v) if v else torch.zeros((0, 1)) for h, v in raw.items()}
+    predictions = {h: task.transform(h, v) if len(v) else np.zeros((0,)) for h, v in outputs.items()}
+    return {"predictions": predictions, "raw": outputs,
+            "fused": np.concatenate(fused) if fused else np.zeros((0, network.config["hidden"]))}
 
 
 def network_inputs(features: FeatureSet) -> list[dict[str, Any]]:

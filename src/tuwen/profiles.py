@@ -383,21 +383,25 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
         if scrub_model(folder, user):  # the model saw the shopper: their state is removed, the model is stale
             report["models_scrubbed"].append(str(folder.relative_to(workspace.path)))
     report["models_stale"] = list(report["models_scrubbed"])
-    touched = []
-    with workspace.transaction("forget 1 shopper") as writer:
-        for name, column in USER_TABLES.items():
-            if not workspace.has_table(name):
-                continue
-            removed = _rewrite(workspace, writer, name, lambda frame, c=column: frame[c].astype(str) != user)
-            if removed:
-                report["rows_removed"][name] = removed
-                touched.append(name)
-        stale = dict(workspace.manifest.get("meta", {}).get("stale_models", {}))
-        for path in report["models_stale"]:
-            stale[path] = {"reason": "a shopper was forgotten after training; retrain to forget completely",
-                           "time": time.time()}
-        writer.meta["stale_models"] = stale
-    _purge_old_versions(workspace, touched)
+    present = [name for name, column in USER_TABLES.items() if workspace.has_table(name)
+               and (workspace.read(name, [column])[column].astype(str) == user).any()]
+    if present or report["models_stale"]:
+        with workspace.transaction("forget 1 shopper") as writer:
+            for name in present:
+                column = USER_TABLES[name]
+                report["rows_removed"][name] = _rewrite(workspace, writer, name,
+                                                        lambda frame, c=column: frame[c].astype(str) != user)
+            stale = dict(workspace.manifest.get("meta", {}).get("stale_models", {}))
+            for path in report["models_stale"]:
+                stale[path] = {"reason": "a shopper was forgotten after training; retrain to forget completely",
+                               "time": time.time()}
+            writer.meta["stale_models"] = stale
+    if present:
+        _purge_old_versions(workspace, present)
+    chart = workspace.artifacts / "segments.png"
+    if "segments" in present and chart.exists():
+        chart.unlink()  # the map plots one dot per shopper; `tuwen segments` redraws it
+        report["removed_files"] = [str(chart.relative_to(workspace.path))]
     report["other_artifacts_to_retrain"] = _other_trained_artifacts(workspace)
     report["found"] = bool(report["rows_removed"] or report["models_scrubbed"])
     return report

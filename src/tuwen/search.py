@@ -123,6 +123,7 @@ class IndexSettings:
     hnsw_m: int = 20
     hnsw_ef_construction: int = 150
     ef: int = 100  # HNSW search breadth per query (recall vs speed)
+    refine_factor: int = 2  # ANN: fetch this many times more candidates and re-rank them by exact distance
     csls: float = 0.0  # cross-modal hubness penalty (see tuwen.align); 0: attribute queries do better without
     nprobes: int = 4
     attribute_columns: tuple[str, ...] = ()
@@ -476,6 +477,7 @@ class _Ranked:
 
     keys: list[Any]
     scores: np.ndarray
+    rows: dict[Any, dict[str, Any]] | None = None  # ANN mode: the candidates' columns, fetched with them
 
     def rank_of(self) -> dict[Any, int]:
         return {key: r for r, key in enumerate(self.keys)}
@@ -601,12 +603,24 @@ class SearchEngine:
         if where:
             builder = builder.where(where, prefilter=True)
         try:
-            rows = builder.select(["id", "_score"]).limit(n).to_arrow()
+            rows = builder.select([*self._row_columns(), "_score"]).limit(n).to_arrow()
         except Exception as error:
-            raise SearchError(f"bad filter {where!r}: {_first_line(error)}") from error
+            raise _query_error(where, error) from error
         ids = rows.column("id").to_pylist()
         keys = ids if self.ann else [self.row[pid] for pid in ids]
-        return _Ranked(keys, np.asarray(rows.column("_score").to_numpy(), np.float32))
+        return _Ranked(keys, np.asarray(rows.column("_score").to_numpy(), np.float32), self._rows_of(rows))
+
+    def _row_columns(self) -> list[str]:
+        """Columns a hit shows (ANN mode fetches them with the candidates; exact mode has them in memory)."""
+        if not self.ann:
+            return ["id"]
+        return [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
+
+    def _rows_of(self, rows: pa.Table) -> dict[Any, dict[str, Any]] | None:
+        if not self.ann:
+            return None
+        data = rows.drop_columns([c for c in ("_score", "_distance") if c in rows.column_names]).to_pylist()
+        return {row["id"]: row for row in data}
 
     def _vector(self, column: str, query: np.ndarray, where: str | None, n: int) -> _Ranked:
         if column not in self.table.schema.names:
@@ -621,14 +635,17 @@ class SearchEngine:
             return _Ranked(list(top), scores[top].astype(np.float32))
         metric = "dot" if column == "xmodal_vec" else "cosine"  # xmodal carries the hubness penalty: dot product
         builder = (self.table.search(query, vector_column_name=column).distance_type(metric)
-                   .ef(self.settings.ef).nprobes(self.settings.nprobes))
+                   .ef(max(self.settings.ef, n * max(1, self.settings.refine_factor))).nprobes(self.settings.nprobes))
+        if self.settings.refine_factor > 1:
+            builder = builder.refine_factor(self.settings.refine_factor)
         if where:
             builder = builder.where(where, prefilter=True)
         try:
-            rows = builder.select(["id", "_distance"]).limit(n).to_arrow()
+            rows = builder.select([*self._row_columns(), "_distance"]).limit(n).to_arrow()
         except Exception as error:
-            raise SearchError(f"bad filter {where!r}: {_first_line(error)}") from error
-        return _Ranked(rows.column("id").to_pylist(), 1.0 - np.asarray(rows.column("_distance").to_numpy(), np.float32))
+            raise _query_error(where, error) from error
+        return _Ranked(rows.column("id").to_pylist(), 1.0 - np.asarray(rows.column("_distance").to_numpy(), np.float32),
+                       self._rows_of(rows))
 
     def _fused_scores(self, query: np.ndarray) -> np.ndarray:
         w = self.settings.fused_image_weight
@@ -803,7 +820,10 @@ class SearchEngine:
         if not keys:
             return []
         ranks = {signal: ranked.rank_of() for signal, ranked in lists.items()}
-        info = self._info(keys)
+        known: dict[Any, dict[str, Any]] = {}
+        for ranked in lists.values():
+            known.update(ranked.rows or {})
+        info = self._info(keys, known)
         terms = query_terms(query) if "lexical" in lists else []
         hits = []
         for key, score, row in zip(keys, scores, info, strict=True):
@@ -823,14 +843,16 @@ class SearchEngine:
                                   signals, row))
         return hits
 
-    def _info(self, keys: list[Any]) -> list[dict[str, Any]]:
+    def _info(self, keys: list[Any], known: dict[Any, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         if not self.ann:
             columns = list(self.info.items())
             return [{c: values[key] for c, values in columns} for key in keys]
-        quoted = ", ".join("'" + str(k).replace("'", "''") + "'" for k in keys)
-        columns = [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
-        rows = self.table.search().where(f"id IN ({quoted})").select(columns).limit(len(keys)).to_list()
-        by_id = {r["id"]: r for r in rows}
+        by_id = dict(known or {})
+        missing = [k for k in keys if k not in by_id]
+        if missing:
+            quoted = ", ".join("'" + str(k).replace("'", "''") + "'" for k in missing)
+            rows = self.table.search().where(f"id IN ({quoted})").select(self._row_columns()).limit(len(missing))
+            by_id.update({r["id"]: r for r in rows.to_list()})
         return [by_id.get(k, {"id": k}) for k in keys]
 
     def _facets(self, hits: list[SearchHit], facets: Sequence[str] | None) -> dict[str, dict[str, int]]:
@@ -883,7 +905,7 @@ class SearchEngine:
             query = vectors[column]
         ranked = self._vector(column, query, where, k + 1 + 50)
         keep = [i for i, key in enumerate(ranked.keys) if (self.ids[key] if not self.ann else key) != product_id]
-        ranked = _Ranked([ranked.keys[i] for i in keep], ranked.scores[keep])
+        ranked = _Ranked([ranked.keys[i] for i in keep], ranked.scores[keep], ranked.rows)
         timings = {"similar": (time.perf_counter() - t) * 1000}
         timings["total"] = timings["similar"]
         hits = self._hits(ranked.keys[:max(k, 100)], ranked.scores[:max(k, 100)], {"fused": ranked}, "")
@@ -945,6 +967,13 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def _query_error(where: str | None, error: BaseException) -> SearchError:
+    """LanceDB's complaint as a SearchError: a filter problem names the filter, anything else says so."""
+    if where:
+        return SearchError(f"bad filter {where!r}: {_first_line(error)}")
+    return SearchError(f"search failed: {_first_line(error)}")
 
 
 def _first_line(error: BaseException) -> str:

@@ -62,8 +62,8 @@ class TwoTower(Recommender):
     name = "two_tower"
     uses_content = True
 
-    def __init__(self, dim: int = 64, hidden: int = 256, epochs: int = 8, batch_size: int = 256, lr: float = 3e-3,
-                 weight_decay: float = 1e-5, max_history: int = 50, halflife: float = 60.0, id_dropout: float = 0.5,
+    def __init__(self, dim: int = 64, hidden: int = 256, epochs: int = 4, batch_size: int = 256, lr: float = 3e-3,
+                 weight_decay: float = 1e-5, max_history: int = 50, halflife: float = 60.0, id_dropout: float = 0.8,
                  content: bool = True, image_weight: float = 1.0, text_weight: float = 1.0,
                  threads: int | None = None, **params: Any):
         super().__init__(dim=dim, hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr,
