@@ -19,7 +19,12 @@ from tuwen.fusion import FUSIONS
 from tuwen.tasks import TASKS
 from tuwen.workspace import Workspace
 
-TaskOpt = Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASKS)}.")]
+TaskOpt = Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASKS)}, recommend.")]
+RecommenderOpt = Annotated[str | None, typer.Option("--model", help="--task recommend: the recommender (ranker, "
+                                                   "content, vbpr, two_tower, als, bpr, itemknn, repurchase, "
+                                                   "popularity); default ranker.")]
+RecommendersOpt = Annotated[str | None, typer.Option("--models", help="--task recommend: recommenders to compare, "
+                                                     "comma separated.")]
 TargetOpt = Annotated[str | None, typer.Option(help="Column or attribute to predict (classify: e.g. articleType, "
                                                "category:1; tag: comma separated; price: price; review: rating).")]
 TextFieldsOpt = Annotated[str | None, typer.Option(help="Text fields, comma separated (title, description, ocr, or a "
@@ -62,11 +67,22 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping usually ends sooner).")] = None,
     ensemble: EnsembleOpt = 0,
+    recommender: RecommenderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's summary as JSON.")] = False,
 ) -> None:
-    """Train a model on the workspace's stored features and save it (weights, config, label encoders)."""
+    """Train a model on the workspace's stored features and save it (weights, config, label encoders).
+
+    ``--task recommend`` trains a recommender on all purchases instead (the same as ``tuwen rec-train``).
+    """
     from tuwen.train import train_model
 
+    if task == "recommend":
+        from tuwen.cli_recommend import rec_train
+
+        rec_train(workspace, model=recommender or "ranker", params=None, default=True, as_json=as_json)
+        return
+    if recommender:
+        raise ValueError("--model names a recommender: it goes with --task recommend (use --name for a model name)")
     ws = Workspace(workspace, create=False)
     if fusion not in FUSIONS and not fusion.startswith("late:"):
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
@@ -108,12 +124,24 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs per variant.")] = None,
     ensemble: EnsembleOpt = 0,
+    recommenders: RecommendersOpt = None,
+    test_days: Annotated[int, typer.Option(help="--task recommend: the last N days are the test window.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON for scripts.")] = False,
 ) -> None:
-    """Modality ablation (text vs image vs each fusion, one split) with a Markdown report, or score a saved model."""
+    """Modality ablation (text vs image vs each fusion, one split) with a Markdown report, or score a saved model.
+
+    ``--task recommend`` compares recommenders on a temporal split instead (the same as ``tuwen rec-evaluate``).
+    """
     from tuwen.report import metric_table
     from tuwen.train import evaluate_saved, evaluate_task
 
+    if task == "recommend":
+        from tuwen.cli_recommend import rec_evaluate
+        from tuwen.recommend.compare import COMPARED
+
+        rec_evaluate(workspace, models=recommenders or model or ",".join(COMPARED), test_days=test_days, k=12,
+                     seed=seed, as_json=as_json)
+        return
     ws = Workspace(workspace, create=False)
     if model:
         summary = evaluate_saved(ws, model)

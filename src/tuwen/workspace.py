@@ -265,13 +265,28 @@ class Workspace:
 
     # ------------------------------------------------------------ train / evaluate
     def train(self, task: str, target: str | None = None, **options: Any) -> Any:
-        """Train and save a model on the stored features; see :func:`tuwen.train.train_model`."""
+        """Train and save a model on the stored features; see :func:`tuwen.train.train_model`.
+
+        ``task="recommend"`` trains a recommender (``model="ranker"`` etc.); see :func:`tuwen.recommend.store.train`.
+        """
+        if task == "recommend":
+            from tuwen.recommend.store import train as train_recommender
+
+            return train_recommender(self, options.pop("model", "ranker"), options.pop("params", None), **options)
         from tuwen.train import train_model
 
         return train_model(self, task, target, **options)
 
     def evaluate(self, task: str, target: str | None = None, **options: Any) -> dict[str, Any]:
-        """Modality ablation on one split (text, image, every fusion); see :func:`tuwen.train.evaluate_task`."""
+        """Modality ablation on one split (text, image, every fusion); see :func:`tuwen.train.evaluate_task`.
+
+        ``task="recommend"`` compares recommenders on a temporal split (``models=[...]``, ``test_days=7``);
+        see :func:`tuwen.recommend.compare.compare`.
+        """
+        if task == "recommend":
+            from tuwen.recommend.compare import compare
+
+            return compare(self, **options)
         from tuwen.train import evaluate_task
 
         return evaluate_task(self, task, target, **options)

@@ -1,0 +1,47 @@
+"""Side-by-side comparison of recommenders on one temporal split: ``ws.evaluate("recommend")``.
+
+The CLI (``tuwen evaluate --task recommend``) and the Python API share this, so a script reading the JSON gets
+exactly the numbers the table shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tuwen.recommend.evaluate import evaluate_model, results_table, temporal_split
+from tuwen.recommend.store import load_content, make_model
+
+COMPARED = ("popularity", "repurchase", "itemknn", "als", "content", "vbpr", "two_tower", "ranker")
+
+
+class NothingToScore(ValueError):
+    """The test window holds no purchase by a shopper who also bought before it."""
+
+
+def compare(workspace: Any, models: Sequence[str] | str = COMPARED, test_days: int = 7, k: int = 12,
+            seed: int = 0) -> dict[str, Any]:
+    """Fit every model on the events before the last ``test_days`` days and score it on those days.
+
+    Models that need product vectors are skipped (and listed under ``skipped``) when the workspace has none,
+    rather than failing the whole comparison.
+    """
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    split = temporal_split(workspace.read("interactions"), test_days)
+    if not split.truth:
+        raise NothingToScore(f"no shopper bought in the last {test_days} days after buying before: nothing to score")
+    products, content = workspace.read("products"), None
+    results, skipped = [], []
+    for name in models:
+        model = make_model(name, seed=seed)
+        if model.uses_content and content is None:
+            content = load_content(workspace)
+            if content is None:
+                skipped.append({"model": name, "reason": "no product vectors (run `tuwen embed`)"})
+                continue
+        model.fit(split.train, products, content=content if model.uses_content else None)
+        results.append(evaluate_model(model, split, k, name))
+    table = results_table(results, seed=seed)
+    return {"task": "recommend", "split": split.describe(), "k": k, "seed": seed,
+            "results": table.to_dict(orient="records"), "skipped": skipped}
