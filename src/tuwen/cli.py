@@ -166,3 +166,4 @@ def demo(
 import tuwen.cli_models  # noqa: E402, F401
 import tuwen.cli_recommend  # noqa: E402, F401
 import tuwen.cli_search  # noqa: E402, F401
+import tuwen.cli_serve  # noqa: E402, F401

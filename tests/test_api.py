@@ -1,0 +1,115 @@
+"""The HTTP API and web page (``tuwen serve``) on a synthetic shop, through FastAPI's test client."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tuwen.api import create_app
+from tuwen.datasets.synthetic import generate_catalog
+from tuwen.search import IndexSettings
+from tuwen.train import TrainConfig
+from tuwen.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    root = tmp_path_factory.mktemp("api")
+    catalog = generate_catalog(root / "catalog", n_products=160, n_users=60, seed=2, image_size=32)
+    ws = Workspace(root / "ws")
+    ws.ingest(preset="synthetic", path=catalog)
+    ws.embed(image_encoder="color_histogram", text_encoder="use_multilingual", progress=False)
+    ws.index(settings=IndexSettings(image_encoder="color_histogram"), progress=False, learn=False)
+    ws.train("recommend", model="content")
+    ws.train("classify", "category", name="kind", config=TrainConfig(epochs=5, progress=False, ensemble=1))
+    return ws
+
+
+@pytest.fixture(scope="module")
+def client(shop: Workspace) -> TestClient:
+    return TestClient(create_app(shop.path))
+
+
+def _photo(colour: tuple[int, int, int] = (200, 20, 20)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 48), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_page_and_info(client: TestClient, shop: Workspace) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "tuwen" in page.text and "/api/search" in page.text
+    facts = client.get("/api/info").json()
+    assert facts["products"] == shop.count("products") and "kind" in facts["models"]
+
+
+def test_text_search_returns_hits_with_signals_and_facets(client: TestClient, shop: Workspace) -> None:
+    title = str(shop.read("products")["title"].iloc[0])
+    answer = client.get("/api/search", params={"q": title, "k": 5, "facets": "category"}).json()
+    assert answer["query"] == title and 1 <= len(answer["hits"]) <= 5
+    assert answer["hits"][0]["signals"] and "category" in answer["facets"]
+    ids = [h["id"] for h in answer["hits"]]
+    direct = shop.search(title, k=5).ids
+    assert ids == direct  # the API is the Python API, not a second implementation
+
+
+def test_photo_search_and_similar_and_product(client: TestClient, shop: Workspace) -> None:
+    answer = client.post("/api/search", params={"k": 4, "mode": "image"}, content=_photo(),
+                         headers={"Content-Type": "image/png"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["hits"]) == 4
+    product_id = answer.json()["hits"][0]["id"]
+    similar = client.get(f"/api/similar/{product_id}", params={"k": 3}).json()
+    assert len(similar["hits"]) == 3 and product_id not in [h["id"] for h in similar["hits"]]
+    product = client.get(f"/api/products/{product_id}").json()
+    assert product["id"] == product_id and not any(k.endswith("_vec") for k in product)
+    picture = client.get(f"/api/products/{product_id}/image")
+    assert picture.status_code == 200 and picture.content == Path(product["image_paths"][0]).read_bytes()
+
+
+def test_recommend_profile_and_cold_shopper(client: TestClient, shop: Workspace) -> None:
+    user = str(shop.read("interactions")["user_id"].iloc[0])
+    served = client.get(f"/api/recommend/{user}", params={"k": 6, "explain": True}).json()
+    assert served["user"] == user and len(served["items"]) == 6 and not served["cold"]
+    assert [p["id"] for p in served["products"]] == served["items"] and len(served["reasons"]) == 6
+    assert served["items"] == shop.recommend(user, k=6).items
+    assert client.get(f"/api/profile/{user}").json()["summary"]
+    stranger = client.get("/api/recommend/nobody-at-all", params={"k": 3}).json()
+    assert stranger["cold"] and len(stranger["items"]) == 3
+
+
+def test_predict_a_new_product_with_photo(client: TestClient, shop: Workspace) -> None:
+    photo = base64.b64encode(_photo()).decode()
+    answer = client.post("/api/models/kind/predict", json={"items": [
+        {"id": "a", "title": "red summer dress", "image_base64": photo}, {"id": "b", "title": "leather wallet"}]})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [p["id"] for p in predictions] == ["a", "b"]
+    labels = set(shop.read("products")["category"])
+    assert all(p["prediction"] in labels and abs(sum(p["scores"].values()) - 1) < 1e-3 for p in predictions)
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs", "status", "words"), [
+    ("get", "/api/search", {"params": {"q": "dress", "where": "price <<< 3"}}, 400, "filter"),
+    ("get", "/api/search", {"params": {"q": "x" * 2000}}, 400, "characters"),
+    ("post", "/api/search", {"content": b"not a photo", "headers": {"Content-Type": "image/png"}}, 400,
+     "not an image"),
+    ("post", "/api/search", {"content": b""}, 400, "empty"),
+    ("get", "/api/similar/no-such-product", {}, 404, "no product"),
+    ("get", "/api/profile/nobody-at-all", {}, 404, "nobody-at-all"),
+    ("post", "/api/models/missing/predict", {"json": {"items": [{"title": "x"}]}}, 404, "no model"),
+    ("post", "/api/models/kind/predict", {"json": {"items": [{"title": "x", "image_base64": "%%%"}]}}, 400,
+     "base64"),
+    ("post", "/api/models/kind/predict", {"json": {"items": []}}, 422, ""),
+])
+def test_bad_requests_get_a_reason(client: TestClient, method: str, url: str, kwargs: dict, status: int,
+                                   words: str) -> None:
+    answer = getattr(client, method)(url, **kwargs)
+    assert answer.status_code == status, answer.text
+    assert words in json.dumps(answer.json()["detail"])
