@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-browser serve lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,12 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The web page in headless Chromium: Debian's chromium (installed here when missing; needs root) + Playwright.
+test-browser: install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[browser]'
+	$(BIN)/python -m pytest -q -m browser tests/browser
 
 lint: install
 	$(BIN)/ruff check .

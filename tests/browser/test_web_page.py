@@ -1,0 +1,111 @@
+"""The web page in headless Chromium (Debian's `chromium`, driven by Playwright): `make test-browser`.
+
+Kept out of `make test` (marker ``browser``) because it needs a system browser, which the default
+test command does not install; `make test-browser` installs both and runs these.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tuwen.api import create_app
+from tuwen.datasets.synthetic import generate_catalog
+from tuwen.search import IndexSettings
+from tuwen.train import TrainConfig
+from tuwen.workspace import Workspace
+
+pytestmark = pytest.mark.browser
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("web")
+    catalog = generate_catalog(root / "catalog", n_products=120, n_users=40, seed=4, image_size=48)
+    ws = Workspace(root / "ws")
+    ws.ingest(preset="synthetic", path=catalog)
+    ws.embed(image_encoder="color_histogram", text_encoder="use_multilingual", progress=False)
+    ws.index(settings=IndexSettings(image_encoder="color_histogram"), progress=False, learn=False)
+    ws.train("recommend", model="content")
+    ws.train("classify", "category", name="kind", config=TrainConfig(epochs=5, progress=False, ensemble=1))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ws.path), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def page(base_url: str) -> Iterator[object]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("no chromium on PATH: `make test-browser` installs Debian's chromium")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu"])
+        tab = browser.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(base_url)
+        yield tab
+        assert not errors, errors
+        browser.close()
+
+
+def test_search_shows_cards_with_photos_and_similar_on_click(page) -> None:
+    page.wait_for_selector("#info:has-text('products')")
+    page.fill("#q", "red")
+    page.click("#search-form button")
+    page.wait_for_selector("#results .card")
+    cards = page.locator("#results .card")
+    assert cards.count() >= 5
+    page.wait_for_function("() => { const img = document.querySelector('#results .card img');"
+                           " return img && img.complete && img.naturalWidth > 0; }", timeout=10_000)
+    assert "signals" in page.inner_text("#search-note")
+    first = cards.first.get_attribute("data-id")
+    cards.first.click()
+    page.wait_for_selector(f"#search-note:has-text('more like {first}')")
+    assert first not in [c.get_attribute("data-id") for c in page.locator("#results .card").all()]
+
+
+def test_chinese_query_and_a_bad_filter_message(page) -> None:
+    page.fill("#q", "红色")
+    page.click("#search-form button")
+    page.wait_for_selector("#results .card")
+    page.fill("#where", "price <<< 2")
+    page.click("#search-form button")
+    page.wait_for_selector("#search-note.error")
+    assert "bad filter" in page.inner_text("#search-note")
+    page.fill("#where", "")
+
+
+def test_shopper_recommendations_with_reasons(page, base_url: str) -> None:
+    page.click("nav button[data-tab=shoppers]")
+    page.fill("#user", "syn-u0001")
+    page.click("#shopper-form button")
+    page.wait_for_selector("#recs .card")
+    assert page.locator("#recs .card").count() == 12
+    assert page.locator("#recs .why").count() == 12
+    assert "syn-u0001" in page.inner_text("#profile")
+
+
+def test_predict_tab_predicts_a_new_product(page, tmp_path: Path) -> None:
+    page.click("nav button[data-tab=predict]")
+    page.fill("#ptitle", "blue ceramic mug")
+    page.click("#predict-form button")
+    page.wait_for_selector("#prediction:has-text('\"prediction\"')")
+    assert "contributions" in page.inner_text("#prediction")
