@@ -339,5 +339,5 @@ def test_clip_checkpoint_is_used_zero_shot_for_crossmodal(tmp_path: Path, shop: 
     assert len(result.hits) == 5 and all("crossmodal" in h.signals for h in result.hits)
     photo_ids, photo_vectors = ws.vectors(engine.alignment().image_encoder, "image")
     unit = photo_vectors / np.linalg.norm(photo_vectors, axis=1, keepdims=True)
-    best = photo_ids[int(np.argmax(unit @ engine._text_vector(f"{folder.resolve()}:text", "red")))]
+    best = photo_ids[int(np.argmax(unit @ engine.text_vector(f"{folder.resolve()}:text", "red")))]
     assert result.hits[0].id == best  # zero-shot: the CLIP text tower's query against its image tower's photos

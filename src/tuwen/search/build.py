@@ -1,0 +1,315 @@
+"""Building and updating the search index: one LanceDB table of words, filter columns and vectors.
+
+Every product becomes one row: jieba-segmented words for BM25, the filterable columns (price, category,
+one column per catalog attribute), and unit-length vectors per signal. Re-running :func:`build_index`
+writes only added and changed rows, deletes removed ones and folds them into the existing indexes
+(``optimize``) instead of rebuilding. At and above ``ann_threshold`` products each vector column gets an
+HNSW index (IVF-HNSW-SQ); below it the engine scores exactly in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, column_name, l2, read_meta, write_meta
+from tuwen.search.tokens import segment
+
+
+def _aligned(ids: Sequence[str], have: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` (rows named by ``have``) in the order of ``ids``; zeros where a product has none."""
+    row = {pid: i for i, pid in enumerate(have)}
+    out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
+    where = [(r, row[pid]) for r, pid in enumerate(ids) if pid in row]
+    if where:
+        dst, src = map(list, zip(*where, strict=True))
+        out[dst] = vectors[src]
+    return out
+
+
+def _field_vectors(ids: Sequence[str], workspace: Any, encoder: str, field_: str) -> np.ndarray | None:
+    """Vectors of ``encoder/field`` in the order of ``ids``, or None when the workspace has none."""
+    try:
+        return _aligned(ids, *workspace.vectors(encoder, field_))
+    except KeyError:
+        return None
+
+
+def _joined_features(ids: Sequence[str], workspace: Any, image_encoder: str) -> np.ndarray | None:
+    """Photo features the alignment was trained on (``a+b`` = side by side), in the order of ``ids``."""
+    from tuwen.align import image_features
+
+    try:
+        return _aligned(ids, *image_features(workspace, image_encoder))
+    except KeyError:
+        return None
+
+
+def _tokens(workspace: Any, products: pd.DataFrame, settings: IndexSettings, progress: bool) -> list[str]:
+    """The BM25 words of every product: its text fields joined, Chinese segmented."""
+    from tuwen.embed import product_texts
+    from tuwen.progress import progress_bar
+
+    n = len(products)
+    fields = [f for f in settings.fields if f != "ocr" or workspace.has_table("ocr")]
+    texts = {f: product_texts(workspace, products, f) if f in ("title", "description", "ocr") or f in products
+             else pd.Series([""] * n) for f in fields}
+    if "category" in settings.fields:
+        texts["category"] = products["category"].fillna("").str.replace(">", " ")
+    joined = [" ".join(str(t) for t in row if t) for row in zip(*(texts[f].tolist() for f in texts), strict=True)]
+    tokens: list[str] = []
+    with progress_bar(n, "index · words (jieba)", progress and n > 2000) as advance:
+        for lo in range(0, n, 1000):
+            tokens.extend(segment(text) for text in joined[lo:lo + 1000])
+            advance(len(joined[lo:lo + 1000]))
+    return tokens
+
+
+def _attribute_columns(attributes: list[str], settings: IndexSettings) -> dict[str, pa.Array]:
+    """One string column per attribute key (SQL-friendly names, recorded in ``settings``)."""
+    attrs = [json.loads(a) if a else {} for a in attributes]
+    names: dict[str, str] = {}
+    for key in dict.fromkeys(k for a in attrs for k in a):
+        name = column_name(key)
+        while name in names.values():
+            name += "_"
+        names[key] = name
+    settings.attribute_columns = tuple(names.values())
+    return {name: pa.array([None if a.get(key) is None else str(a.get(key)) for a in attrs], pa.string())
+            for key, name in names.items()}
+
+
+def _docs_frame(workspace: Any, settings: IndexSettings, progress: bool) -> tuple[pa.Table, dict[str, Any]]:
+    """Every product as one search document: words, filterable columns and unit-length vectors."""
+    from tuwen.align import load_alignment
+
+    products = workspace.read("products")
+    ids = list(products["id"])
+    n = len(ids)
+    report: dict[str, Any] = {"products": n}
+    text = np.zeros((n, 0), dtype=np.float32)
+    for field_, weight in settings.text_weights.items():
+        part = _field_vectors(ids, workspace, settings.text_encoder, field_)
+        if part is not None:
+            text = l2(part) * weight if text.shape[1] == 0 else text + l2(part) * weight
+    image = _field_vectors(ids, workspace, settings.image_encoder, "image")
+    alignment = load_alignment(workspace)
+    xmodal = None
+    if alignment is not None:
+        raw = image if alignment.image_encoder == settings.image_encoder else _joined_features(
+            ids, workspace, alignment.image_encoder)
+        if raw is not None:
+            xmodal = alignment.image_space(raw)
+            report["alignment"] = alignment.kind
+    columns: dict[str, Any] = {
+        "id": pa.array(ids, pa.string()),
+        "title": pa.array(products["title"].fillna("").astype(str).tolist(), pa.string()),
+        "category": pa.array(products["category"].fillna("").astype(str).tolist(), pa.string()),
+        "price": pa.array(products["price"].astype("float64").tolist(), pa.float64()),
+        "currency": pa.array(products["currency"].fillna("").astype(str).tolist(), pa.string()),
+        "image": pa.array([p[0] if len(p) else "" for p in products["image_paths"]], pa.string()),
+        "has_image": pa.array(products["has_image"].astype(bool).tolist(), pa.bool_()),
+        "attributes": pa.array(products["attributes"].fillna("{}").astype(str).tolist(), pa.string()),
+        "tokens": pa.array(_tokens(workspace, products, settings, progress), pa.string()),
+    }
+    columns.update(_attribute_columns(columns["attributes"].to_pylist(), settings))
+    has_text = text.shape[1] > 0
+    if has_text:
+        text = l2(text)
+        columns["text_vec"] = _fixed(text)
+    if image is not None:
+        image = l2(image)
+        columns["image_vec"] = _fixed(image)
+    if xmodal is not None:
+        columns["xmodal_vec"] = _fixed(xmodal)
+    if has_text and image is not None:
+        w = settings.fused_image_weight
+        columns["fused_vec"] = _fixed(np.hstack([math.sqrt(1 - w) * text, math.sqrt(w) * image]))
+    report["signals"] = [s for s, ok in (("lexical", True), ("semantic", has_text), ("crossmodal", xmodal is not None),
+                                          ("image", image is not None)) if ok]
+    table = pa.table(columns)
+    table = table.append_column("hash", pa.array(_row_digests(table), pa.string()))
+    report["alignment_version"] = alignment.version if alignment is not None else None
+    return table, report
+
+
+def _fixed(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+
+
+def _row_digests(table: pa.Table) -> list[str]:
+    """A content hash per row (every column, vectors by their bytes): what decides "changed" on re-index."""
+    plain = [table.column(c).to_pylist() for c in table.column_names
+             if not pa.types.is_fixed_size_list(table.column(c).type)]
+    vectors = [table.column(c).combine_chunks().flatten().to_numpy().reshape(len(table), -1)
+               for c in table.column_names if pa.types.is_fixed_size_list(table.column(c).type)]
+    out = []
+    for i in range(len(table)):
+        sha = hashlib.sha1(repr(tuple(col[i] for col in plain)).encode("utf-8", "surrogatepass"))
+        for matrix in vectors:
+            sha.update(matrix[i].tobytes())
+        out.append(sha.hexdigest())
+    return out
+
+
+def _settings_key(settings: IndexSettings, schema: pa.Schema) -> str:
+    """Settings that change every row's layout: when they change, the index is rebuilt into a new table."""
+    fields = [settings.text_encoder, settings.image_encoder, list(settings.fields), settings.text_weights,
+              settings.fused_image_weight, str(schema)]
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def build_index(workspace: Any, settings: IndexSettings | None = None, progress: bool = True,
+                learn: bool = True) -> dict[str, Any]:
+    """Create or update the workspace's search index; only added, changed and deleted products are written.
+
+    Everything lands in one workspace transaction: a crash leaves the previous index whole. Returns a report
+    (rows added / updated / deleted, ANN or exact, seconds per step). With ``learn`` the hybrid fusion
+    weights are then fitted on pseudo-queries made from the catalog's category names
+    (:func:`tuwen.search.learn.learn_weights`).
+    """
+    from tuwen.search.engines import clear_engines
+
+    settings = settings or IndexSettings()
+    start = time.perf_counter()
+    docs, report = _docs_frame(workspace, settings, progress)
+    report["seconds_prepare"] = round(time.perf_counter() - start, 2)
+    table_name = f"search__{_settings_key(settings, docs.schema)}"
+    previous = read_meta(workspace)
+    use_ann = settings.ann == "on" or (settings.ann == "auto" and len(docs) >= settings.ann_threshold)
+    settings.table = table_name
+    t0 = time.perf_counter()
+    with workspace.transaction("search index") as writer:
+        fresh = not (previous and previous.get("table") == table_name and workspace.has_table(table_name))
+        table, changed, removed = _write_rows(workspace, table_name, docs, fresh, progress)
+        report.update({"table": table_name, "rebuilt": fresh, "written": len(changed), "deleted": len(removed),
+                       "rows": table.count_rows()})
+        report["seconds_write"] = round(time.perf_counter() - t0, 2)
+        t1 = time.perf_counter()
+        create_indexes(table, settings, use_ann, fresh or not has_index(table, "tokens"), progress)
+        if not fresh and (len(changed) or removed):
+            table.optimize()  # folds new/changed rows into the existing FTS and vector indexes, no rebuild
+        report["seconds_indexes"] = round(time.perf_counter() - t1, 2)
+        report["ann"] = use_ann
+        meta = {**asdict(settings), "table": table_name, "ann_built": use_ann, "signals": report["signals"],
+                "rows": report["rows"], "alignment_version": report["alignment_version"],
+                "price_edges": _price_edges(docs), "built_at": time.time()}
+        write_meta(writer, {"settings": meta})
+        writer.versions[table_name] = table.version
+        if previous and previous.get("table") and previous["table"] != table_name:
+            writer.drop(previous["table"])
+    clear_engines()
+    if learn and len(report["signals"]) > 1:
+        report.update(_learn_at_index_time(workspace))
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
+                progress: bool) -> tuple[Any, pa.Table, list[str]]:
+    """Write the new or changed rows (all of them when ``fresh``) and delete the removed ones."""
+    from tuwen.progress import progress_bar
+    from tuwen.search.common import sql_list
+
+    db = workspace.db
+    if fresh:
+        from tuwen.workspace import table_names
+
+        if table_name in table_names(db):
+            db.drop_table(table_name)
+        table = db.create_table(table_name, schema=docs.schema)
+        changed, removed = docs, []
+    else:
+        table = db.open_table(table_name)
+        old = table.to_arrow().select(["id", "hash"]).to_pydict() if table.count_rows() else {"id": [], "hash": []}
+        old_hash = dict(zip(old["id"], old["hash"], strict=True))
+        new_ids = set(docs.column("id").to_pylist())
+        mask = [old_hash.get(pid) != h for pid, h in zip(docs.column("id").to_pylist(),
+                                                        docs.column("hash").to_pylist(), strict=True)]
+        changed = docs.filter(pa.array(mask))
+        removed = [pid for pid in old_hash if pid not in new_ids]
+    with progress_bar(len(changed), "index · write rows", progress and len(changed) > 5000) as advance:
+        for lo in range(0, len(changed), 50_000):
+            chunk = changed.slice(lo, 50_000)
+            if fresh:
+                table.add(chunk)
+            else:
+                table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(chunk)
+            advance(len(chunk))
+    for lo in range(0, len(removed), 500):
+        table.delete(f"id IN ({sql_list(removed[lo:lo + 500])})")
+    return table, changed, removed
+
+
+def _learn_at_index_time(workspace: Any) -> dict[str, Any]:
+    """Hybrid weights from the catalog's category pseudo-queries (see :func:`category_queries`)."""
+    from tuwen.search.learn import category_queries, learn_weights
+
+    try:
+        queries, relevant = category_queries(workspace)
+        if len(queries) < 5:
+            return {}
+        learnt = learn_weights(workspace, queries, relevant)
+        return {"weights": learnt["weights"], "weights_ndcg@10": learnt["ndcg@10"]}
+    except SearchError as error:
+        return {"weights_error": str(error)}
+
+
+def has_index(table: Any, column: str) -> bool:
+    return any(column in idx.columns for idx in table.list_indices())
+
+
+def create_indexes(table: Any, settings: IndexSettings, use_ann: bool, fts: bool = True,
+                   progress: bool = True) -> dict[str, float]:
+    """Full-text index on ``tokens``, a B-tree on ``id`` and, with ``use_ann``, one HNSW index per vector column.
+
+    Returns seconds per index. LanceDB builds each index in one call without progress callbacks, so the
+    bar advances once per index built.
+    """
+    from lancedb.index import FTS, BTree, HnswSq
+
+    from tuwen.progress import progress_bar
+
+    names = set(table.schema.names)
+    vectors = [c for c in VECTOR_COLUMNS if c in names] if use_ann else []
+    jobs: list[tuple[str, Callable[[], None]]] = []
+    if fts:
+        jobs.append(("tokens", lambda: table.create_index("tokens", config=FTS(base_tokenizer="simple"),
+                                                          replace=True)))
+        jobs.append(("id", lambda: table.create_index("id", config=BTree(), replace=True)))
+    rows = table.count_rows()
+    for column in vectors:
+        if has_index(table, column):
+            continue
+        partitions = max(1, rows // 250_000)  # HNSW wants few partitions; each is one graph
+        metric = "dot" if column == "xmodal_vec" else "cosine"
+        config = HnswSq(distance_type=metric, num_partitions=partitions, m=settings.hnsw_m,
+                        ef_construction=settings.hnsw_ef_construction)
+        jobs.append((column, functools.partial(table.create_index, column, config=config, replace=True)))
+    seconds: dict[str, float] = {}
+    with progress_bar(len(jobs), "index · building", progress and bool(vectors)) as advance:
+        for name, job in jobs:
+            t = time.perf_counter()
+            job()
+            seconds[name] = round(time.perf_counter() - t, 2)
+            advance(1)
+    return seconds
+
+
+def _price_edges(docs: pa.Table) -> list[float]:
+    prices = np.array([p for p in docs.column("price").to_pylist() if p is not None and p == p], dtype=float)
+    if len(prices) < 5:
+        return []
+    edges = np.quantile(prices, [0.2, 0.4, 0.6, 0.8])
+    return sorted({float(f"{e:.2g}") for e in edges if e > 0})

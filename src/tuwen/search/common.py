@@ -1,0 +1,121 @@
+"""What every part of search shares: constants, the error type, the index settings and the meta table."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+MODES = ("hybrid", "lexical", "semantic", "crossmodal", "image")
+SIGNALS = ("lexical", "semantic", "crossmodal", "image")
+FUSIONS = ("auto", "rrf", "weighted")
+META_TABLE = "search_meta"
+MAX_QUERY_CHARS = 1000
+MAX_K = 1000
+RRF_K = 60
+DEFAULT_WEIGHTS = {"lexical": 0.4, "semantic": 0.3, "crossmodal": 0.3, "image": 0.5}
+CORE_COLUMNS = ("id", "title", "category", "price", "currency", "image", "has_image", "attributes", "tokens", "hash")
+VECTOR_COLUMNS = ("text_vec", "image_vec", "xmodal_vec", "fused_vec")
+SIGNAL_COLUMNS = {"semantic": "text_vec", "crossmodal": "xmodal_vec", "image": "image_vec"}
+META_SCHEMA = pa.schema([("id", pa.string()), ("json", pa.string())])
+
+
+class SearchError(ValueError):
+    """A search request that cannot be answered as asked (empty query, bad filter, no index, ...)."""
+
+
+@dataclass
+class IndexSettings:
+    """How the search index is built; stored with it so queries use the same encoders."""
+
+    text_encoder: str = "use_multilingual"
+    image_encoder: str = "mobilenet_v2"
+    fields: tuple[str, ...] = ("title", "description", "ocr")  # words for BM25
+    text_weights: dict[str, float] = field(default_factory=lambda: {"title": 1.0, "description": 0.5})
+    fused_image_weight: float = 0.5  # "more like this": cosine = (1-w)·text + w·image
+    ann: str = "auto"  # auto | on | off
+    ann_threshold: int = 50_000
+    hnsw_m: int = 20
+    hnsw_ef_construction: int = 150
+    ef: int = 100  # HNSW search breadth per query (recall vs speed)
+    refine_factor: int = 2  # ANN: fetch this many times more candidates and re-rank them by exact distance
+    csls: float = 0.0  # cross-modal hubness penalty (see tuwen.align); 0: attribute queries do better without
+    nprobes: int = 4
+    attribute_columns: tuple[str, ...] = ()
+    table: str = ""
+    version: int = 1
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> IndexSettings:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in meta.items() if k in known})
+
+
+def column_name(key: str) -> str:
+    """A catalog attribute key as a SQL-friendly column name (lower case: LanceDB folds unquoted names)."""
+    name = re.sub(r"[^0-9a-z_]+", "_", key.lower()).strip("_") or "attr"
+    if name[0].isdigit() or name in CORE_COLUMNS or name in VECTOR_COLUMNS or name.startswith("_"):
+        name = f"attr_{name}"
+    return name
+
+
+def l2(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest scores, best first (ties keep their order)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def sql_list(values: list[Any]) -> str:
+    """Values as a quoted SQL ``IN (...)`` list."""
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
+def as_workspace(workspace: Any) -> Any:
+    """A Workspace from a Workspace or a folder path."""
+    from pathlib import Path
+
+    if isinstance(workspace, str | Path):
+        from tuwen.workspace import Workspace
+
+        return Workspace(workspace, create=False)
+    return workspace
+
+
+def read_meta(workspace: Any, key: str = "settings") -> dict[str, Any] | None:
+    """One JSON document from the workspace's search meta table (settings, weights), or None."""
+    if not workspace.has_table(META_TABLE):
+        return None
+    rows = workspace.table(META_TABLE).search().where(f"id = '{key}'").limit(1).to_list()
+    return json.loads(rows[0]["json"]) if rows else None
+
+
+def write_meta(writer: Any, docs: dict[str, dict[str, Any]]) -> None:
+    """Upsert JSON documents into the meta table inside a workspace transaction."""
+    frame = pd.DataFrame({"id": list(docs), "json": [json.dumps(v, default=str) for v in docs.values()]})
+    writer.upsert(META_TABLE, frame, schema=META_SCHEMA)
+
+
+def query_error(where: str | None, error: BaseException) -> SearchError:
+    """LanceDB's complaint as a SearchError: a filter problem names the filter, anything else says so."""
+    if where:
+        return SearchError(f"bad filter {where!r}: {first_line(error)}")
+    return SearchError(f"search failed: {first_line(error)}")
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

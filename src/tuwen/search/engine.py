@@ -1,0 +1,431 @@
+"""The search engine: one loaded index answering text, photo and hybrid queries, and "more like this".
+
+Below the ANN threshold the engine keeps unit-length matrices in memory and scores exactly (a 10k × 512
+matrix-vector product is ~1 ms; LanceDB's flat scan of the same table is 15-250 ms because it re-reads the
+column per query); above it, it searches LanceDB's HNSW indexes. Filters are SQL ``where`` clauses
+evaluated by LanceDB either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tuwen.search import fusion as fusion_
+from tuwen.search.common import (
+    FUSIONS,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    MODES,
+    SIGNAL_COLUMNS,
+    SIGNALS,
+    VECTOR_COLUMNS,
+    IndexSettings,
+    SearchError,
+    first_line,
+    l2,
+    query_error,
+    read_meta,
+    sql_list,
+    top,
+)
+from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
+from tuwen.search.tokens import query_terms, segment
+
+
+@functools.lru_cache(maxsize=8)
+def _encoder(name: str) -> Any:
+    from tuwen.encoders import get_encoder
+
+    kwargs = {"threads": 1} if name == "use_multilingual" else {}
+    try:
+        return get_encoder(name, **kwargs)
+    except TypeError:
+        return get_encoder(name)
+
+
+class SearchEngine:
+    """A loaded search index: holds the LanceDB table, in-memory vectors (exact mode) and the query encoders.
+
+    Build one per workspace and reuse it; :func:`tuwen.search.engine_for` caches them and notices re-indexing.
+    """
+
+    def __init__(self, workspace: Any) -> None:
+        meta = read_meta(workspace)
+        if meta is None or not workspace.has_table(meta.get("table", "")):
+            raise SearchError(f"{workspace.path}: no search index yet; run `tuwen index {workspace.path}` first")
+        self.workspace = workspace
+        self.meta = meta
+        self.settings = IndexSettings.from_meta(meta)
+        self.table = workspace.table(meta["table"])
+        self.version = (meta["table"], self.table.version)
+        self.signals = list(meta.get("signals", ["lexical"]))
+        self.ann = bool(meta.get("ann_built"))
+        self.weights = read_meta(workspace, "weights")
+        self._alignment: Any = None
+        self._filters: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.ids: np.ndarray | None = None
+        self.row: dict[str, int] = {}
+        self.info: dict[str, list[Any]] | None = None
+        self.matrices: dict[str, np.ndarray] = {}
+        if not self.ann:
+            self._load_exact()
+
+    def _load_exact(self) -> None:
+        """Exact mode: ids, display columns and vectors in memory."""
+        names = self.table.schema.names
+        data = self.table.to_arrow()
+        self.ids = np.array(data.column("id").to_pylist(), dtype=object)
+        self.row = {pid: i for i, pid in enumerate(self.ids)}
+        self.info = {c: data.column(c).to_pylist() for c in self._display_columns()}  # a row is ~30 list lookups
+        for column in ("text_vec", "image_vec", "xmodal_vec"):
+            if column in names:
+                flat = data.column(column).combine_chunks()
+                self.matrices[column] = flat.flatten().to_numpy().reshape(len(self.ids), -1).astype(np.float32)
+
+    def _display_columns(self) -> list[str]:
+        return [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
+
+    def alignment(self) -> Any:
+        if self._alignment is None:
+            from tuwen.align import load_alignment
+
+            self._alignment = load_alignment(self.workspace)
+            if self._alignment is None:
+                raise SearchError(f"{self.workspace.path}: no text↔image alignment; run `tuwen align "
+                                  f"{self.workspace.path}` (then `tuwen index`) for cross-modal search")
+        return self._alignment
+
+    def product_id(self, key: Any) -> str:
+        """The product id of a candidate key (a row number in exact mode, the id itself with ANN)."""
+        return key if self.ann else self.ids[key]
+
+    # ----------------------------------------------------------------------------------------- encoding
+    def text_vector(self, encoder: str, text: str) -> np.ndarray:
+        """The raw ``encoder`` vector of a query text (cached: the same words are asked again and again)."""
+        key = (encoder, text)
+        cached = self._query_vectors.get(key)
+        if cached is None:
+            cached = np.asarray(_encoder(encoder).encode([text]), np.float32)[0]
+            self._query_vectors[key] = cached
+            if len(self._query_vectors) > 4096:
+                self._query_vectors.popitem(last=False)
+        return cached
+
+    def query_vectors(self, query: str, signals: Sequence[str]) -> dict[str, np.ndarray]:
+        """The query vector of each text signal asked for, in that signal's index space."""
+        out = {}
+        if "semantic" in signals:
+            out["semantic"] = l2(self.text_vector(self.settings.text_encoder, query))
+        if "crossmodal" in signals:
+            alignment = self.alignment()
+            raw = self.text_vector(alignment.text_encoder, query)
+            out["crossmodal"] = alignment.text_space(raw[None, :], self.settings.csls)[0]
+        return out
+
+    def clear_caches(self) -> None:
+        """Forget cached query vectors and filter masks (benchmarks measure cold queries)."""
+        self._query_vectors.clear()
+        self._filters.clear()
+
+    def _image_vector(self, path: str | Path) -> np.ndarray:
+        path = Path(path)
+        if not path.is_file():
+            raise SearchError(f"{path}: image file not found")
+        try:
+            vector = np.asarray(_encoder(self.settings.image_encoder).encode([str(path)]), np.float32)[0]
+        except (OSError, ValueError) as error:
+            raise SearchError(f"{path}: cannot read this image ({error})") from error
+        return l2(vector)
+
+    # ------------------------------------------------------------------------------------------ filters
+    def _mask(self, where: str | None) -> np.ndarray | None:
+        """Rows passing the SQL filter (exact mode), evaluated by LanceDB and cached per filter text."""
+        if not where:
+            return None
+        cached = self._filters.get(where)
+        if cached is None:
+            try:
+                rows = self.table.search().where(where).select(["id"]).limit(None).to_arrow()
+            except Exception as error:  # LanceDB raises ValueError/RuntimeError with the parser's message
+                raise SearchError(f"bad filter {where!r}: {first_line(error)}") from error
+            cached = np.zeros(len(self.row), dtype=bool)
+            cached[[self.row[pid] for pid in rows.column("id").to_pylist() if pid in self.row]] = True
+            self._filters[where] = cached
+            if len(self._filters) > 128:
+                self._filters.popitem(last=False)
+        return cached
+
+    # ---------------------------------------------------------------------------------------- signals
+    def lexical(self, query: str, where: str | None, n: int) -> Ranked:
+        """BM25 over the segmented words (LanceDB full-text index)."""
+        words = segment(query)
+        if not words.strip():
+            return Ranked([], np.zeros(0, np.float32))
+        rows = self._run(self.table.search(words, query_type="fts", fts_columns="tokens"), "_score", where, n)
+        ids = rows.column("id").to_pylist()
+        keys = ids if self.ann else [self.row[pid] for pid in ids]
+        return Ranked(keys, np.asarray(rows.column("_score").to_numpy(), np.float32), self._rows_of(rows))
+
+    def _run(self, builder: Any, score: str, where: str | None, n: int) -> pa.Table:
+        """Run a LanceDB query with the filter applied first; its errors become a :class:`SearchError`."""
+        if where:
+            builder = builder.where(where, prefilter=True)
+        try:
+            return builder.select([*self._row_columns(), score]).limit(n).to_arrow()
+        except Exception as error:
+            raise query_error(where, error) from error
+
+    def _row_columns(self) -> list[str]:
+        """Columns a hit shows (ANN mode fetches them with the candidates; exact mode has them in memory)."""
+        return self._display_columns() if self.ann else ["id"]
+
+    def _rows_of(self, rows: pa.Table) -> dict[Any, dict[str, Any]] | None:
+        if not self.ann:
+            return None
+        data = rows.drop_columns([c for c in ("_score", "_distance") if c in rows.column_names]).to_pylist()
+        return {row["id"]: row for row in data}
+
+    def vector(self, column: str, query: np.ndarray, where: str | None, n: int) -> Ranked:
+        """The ``n`` nearest products of one vector column: exact in memory, or through the ANN index."""
+        if column not in self.table.schema.names:
+            raise SearchError(f"this index has no {column}; re-run `tuwen embed` / `tuwen align` and `tuwen index`")
+        if not self.ann:
+            scores = self.matrices[column] @ query if column in self.matrices else self._fused_scores(query)
+            mask = self._mask(where)
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf)
+            best = top(scores, n)
+            best = best[np.isfinite(scores[best])]
+            return Ranked(list(best), scores[best].astype(np.float32))
+        metric = "dot" if column == "xmodal_vec" else "cosine"  # xmodal carries the hubness penalty: dot product
+        builder = (self.table.search(query, vector_column_name=column).distance_type(metric)
+                   .ef(max(self.settings.ef, n * max(1, self.settings.refine_factor))).nprobes(self.settings.nprobes))
+        if self.settings.refine_factor > 1:
+            builder = builder.refine_factor(self.settings.refine_factor)
+        rows = self._run(builder, "_distance", where, n)
+        return Ranked(rows.column("id").to_pylist(), 1.0 - np.asarray(rows.column("_distance").to_numpy(), np.float32),
+                      self._rows_of(rows))
+
+    def _fused_scores(self, query: np.ndarray) -> np.ndarray:
+        w = self.settings.fused_image_weight
+        d = self.matrices["text_vec"].shape[1]
+        return self.matrices["text_vec"] @ query[:d] * math.sqrt(1 - w) + self.matrices["image_vec"] @ query[d:] * \
+            math.sqrt(w)
+
+    def exact_scores(self, signal: str, queries: dict[str, np.ndarray], keys: list[Any]) -> np.ndarray | None:
+        """Exact scores of ``keys`` for a vector signal (exact mode only): weighted fusion needs every value."""
+        if self.ann or signal not in queries:
+            return None
+        return self.matrices[SIGNAL_COLUMNS[signal]][np.asarray(keys, dtype=np.int64)] @ queries[signal]
+
+    def features(self, lists: dict[str, Ranked], queries: dict[str, np.ndarray], keys: list[Any]) -> dict[str, Any]:
+        """Per-signal scores of every candidate (see :func:`tuwen.search.fusion.features`)."""
+        return fusion_.features(lists, keys, lambda signal, ks: self.exact_scores(signal, queries, ks))
+
+    # ----------------------------------------------------------------------------------------- search
+    def search(self, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
+               k: int = 10, where: str | None = None, fusion: str = "auto", facets: Sequence[str] | None = None,
+               candidates: int | None = None, weights: dict[str, float] | None = None) -> SearchResult:
+        """Rank products for a text query and/or a photo; see :mod:`tuwen.search` for the modes.
+
+        ``weights`` (weighted fusion only) is either ``{signal: weight}`` or a :func:`learn_weights` result;
+        by default the weights learnt at index time are used.
+        """
+        start = time.perf_counter()
+        query = (query or "").strip()
+        self._validate(query, image, mode, k, fusion)
+        timings: dict[str, float] = {}
+        n = max(candidates or 0, 5 * k, 50)
+        lists, queries = self.signal_lists(query, image, mode, where, n, timings)
+        t = time.perf_counter()
+        fusion_used = None
+        if mode == "hybrid" and len(lists) > 1:
+            fusion_used = fusion if fusion != "auto" else ("weighted" if self.weights else "rrf")
+            keys, scores = fusion_.fuse(lists, fusion_used,
+                                        lambda signal, ks: self.exact_scores(signal, queries, ks),
+                                        weights, self.weights)
+        else:
+            name = next(iter(lists), None)
+            keys = list(lists[name].keys) if name else []
+            scores = lists[name].scores if name else np.zeros(0)
+        timings["fuse"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        pool = max(k, 100)
+        hits = self._hits(keys[:pool], scores[:pool], lists, query)
+        facet_counts_ = self._facets(hits, facets)
+        timings["fetch"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - start) * 1000  # wall time: BM25 overlaps the encoding
+        return SearchResult(query, mode, fusion_used, hits[:k], facet_counts_, timings, list(lists), where,
+                            str(image) if image else None)
+
+    def _validate(self, query: str, image: Any, mode: str, k: int, fusion: str) -> None:
+        if mode not in MODES:
+            raise SearchError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if fusion not in FUSIONS:
+            raise SearchError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        if not query and image is None:
+            raise SearchError("empty query: give words to search for, or a photo (--image PATH)")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchError(f"query too long ({len(query):,} characters; the limit is {MAX_QUERY_CHARS:,})")
+        _check_k(k)
+        if mode == "image" and image is None:
+            raise SearchError("mode 'image' needs a photo: --image PATH")
+        if mode in ("lexical", "semantic", "crossmodal") and not query:
+            raise SearchError(f"mode {mode!r} needs words to search for")
+        needs = {"semantic": "semantic", "crossmodal": "crossmodal", "image": "image"}.get(mode)
+        if needs and needs not in self.signals:
+            hint = "run `tuwen align WS` then `tuwen index WS`" if needs == "crossmodal" else "run `tuwen embed WS` " \
+                "then `tuwen index WS`"
+            raise SearchError(f"this index has no {needs} signal; {hint}")
+
+    def signal_lists(self, query: str, image: Any, mode: str, where: str | None, n: int,
+                     timings: dict[str, float] | None = None) -> tuple[dict[str, Ranked], dict[str, np.ndarray]]:
+        """Each wanted signal's top ``n`` candidates, and the query vectors they were found with."""
+        timings = {} if timings is None else timings
+        wanted = [s for s in SIGNALS if s in self.signals and (mode == s or mode == "hybrid")]
+        if not query:
+            wanted = [s for s in wanted if s == "image"]
+        if image is None:
+            wanted = [s for s in wanted if s != "image"]
+        lists: dict[str, Ranked] = {}
+        lexical = None
+        if "lexical" in wanted and len(wanted) > 1:
+            # BM25 runs in LanceDB's native code (no GIL) while this thread encodes the query: overlap them.
+            start = time.perf_counter()
+            lexical = _pool().submit(lambda: (self.lexical(query, where, n), time.perf_counter() - start))
+        with _BLAS.limit(limits=1, user_api="blas"):  # one vector per query: extra BLAS threads only stall
+            queries = self._vector_signals(query, image, wanted, where, n, lists, timings)
+        if lexical is not None:
+            lists["lexical"], seconds = lexical.result()
+            timings["lexical"] = seconds * 1000
+        return {s: lists[s] for s in wanted if s in lists}, queries
+
+    def _vector_signals(self, query: str, image: Any, wanted: list[str], where: str | None, n: int,
+                        lists: dict[str, Ranked], timings: dict[str, float]) -> dict[str, np.ndarray]:
+        t = time.perf_counter()
+        queries = self.query_vectors(query, wanted)
+        if queries:
+            timings["encode_text"] = (time.perf_counter() - t) * 1000
+        if "image" in wanted:
+            t = time.perf_counter()
+            queries["image"] = self._image_vector(image)
+            timings["encode_image"] = (time.perf_counter() - t) * 1000
+        for signal in wanted:
+            if signal == "lexical" and len(wanted) > 1:
+                continue  # running in the pool
+            t = time.perf_counter()
+            if signal == "lexical":
+                lists[signal] = self.lexical(query, where, n)
+            else:
+                lists[signal] = self.vector(SIGNAL_COLUMNS[signal], queries[signal], where, n)
+            timings[signal] = (time.perf_counter() - t) * 1000
+        return queries
+
+    # --------------------------------------------------------------------------------------- hits
+    def _hits(self, keys: list[Any], scores: np.ndarray, lists: dict[str, Ranked], query: str) -> list[SearchHit]:
+        if not keys:
+            return []
+        known: dict[Any, dict[str, Any]] = {}
+        for ranked in lists.values():
+            known.update(ranked.rows or {})
+        terms = query_terms(query) if "lexical" in lists else []
+        return make_hits(keys, scores, self._info(keys, known), lists, terms)
+
+    def _info(self, keys: list[Any], known: dict[Any, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        if not self.ann:
+            assert self.info is not None
+            columns = list(self.info.items())
+            return [{c: values[key] for c, values in columns} for key in keys]
+        by_id = dict(known or {})
+        missing = [k for k in keys if k not in by_id]
+        if missing:
+            rows = self.table.search().where(f"id IN ({sql_list(missing)})").select(self._row_columns())
+            by_id.update({r["id"]: r for r in rows.limit(len(missing)).to_list()})
+        return [by_id.get(k, {"id": k}) for k in keys]
+
+    def _facets(self, hits: list[SearchHit], facets: Sequence[str] | None) -> dict[str, dict[str, int]]:
+        return facet_counts(hits, facets, self.settings.attribute_columns, self.meta.get("price_edges") or [])
+
+    # ------------------------------------------------------------------------------------- similar
+    def similar(self, product_id: str, *, k: int = 10, where: str | None = None,
+                facets: Sequence[str] | None = None) -> SearchResult:
+        """Products like this one by its fused (text + photo) embedding; the product itself is left out."""
+        _check_k(k)
+        t = time.perf_counter()
+        vectors = self._product_vectors(product_id)
+        column = "fused_vec" if "text_vec" in vectors and "image_vec" in vectors else \
+            ("text_vec" if "text_vec" in vectors else "image_vec")
+        if column == "fused_vec":
+            w = self.settings.fused_image_weight
+            query = np.concatenate([math.sqrt(1 - w) * vectors["text_vec"], math.sqrt(w) * vectors["image_vec"]])
+        else:
+            query = vectors[column]
+        ranked = self.vector(column, query, where, k + 1 + 50)
+        keep = [i for i, key in enumerate(ranked.keys) if self.product_id(key) != product_id]
+        ranked = Ranked([ranked.keys[i] for i in keep], ranked.scores[keep], ranked.rows)
+        timings = {"similar": (time.perf_counter() - t) * 1000}
+        timings["total"] = timings["similar"]
+        hits = self._hits(ranked.keys[:max(k, 100)], ranked.scores[:max(k, 100)], {"fused": ranked}, "")
+        if not self.ann:
+            for hit in hits[:k]:
+                for name, column_ in (("semantic", "text_vec"), ("image", "image_vec")):
+                    if column_ in vectors:
+                        score = float(self.matrices[column_][self.row[hit.id]] @ vectors[column_])
+                        hit.signals[name] = {"score": round(score, 5)}
+        return SearchResult(f"similar:{product_id}", "similar", None, hits[:k], self._facets(hits, facets), timings,
+                            ["fused" if column == "fused_vec" else column], where)
+
+    def _product_vectors(self, product_id: str) -> dict[str, np.ndarray]:
+        if not isinstance(product_id, str) or not product_id:
+            raise SearchError("similar needs a product id")
+        if not self.ann:
+            if product_id not in self.row:
+                raise SearchError(f"no product with id {product_id!r} in the search index")
+            r = self.row[product_id]
+            return {c: self.matrices[c][r] for c in ("text_vec", "image_vec") if c in self.matrices
+                    and np.abs(self.matrices[c][r]).sum() > 0}
+        columns = [c for c in ("text_vec", "image_vec") if c in self.table.schema.names]
+        rows = self.table.search().where(f"id IN ({sql_list([product_id])})").select(["id", *columns]).limit(1)
+        found = rows.to_list()
+        if not found:
+            raise SearchError(f"no product with id {product_id!r} in the search index")
+        return {c: np.asarray(found[0][c], np.float32) for c in columns if np.abs(np.asarray(found[0][c])).sum() > 0}
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise SearchError(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+class _LazyBlas:
+    """threadpoolctl's controller, built on first use (it scans the loaded libraries once, ~50 ms)."""
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+
+    def limit(self, **kwargs: Any) -> Any:
+        if self._controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._controller = ThreadpoolController()
+        return self._controller.limit(**kwargs)
+
+
+_BLAS = _LazyBlas()
+
+
+@functools.cache
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="tuwen-search")

@@ -1,0 +1,55 @@
+"""One cached engine per workspace, and the function-style entry points :func:`search` and :func:`similar`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tuwen.search.common import as_workspace, read_meta
+from tuwen.search.engine import SearchEngine
+from tuwen.search.results import SearchResult
+
+_ENGINES: dict[str, SearchEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(workspace: Any) -> SearchEngine:
+    """The cached engine of a workspace, reloaded when the index, its weights or the alignment changed since."""
+    workspace = as_workspace(workspace)
+    key = str(Path(workspace.path).resolve())
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is not None:
+            meta = read_meta(workspace)
+            fresh = meta is not None and meta.get("table") == engine.version[0] and \
+                workspace.committed_tables().get(engine.version[0]) == engine.version[1] and \
+                read_meta(workspace, "weights") == engine.weights
+            if fresh:
+                return engine
+        engine = SearchEngine(workspace)
+        _ENGINES[key] = engine
+        return engine
+
+
+def clear_engines() -> None:
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+
+
+def search(workspace: Any, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
+           k: int = 10, where: str | None = None, fusion: str = "auto",
+           facets: Sequence[str] | None = None) -> SearchResult:
+    """Search a workspace's products (run :func:`build_index` first). See :meth:`SearchEngine.search`.
+
+    >>> search("shop", "红色连衣裙", k=5, where="price < 500").ids   # doctest: +SKIP
+    """
+    return engine_for(workspace).search(query, image=image, mode=mode, k=k, where=where, fusion=fusion,
+                                        facets=facets)
+
+
+def similar(workspace: Any, product_id: str, *, k: int = 10, where: str | None = None,
+            facets: Sequence[str] | None = None) -> SearchResult:
+    """"More like this": the products nearest to one product's fused text + photo embedding."""
+    return engine_for(workspace).similar(product_id, k=k, where=where, facets=facets)
