@@ -32,7 +32,10 @@ TextFieldsOpt = Annotated[str | None, typer.Option(help="Text fields, comma sepa
 ModalitiesOpt = Annotated[str, typer.Option(help="Modalities to use, comma separated: text, image, tabular.")]
 TabularOpt = Annotated[str, typer.Option(help="Tabular columns (price or attributes such as brand), comma separated; "
                                          "used when --modalities includes tabular.")]
-EncodersOpt = Annotated[str | None, typer.Option(help="Only these cached encoders (default: all cached ones).")]
+EncodersOpt = Annotated[str | None, typer.Option(help="Only these cached encoders (default: all cached ones). "
+                                                 "train: 'trainable' (or trainable:cnn) trains a text GRU (CNN) and "
+                                                 "a 64 px image CNN from scratch; 'finetune' (finetune:N) trains "
+                                                 "MobileNetV2's last N=3 blocks.")]
 
 
 def _split(value: str | None) -> tuple[str, ...]:

@@ -218,13 +218,14 @@ class EnsembleModel(nn.Module):
         return None if weights[0] is None else torch.stack(weights).mean(0)  # type: ignore[arg-type]
 
 
-def build_network(config: dict[str, Any]) -> MultimodalModel | EnsembleModel:
-    """A network from its saved config (an ensemble when ``config["ensemble"] > 1``)."""
+def build_network(config: dict[str, Any], kind: type[MultimodalModel] | None = None) -> MultimodalModel | EnsembleModel:
+    """A network from its saved config (an ensemble when ``config["ensemble"] > 1``); ``kind``: a subclass to build."""
     config = dict(config)
+    kind = kind or MultimodalModel
     members = int(config.pop("ensemble", 1))
     if members > 1:
-        return EnsembleModel([MultimodalModel(**config) for _ in range(members)])
-    return MultimodalModel(**config)
+        return EnsembleModel([kind(**config) for _ in range(members)])
+    return kind(**config)
 
 
 # ------------------------------------------------------------------------------------------- batches
@@ -285,6 +286,9 @@ class TuwenModel:
     image_paths…; reviews: id, text, title…). Vectors come from the workspace cache when the item is
     there and from the encoders otherwise (new products).
     """
+
+    builder_type: Any = FeatureBuilder  # what load() rebuilds; end-to-end models (tuwen.endtoend) bring their own
+    network_type: Any = staticmethod(build_network)
 
     def __init__(self, task: Task, builder: FeatureBuilder, network: MultimodalModel | EnsembleModel,
                  info: dict[str, Any]):
@@ -409,8 +413,8 @@ class TuwenModel:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{folder}: model format {config.get('format_version')} is not readable by this tuwen")
-        builder = FeatureBuilder.from_state(json.loads((folder / "features.json").read_text(encoding="utf-8")))
-        network = build_network(config["network"])
+        builder = cls.builder_type.from_state(json.loads((folder / "features.json").read_text(encoding="utf-8")))
+        network = cls.network_type(config["network"])
         network.load_state_dict(torch.load(folder / "weights.pt", map_location=device, weights_only=True))
         info = {k: v for k, v in config.items() if k not in {"format_version", "saved", "task", "network"}}
         model = cls(task_from_state(config["task"]), builder, network.to(device), info)

@@ -305,13 +305,7 @@ def prepare(workspace: Any, task: Task, text_fields: tuple[str, ...] | None = No
     ``encoders`` limits which cached encoders are used (default: every cached one); ``limit``
     takes a seeded random sample of items first (tests, quick looks).
     """
-    frame = load_items(workspace, task)
-    if limit is not None and len(frame) > limit:
-        frame = frame.sample(limit, random_state=seed).reset_index(drop=True)
-    frame = task.prepare(frame)
-    group_column = task.group_column(frame)
-    groups = group_values(frame, group_column) if group_column else None
-    split = split_items(task.strata(frame), groups, seed, test_size, val_size)
+    frame, split, info = split_frame(workspace, task, seed, test_size, val_size, limit)
     fields = canonical_fields(text_fields or task.default_text_fields)
     text_encoders = [(e, f) for e, f in available_vectors(workspace) if encoders is None or e in encoders]
     if task.items == "reviews":  # review texts are embedded on demand (cached in the workspace on first use)
@@ -322,11 +316,27 @@ def prepare(workspace: Any, task: Task, text_fields: tuple[str, ...] | None = No
     task.fit(frame[split == "train"])
     builder = FeatureBuilder(specs).fit(frame[split == "train"])
     features = builder.build(frame, workspace_vectors(workspace, compute_missing=task.items == "reviews"))
+    return Prepared(task, frame, split, builder, features, info, task.targets(frame))
+
+
+def split_frame(workspace: Any, task: Task, seed: int = 0, test_size: float = 0.2, val_size: float = 0.1,
+                limit: int | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """A task's usable items, their train/val/test labels and the split's description (rule, seed, sizes).
+
+    Every model of a task (frozen features or end-to-end encoders) splits through here, so one seed gives one split.
+    """
+    frame = load_items(workspace, task)
+    if limit is not None and len(frame) > limit:
+        frame = frame.sample(limit, random_state=seed).reset_index(drop=True)
+    frame = task.prepare(frame)
+    group_column = task.group_column(frame)
+    groups = group_values(frame, group_column) if group_column else None
+    split = split_items(task.strata(frame), groups, seed, test_size, val_size)
     info = {"rule": "stratified by target" + (f", grouped by {group_column}" if group_column else "")
             + f"; test {test_size:.0%}, validation {val_size:.0%} (early stopping), rest train",
             "seed": seed, "train": int((split == "train").sum()), "val": int((split == "val").sum()),
             "test": int((split == "test").sum()), "items": len(frame), "notes": list(task.notes)}
-    return Prepared(task, frame, split, builder, features, info, task.targets(frame))
+    return frame, split, info
 
 
 def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig,
@@ -374,8 +384,20 @@ def train_model(workspace: Any, task: str | Task, target: str | None = None, *, 
                 tabular: tuple[str, ...] = (), encoders: tuple[str, ...] | None = None, fusion: str = "gated",
                 seed: int = 0, config: TrainConfig | None = None, save: bool = True,
                 limit: int | None = None) -> TuwenModel:
-    """Train one model on a workspace and save it under ``WS/artifacts/models/NAME``."""
+    """Train one model on a workspace and save it under ``WS/artifacts/models/NAME``.
+
+    ``encoders="trainable"`` / ``"finetune"`` trains end-to-end encoders instead (see :mod:`tuwen.endtoend`).
+    """
     task_obj = make_task(task, target) if isinstance(task, str) else task
+    from tuwen.endtoend import parse_mode
+
+    endtoend = parse_mode(encoders)
+    if endtoend is not None:
+        from tuwen.endtoend.model import train_endtoend
+
+        return train_endtoend(workspace, task_obj, target, **endtoend, name=name, text_fields=text_fields,
+                              modalities=modalities, tabular=tabular, fusion=fusion, seed=seed, config=config,
+                              save=save, limit=limit)
     if task_obj.name == "purchase":
         from tuwen.tasks.purchase import train_purchase
 
@@ -395,17 +417,21 @@ def train_model(workspace: Any, task: str | Task, target: str | None = None, *, 
     model.set_neighbours(prepared.features.subset(train_rows).select(model.info["inputs"]),
                          _labels_for_neighbours(prepared, train_rows))
     if save:
-        import shutil
-
-        model.save(staging)
-        ids = {part: [str(i) for i in prepared.frame["id"].iloc[prepared.rows(part)]] for part in ("train", "val",
-                                                                                                   "test")}
-        (staging / "split.json").write_text(json.dumps(ids), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-        model.info["folder"] = str(folder)
+        publish_model(model, prepared, staging, folder)
     return model
+
+
+def publish_model(model: TuwenModel, prepared: Prepared, staging: Path, folder: Path) -> None:
+    """Save into the staging folder (beside its training log and checkpoints), add ``split.json``, swap it in."""
+    import shutil
+
+    model.save(staging)
+    ids = {part: [str(i) for i in prepared.frame["id"].iloc[prepared.rows(part)]] for part in ("train", "val", "test")}
+    (staging / "split.json").write_text(json.dumps(ids), encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    model.info["folder"] = str(folder)
 
 
 def ablation_variants(prepared: Prepared, fusions: tuple[str, ...] = FUSIONS) -> list[tuple[str, list[str], str]]:
@@ -489,6 +515,10 @@ def load_model(workspace: Any, name: str | Path, device: str = "cpu") -> Any:
         from tuwen.tasks.purchase import PurchaseModel
 
         model: Any = PurchaseModel.load(folder, device)
+    elif config.get("endtoend"):
+        from tuwen.endtoend.model import EndToEndModel
+
+        model = EndToEndModel.load(folder, device)
     else:
         model = TuwenModel.load(folder, device)
     model.info["folder"] = str(folder)

@@ -1,0 +1,307 @@
+"""End-to-end models: trainable encoders feeding the same fusion, heads and training loop as the fast path.
+
+The fast path (:mod:`tuwen.models`) projects *frozen* vectors. Here each modality's projection is
+replaced by a network that reads raw inputs and is trained with everything else:
+
+* text: token ids (:mod:`tuwen.endtoend.tokenizer`, Chinese and English) → :class:`TextGRU` or :class:`TextCNN`;
+* image, ``mode="trainable"``: 64-128 px thumbnails → :class:`SmallCNN`, for users with no pretrained model;
+* image, ``mode="finetune"``: the pretrained MobileNetV2 with its last blocks trained (:class:`MobileNetTail`).
+
+What is reused unchanged: the task (targets, loss, metrics, label encoders), the split
+(:func:`tuwen.train.split_items`, same rule and seed, so numbers compare with frozen-feature models),
+the fusion modules and unimodal heads (:class:`tuwen.models.MultimodalModel`, which
+:class:`EndToEndNetwork` subclasses), the training loop (:func:`tuwen.train.fit_network`: early
+stopping, class weights, seed, checkpoints, ``metrics.jsonl``, progress bar), and the model folder
+(:class:`tuwen.models.TuwenModel`: ``predict`` with contributions and neighbours, ``evaluate``, ``save``).
+
+The model folder is a normal tuwen model folder; ``features.json`` also holds the tokenizer's
+vocabulary (built from the training texts only) and the image settings, and ``config.json`` says
+``"endtoend"``, which is how :func:`tuwen.train.load_model` knows to load it with :class:`EndToEndModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from tuwen.endtoend import MODES, parse_mode  # noqa: F401  (re-exported)
+from tuwen.endtoend.data import cache_folder, thumbnails, trunk_activations
+from tuwen.endtoend.image_encoders import MobileNetTail, SmallCNN
+from tuwen.endtoend.text_encoders import TEXT_ENCODERS
+from tuwen.endtoend.tokenizer import PAD, Tokenizer
+from tuwen.features import TABULAR, FeatureBuilder, FeatureSet, InputSpec, canonical_fields, first_image, text_of
+from tuwen.models import (
+    EnsembleModel,
+    MultimodalModel,
+    TuwenModel,
+    build_network,
+    network_inputs,
+    network_outputs,
+)
+from tuwen.tasks import Task, make_task
+from tuwen.train import (
+    Prepared,
+    TrainConfig,
+    _labels_for_neighbours,
+    fit_network,
+    publish_model,
+    seed_everything,
+    split_frame,
+)
+
+IMAGE_CNN = "image_cnn"
+IMAGE_FINETUNE = "mobilenet_v2_ft"
+TEXT_PREFIX = "text_"
+
+# End-to-end training settings that replace TrainConfig's frozen-feature defaults (a field the caller changed
+# from its default is kept). Fewer epochs and a shorter patience: an epoch here runs CNNs, not linear layers.
+ENDTOEND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "trainable": {"epochs": 12, "patience": 3, "batch_size": 128, "lr": 2e-3, "dropout": 0.3, "input_dropout": 0.0,
+                  "ensemble": 1},
+    "finetune": {"epochs": 8, "patience": 3, "batch_size": 128, "lr": 1e-3, "dropout": 0.3, "input_dropout": 0.0,
+                 "ensemble": 1},
+}
+
+
+# --------------------------------------------------------------------------------------------- network
+
+
+def make_encoder(spec: dict[str, Any], hidden: int, dropout: float) -> nn.Module:
+    """The trainable module of one input, from its saved description."""
+    kind = spec["type"]
+    if kind.startswith(TEXT_PREFIX):
+        return TEXT_ENCODERS[kind[len(TEXT_PREFIX):]](spec["vocab"], hidden, dropout)
+    if kind == IMAGE_CNN:
+        return SmallCNN(hidden, dropout, spec["size"])
+    if kind == IMAGE_FINETUNE:
+        return MobileNetTail(hidden, dropout, spec["blocks"])
+    raise ValueError(f"unknown trainable encoder {kind!r}")
+
+
+class EndToEndNetwork(MultimodalModel):
+    """:class:`MultimodalModel` whose projections of trainable inputs are encoders (text RNN/CNN, image CNN)."""
+
+    def __init__(self, inputs: list[dict[str, Any]], heads: dict[str, int], fusion: str = "gated",
+                 hidden: int = 256, dropout: float = 0.2, input_dropout: float = 0.1,
+                 modality_dropout: float = 0.15, aux_weight: float = 0.5):
+        super().__init__(inputs, heads, fusion, hidden, dropout, input_dropout, modality_dropout, aux_weight)
+        self.projections = nn.ModuleList(
+            make_encoder(i["trainable"], hidden, dropout) if i.get("trainable") else projection
+            for i, projection in zip(inputs, self.projections, strict=True))
+
+
+def build_endtoend_network(config: dict[str, Any]) -> MultimodalModel | EnsembleModel:
+    return build_network(config, EndToEndNetwork)
+
+
+# -------------------------------------------------------------------------------------------- features
+
+
+class EndToEndBuilder(FeatureBuilder):
+    """Items → token ids, thumbnails or trunk activations (and tabular features), in a :class:`FeatureSet`.
+
+    The tokenizer is fitted on the training rows' texts (every trainable text field); the image
+    settings (``size``, and ``blocks`` when fine-tuning) are fixed. Saved with the model.
+    """
+
+    def __init__(self, specs: list[InputSpec], image: dict[str, Any] | None = None,
+                 tokenizer: Tokenizer | None = None):
+        super().__init__(specs)
+        self.image = dict(image or {})
+        self.tokenizer = tokenizer
+        self.device = "cpu"
+        self.progress = False
+
+    @property
+    def text_specs(self) -> list[InputSpec]:
+        return [s for s in self.specs if s.encoder.startswith(TEXT_PREFIX)]
+
+    def fit(self, frame: pd.DataFrame) -> EndToEndBuilder:
+        super().fit(frame)
+        if self.text_specs:
+            texts = [t for s in self.text_specs for t in text_of(frame, s.field)]
+            self.tokenizer = Tokenizer().fit(texts)
+        return self
+
+    def build(self, frame: pd.DataFrame, vector_source: Any = None, cache: Path | None = None) -> FeatureSet:  # type: ignore[override]
+        """Features of items; ``cache`` is the folder of decoded thumbnails / trunk activations (a workspace's)."""
+        return super().build(frame, vector_source or self.source(cache))
+
+    def source(self, cache: Path | None) -> Any:
+        def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+            if spec.encoder.startswith(TEXT_PREFIX):
+                assert self.tokenizer is not None, "fit() before build()"
+                tokens = self.tokenizer.encode(list(text_of(frame, spec.field)))
+                return tokens, tokens[:, 0] != PAD
+            paths = first_image(frame)
+            if spec.encoder == IMAGE_CNN:
+                return thumbnails(paths, self.image["size"], cache, progress=self.progress)
+            if spec.encoder == IMAGE_FINETUNE:
+                return trunk_activations(paths, self.image["blocks"], self.image["size"], cache, device=self.device,
+                                         progress=self.progress)
+            raise KeyError(f"end-to-end models have no input {spec.name}")
+
+        return source
+
+    def select(self, names: list[str]) -> EndToEndBuilder:  # type: ignore[override]
+        chosen = super().select(names)
+        builder = EndToEndBuilder(chosen.specs, self.image, self.tokenizer)
+        builder.text, builder.tabular = chosen.text, chosen.tabular
+        return builder
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "endtoend": {"image": self.image,
+                                                "tokenizer": self.tokenizer.state() if self.tokenizer else None}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EndToEndBuilder:
+        base = FeatureBuilder.from_state(state)
+        extra = state["endtoend"]
+        tokenizer = Tokenizer.from_state(extra["tokenizer"]) if extra.get("tokenizer") else None
+        builder = cls(base.specs, extra.get("image"), tokenizer)
+        builder.text, builder.tabular = base.text, base.tabular
+        return builder
+
+
+def endtoend_specs(fields: tuple[str, ...], modalities: tuple[str, ...], tabular: tuple[str, ...], mode: str,
+                   text_encoder: str) -> list[InputSpec]:
+    specs: list[InputSpec] = []
+    if "text" in modalities:
+        specs += [InputSpec(f, f"{TEXT_PREFIX}{text_encoder}", "text") for f in fields]
+    if "image" in modalities:
+        specs.append(InputSpec("image", IMAGE_CNN if mode == "trainable" else IMAGE_FINETUNE, "image"))
+    if "tabular" in modalities and tabular:
+        specs.append(InputSpec(TABULAR, TABULAR, "tabular", tuple(tabular)))
+    if not specs:
+        raise ValueError(f"no model inputs for modalities {','.join(modalities)}")
+    return specs
+
+
+def endtoend_inputs(builder: EndToEndBuilder, features: FeatureSet) -> list[dict[str, Any]]:
+    """The network's input descriptions: :func:`tuwen.models.network_inputs` plus each trainable encoder's."""
+    inputs = network_inputs(features)
+    for entry, spec in zip(inputs, features.specs, strict=True):
+        if spec.encoder.startswith(TEXT_PREFIX):
+            assert builder.tokenizer is not None
+            entry["trainable"] = {"type": spec.encoder, "vocab": len(builder.tokenizer)}
+        elif spec.encoder == IMAGE_CNN:
+            entry["trainable"] = {"type": IMAGE_CNN, "size": builder.image["size"]}
+        elif spec.encoder == IMAGE_FINETUNE:
+            entry["trainable"] = {"type": IMAGE_FINETUNE, "blocks": builder.image["blocks"]}
+    return inputs
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+class EndToEndModel(TuwenModel):
+    """A trained end-to-end model: same ``predict`` / ``evaluate`` / ``save`` as :class:`TuwenModel`."""
+
+    builder: EndToEndBuilder
+    builder_type = EndToEndBuilder
+    network_type = staticmethod(build_endtoend_network)
+
+    def features(self, frame: pd.DataFrame, workspace: Any = None) -> FeatureSet:
+        """Token ids and pixels of items; photos already decoded for the workspace come from its cache."""
+        return self.builder.build(frame, cache=cache_folder(workspace))
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> EndToEndModel:
+        model = super().load(folder, device)
+        assert isinstance(model, EndToEndModel) and model.info.get("endtoend"), f"{folder}: not an end-to-end model"
+        model.builder.device = device
+        return model
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+def endtoend_config(config: Any, mode: str) -> Any:
+    """``config`` with the end-to-end defaults in every field the caller left at TrainConfig's default."""
+    base = TrainConfig()
+    defaults = ENDTOEND_DEFAULTS[mode]
+    return replace(config, **{k: v for k, v in defaults.items()
+                              if k in {f.name for f in fields(config)} and getattr(config, k) == getattr(base, k)})
+
+
+def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, *, mode: str = "trainable",
+                   text_encoder: str = "gru", image_size: int | None = None, finetune_blocks: int = 3,
+                   name: str | None = None, text_fields: tuple[str, ...] | None = None,
+                   modalities: tuple[str, ...] = ("text", "image"), tabular: tuple[str, ...] = (),
+                   fusion: str = "gated", seed: int = 0, config: Any = None, save: bool = True,
+                   limit: int | None = None, test_size: float = 0.2, val_size: float = 0.1) -> EndToEndModel:
+    """Train an end-to-end model on a workspace's products and save it under ``WS/artifacts/models/NAME``.
+
+    ``mode="trainable"``: ``text_encoder`` ("gru" or "cnn") over the tokenized text fields and a
+    small CNN over ``image_size`` px thumbnails (default 64). ``mode="finetune"``: the same text
+    encoder, and MobileNetV2 with its last ``finetune_blocks`` modules trained, at ``image_size``
+    (default 224). The split is the fast path's (:func:`tuwen.train.split_frame`): the same rows as a
+    frozen-feature model of the same task, target and seed.
+    """
+    if mode not in MODES:
+        raise ValueError(f"end-to-end mode {mode!r}: choose one of {', '.join(MODES)}")
+    if text_encoder not in TEXT_ENCODERS:
+        raise ValueError(f"text encoder {text_encoder!r}: choose one of {', '.join(TEXT_ENCODERS)}")
+    task_obj = make_task(task, target) if isinstance(task, str) else task
+    if task_obj.items != "products":
+        raise ValueError(f"end-to-end encoders train on products; task {task_obj.name!r} is not supported "
+                         "(use the frozen-feature path)")
+    config = endtoend_config(replace(config or TrainConfig(), fusion=fusion, seed=seed), mode)
+
+    frame, split, info_split = split_frame(workspace, task_obj, seed, test_size, val_size, limit)  # as the fast path
+    text_fields = canonical_fields(text_fields or task_obj.default_text_fields)
+    image = {"size": image_size or 64} if mode == "trainable" else {"size": image_size or 224,
+                                                                     "blocks": finetune_blocks}
+    specs = endtoend_specs(text_fields, tuple(modalities), tuple(tabular), mode, text_encoder)
+    train_frame = frame[split == "train"]
+    task_obj.fit(train_frame)
+    builder = EndToEndBuilder(specs, image).fit(train_frame)
+    builder.device, builder.progress = config.device, config.progress
+    features = builder.build(frame, cache=cache_folder(workspace))
+    builder.progress = False
+    prepared = Prepared(task_obj, frame, split, builder, features, info_split, task_obj.targets(frame))
+
+    name = name or f"{task_obj.name}-{(target or task_obj.name).replace(',', '+').replace(':', '')}-{mode}"
+    folder = workspace.artifacts / "models" / name
+    staging = workspace.artifacts / "models" / f".{name}.training"
+    if save:
+        staging.mkdir(parents=True, exist_ok=True)
+    train, y_train = prepared.part("train")
+    val, y_val = prepared.part("val")
+    test, y_test = prepared.part("test")
+    inputs = endtoend_inputs(builder, train)
+    members = max(1, config.ensemble)
+    networks, fits = [], []
+    for member in range(members):
+        member_seed = config.seed + 1000 * member
+        seed_everything(member_seed)
+        network = EndToEndNetwork(inputs, task_obj.heads(), config.fusion, config.hidden, config.dropout,
+                                  config.input_dropout, config.modality_dropout, config.aux_weight)
+        fits.append(fit_network(network, task_obj, train, y_train, val, y_val, replace(config, seed=member_seed),
+                                staging if save else None, member))
+        networks.append(network)
+    network = networks[0] if members == 1 else EnsembleModel(networks)
+    outputs = network_outputs(network, task_obj, test, batch_size=1024)
+    test_metrics = task_obj.metrics(outputs["predictions"], y_test) if len(test) else {}
+    val_metrics = fits[0]["val"] if members == 1 else \
+        task_obj.metrics(network_outputs(network, task_obj, val, batch_size=1024)["predictions"], y_val)
+    seconds = round(sum(f["seconds"] for f in fits), 3)
+    info = {"split": info_split, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
+            "best_epoch": fits[0]["best_epoch"], "epochs_run": fits[0]["epochs_run"], "seconds": seconds,
+            "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"], "ensemble": members,
+            "metrics": {"val": val_metrics, "test": test_metrics}, "inputs": [s.name for s in specs],
+            "endtoend": {"mode": mode, "text_encoder": text_encoder if "text" in modalities else None,
+                         "image": image if "image" in modalities else None},
+            "name": name, "workspace": str(workspace.path), "target": target, "text_fields": list(text_fields),
+            "modalities": list(modalities)}
+    model = EndToEndModel(task_obj, builder, network, info)
+    train_rows = prepared.rows("train")
+    model.set_neighbours(features.subset(train_rows), _labels_for_neighbours(prepared, train_rows))
+    if save:
+        publish_model(model, prepared, staging, folder)
+    return model
