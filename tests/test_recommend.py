@@ -154,6 +154,29 @@ def test_a_never_bought_product_is_recommended_through_content(shop: Workspace, 
     assert not np.isfinite(als.score(user, [favourite])[0])  # ids only: no opinion on it
 
 
+def test_vbpr_starts_from_its_id_only_bpr_and_scores_new_products_by_content(shop: Workspace, content: ItemContent,
+                                                                             split) -> None:
+    bought = split.train[split.train["kind"] == "purchase"]
+    user = bought["user_id"].value_counts().index[0]
+    favourite = bought[bought["user_id"] == user]["product_id"].value_counts().index[0]
+    cold_train = split.train[split.train["product_id"] != favourite]
+    products = shop.read("products")
+    fit = lambda **kw: VBPR(epochs=3, **kw).fit(cold_train, products, content=content)  # noqa: E731
+    # phase 1 is the very same BPR with or without content: the ablation sees the same updates
+    plain, warm = fit(content=False, content_epochs=0), fit(content_epochs=0)
+    np.testing.assert_array_equal(plain.item_id_f, warm.item_id_f)
+    vbpr, bpr = fit(content_epochs=2), fit(content=False, content_epochs=2)
+    assert not np.array_equal(vbpr.item_id_f, plain.item_id_f)  # phase 2 went on training the ids
+    assert vbpr.user_content_f.shape == (len(vbpr.histories), 32) and bpr.user_content_f.shape[1] == 0
+    assert np.isfinite(vbpr.score(user, [favourite])[0])  # never bought, scored through its photo + text
+    assert not np.isfinite(bpr.score(user, [favourite])[0])
+
+
+def test_ranker_regularises_its_trees(shop: Workspace, content: ItemContent, split) -> None:
+    model = CandidateRanker(label_weeks=2, n_estimators=20).fit(split.train, shop.read("products"), content=content)
+    assert model.booster is not None and float(model.booster.params["reg_lambda"]) == 10.0
+
+
 def test_unknown_shopper_gets_popular_products_and_a_late_shopper_is_folded_in(shop: Workspace,
                                                                                 content: ItemContent) -> None:
     events = shop.read("interactions")

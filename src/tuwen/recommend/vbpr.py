@@ -1,6 +1,6 @@
 """VBPR: Bayesian personalised ranking with product content beside the id factors (He & McAuley 2016).
 
-    score(u, i) = b_i + p_u . q_i + theta_u . (E f_i) + beta . f_i
+    score(u, i) = b_i + p_u . q_i + theta_u . (E f_i) + beta . f_i,    theta_u = t_u + H profile_u
 
 ``f_i`` is the product's [image | text] vector (zero when it has neither), ``E`` projects it to a
 few content factors. The id part (``b_i``, ``q_i``) exists only for products bought in training;
@@ -14,7 +14,15 @@ Choices that matter on sparse, cold-heavy catalogs (and why):
   negative (it may be new), and sampling it would teach the content part that "new looks bad";
 * id dropout: with probability ``id_dropout`` a training product's id part is hidden, so the
   content part must rank on its own, as it will have to for cold products;
-* positives are sampled with recency weights (``halflife``), since taste drifts with the season.
+* positives are sampled with recency weights (``halflife``), since taste drifts with the season;
+* warm start: ``epochs`` of plain BPR first, then ``content_epochs`` with the content term at its
+  own smaller learning rate (``content_lr``) and L2 on ``E`` (VBPR's lambda_E);
+* the shopper's content factors are a free part ``t_u`` plus a projection ``H`` of their
+  content profile (recency-weighted mean of their history's features, leaving the predicted
+  purchase out in training): shoppers with one or two purchases have too little data for a free
+  ``theta_u`` alone. Both changes were chosen on the four validation weeks before the H&M test
+  week (MAP@12 / Recall@12 0.0203 / 0.0384 vs 0.0156 / 0.0355 for the same schedule id-only;
+  the previous joint-from-scratch VBPR had 0.0121 / 0.0281, below its BPR).
 """
 
 from __future__ import annotations
@@ -42,14 +50,18 @@ class VBPR(Recommender):
     name = "vbpr"
     uses_content = True
 
-    def __init__(self, factors: int = 32, content_factors: int = 32, epochs: int = 30, batch_size: int = 1024,
-                 lr: float = 0.01, l2: float = 1e-4, id_dropout: float = 0.3, halflife: float | None = 120.0,
+    def __init__(self, factors: int = 32, content_factors: int = 32, epochs: int = 15, content_epochs: int = 5,
+                 batch_size: int = 1024, lr: float = 0.01, content_lr: float = 0.003, l2: float = 1e-4,
+                 content_l2: float = 1e-3, profile_scale: float = 0.1, profile_halflife: float = 30.0,
+                 profile_loo: bool = True, id_dropout: float = 0.5, halflife: float | None = 120.0,
                  samples_per_epoch: int | None = None, content: bool = True, image_weight: float = 1.0,
                  text_weight: float = 1.0, threads: int | None = None, **params: Any):
-        super().__init__(factors=factors, content_factors=content_factors, epochs=epochs, batch_size=batch_size,
-                         lr=lr, l2=l2, id_dropout=id_dropout, halflife=halflife, samples_per_epoch=samples_per_epoch,
-                         content=content, image_weight=image_weight, text_weight=text_weight, threads=threads,
-                         **params)
+        super().__init__(factors=factors, content_factors=content_factors, epochs=epochs,
+                         content_epochs=content_epochs, batch_size=batch_size, lr=lr, content_lr=content_lr, l2=l2,
+                         content_l2=content_l2, profile_scale=profile_scale, profile_halflife=profile_halflife,
+                         profile_loo=profile_loo, id_dropout=id_dropout, halflife=halflife,
+                         samples_per_epoch=samples_per_epoch, content=content, image_weight=image_weight,
+                         text_weight=text_weight, threads=threads, **params)
         self.user_id_f = self.user_content_f = self.item_id_f = self.item_bias = np.zeros((0, 0), np.float32)
         self.item_content_f = np.zeros((0, 0), np.float32)
         self.content_bias = np.zeros(0, np.float32)
@@ -59,6 +71,16 @@ class VBPR(Recommender):
         return bool(self.params["content"])
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
+        """Two phases. First ``epochs`` of plain BPR (id factors only); then ``content_epochs`` in which
+        the content term joins, with its own smaller learning rate and L2 (VBPR's lambda_E).
+
+        Why the warm start: trained jointly from scratch, the 256-d content projection fits noise
+        faster than the id factors learn, and VBPR ended *below* plain BPR on the H&M validation
+        weeks (MAP 0.0121 vs 0.0125). Started from the BPR solution, the content term only has to
+        explain what the ids leave over — and carry never-bought products. The ablation
+        (``content=False``) runs the very same schedule, the second phase id-only, so both see
+        the same number of updates.
+        """
         import torch
 
         p = self.params
@@ -80,44 +102,62 @@ class VBPR(Recommender):
         # the bias of a product whose id part is hidden (id dropout) — at serving, of a never-bought
         # product; without it a new product's bias is 0, above most bought products' (negative) biases
         new_b = torch.nn.Parameter(torch.zeros(1))
-        params = [user_f, item_f, item_b, new_b]
+        groups: list[dict[str, Any]] = [{"params": [user_f, item_f, item_b], "lr": p["lr"]}]
         if use_content:
-            user_c, proj = param(n_users, p["content_factors"]), param(dim, p["content_factors"], scale=0.1)
+            user_c, proj = param(n_users, p["content_factors"]), param(dim, p["content_factors"], scale=0.01)
             beta = torch.nn.Parameter(torch.zeros(dim))
-            params += [user_c, proj, beta]
-        optimiser = torch.optim.Adam(params, lr=p["lr"])
+            proj_h = param(dim, p["content_factors"], scale=p["profile_scale"])
+            groups.append({"params": [user_c, proj, beta, new_b, proj_h], "lr": p["content_lr"]})
+            # the shopper's content profile: recency-weighted sum / weight of their history's features
+            ev_w = (data.weight * decay(data.age, p["profile_halflife"])
+                    * content.has_any[data.item]).astype(np.float32)
+            prof_sum = np.zeros((n_users, dim), np.float32)
+            np.add.at(prof_sum, data.user, features[data.item] * ev_w[:, None])
+            prof_w = np.bincount(data.user, weights=ev_w, minlength=n_users).astype(np.float32)
+            prof_sum_t, prof_w_t, ev_w_t = map(torch.from_numpy, (prof_sum, prof_w, ev_w))
+        optimiser = torch.optim.Adam(groups)
 
         probs = data.weight * decay(data.age, p["halflife"])
         probs = probs / probs.sum()
         n_samples = p["samples_per_epoch"] or len(data.user)
         batch = p["batch_size"]
 
-        def score(u: torch.Tensor, i: torch.Tensor, keep_id: torch.Tensor) -> torch.Tensor:
-            value = (item_b[i] + (user_f[u] * item_f[i]).sum(1)) * keep_id + new_b * (1 - keep_id)
-            if use_content:
+        def score(u: torch.Tensor, i: torch.Tensor, keep_id: torch.Tensor, with_content: bool,
+                  theta: torch.Tensor | None = None) -> torch.Tensor:
+            value = item_b[i] + (user_f[u] * item_f[i]).sum(1)
+            if with_content:
                 f = feats[i]
-                value = value + (user_c[u] * (f @ proj)).sum(1) + f @ beta
+                value = value * keep_id + new_b * (1 - keep_id)
+                value = value + (theta * (f @ proj)).sum(1) + f @ beta
             return value
 
-        for _epoch in range(p["epochs"]):
+        for epoch in range(p["epochs"] + p["content_epochs"]):
+            with_content = use_content and epoch >= p["epochs"]
             events = rng.choice(len(data.user), size=n_samples, p=probs)
             for start in range(0, n_samples, batch):
                 chosen = events[start:start + batch]
                 u = torch.from_numpy(data.user[chosen])
                 pos = torch.from_numpy(data.item[chosen])
                 neg = torch.from_numpy(rng.integers(0, n_trained, size=len(chosen)))
-                if use_content and p["id_dropout"] > 0:
+                if with_content and p["id_dropout"] > 0:
                     keep_pos = (torch.rand(len(chosen), generator=gen) >= p["id_dropout"]).float()
                     keep_neg = (torch.rand(len(chosen), generator=gen) >= p["id_dropout"]).float()
                 else:
                     keep_pos = keep_neg = torch.ones(len(chosen))
-                diff = score(u, pos, keep_pos) - score(u, neg, keep_neg)
+                theta = None
+                if with_content:
+                    ev = torch.from_numpy(chosen)
+                    own = ev_w_t[ev] if p["profile_loo"] else torch.zeros(len(chosen))
+                    prof = (prof_sum_t[u] - own.unsqueeze(1) * feats[pos]) / (prof_w_t[u] - own).clamp(
+                        min=1e-6).unsqueeze(1)
+                    theta = user_c[u] + prof @ proj_h
+                diff = score(u, pos, keep_pos, with_content, theta) - score(u, neg, keep_neg, with_content, theta)
                 loss = -torch.nn.functional.logsigmoid(diff).mean()
                 reg = (user_f[u].pow(2).sum() + item_f[pos].pow(2).sum() + item_f[neg].pow(2).sum()
                        + item_b[pos].pow(2).sum() + item_b[neg].pow(2).sum())
-                if use_content:
-                    reg = reg + user_c[u].pow(2).sum()
                 loss = loss + p["l2"] * reg / len(chosen)
+                if with_content:
+                    loss = loss + p["content_l2"] * (user_c[u].pow(2).sum() / len(chosen) + proj.pow(2).sum())
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -128,7 +168,8 @@ class VBPR(Recommender):
             self.item_bias = item_b.detach().numpy().astype(np.float32)
             self.new_bias = np.array([float(new_b) if use_content else 0.0], np.float32)
             if use_content:
-                self.user_content_f = user_c.detach().numpy().astype(np.float32)
+                prof = prof_sum_t / prof_w_t.clamp(min=1e-6).unsqueeze(1)
+                self.user_content_f = (user_c + prof @ proj_h).detach().numpy().astype(np.float32)
                 self.item_content_f = (feats @ proj).numpy().astype(np.float32)
                 self.content_bias = (feats @ beta).numpy().astype(np.float32)
                 self.has_item_content = content.has_any.copy()
