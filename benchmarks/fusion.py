@@ -183,12 +183,21 @@ def baselines(prepared: Prepared) -> list[dict[str, Any]]:
 
 
 def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Single-modality models first; each fused model then blends with them on validation (tuwen's ablation)."""
     rows = []
+    experts: dict[str, Any] = {}
     for variant, names, fusion in ablation_variants(prepared, fusions):
-        _, outcome = fit_variant(prepared, names, replace(config, fusion=fusion))
+        model, outcome = fit_variant(prepared, names, replace(config, fusion=fusion), experts=experts)
+        if not variant.startswith("fusion:"):
+            experts[variant] = (model.network, names)
+        chosen = outcome["experts"]
+        setting = f"{len(names)} inputs, best epoch {outcome['best_epoch']}"
+        if chosen:
+            setting += f", validation pick: {chosen['choice']}" + (
+                " (" + ", ".join(f"{k} {v:.2f}" for k, v in next(iter(chosen["weights"].values())).items()) + ")"
+                if chosen["choice"] == "blend" else "")
         rows.append({"variant": f"tuwen: {variant}", "metrics": {k: round(v, 4) for k, v in outcome["metrics"].items()},
-                     "setting": f"{len(names)} inputs, best epoch {outcome['best_epoch']}",
-                     "seconds": outcome["seconds"]})
+                     "setting": setting, "seconds": outcome["seconds"], "experts": chosen})
         print(f"    {rows[-1]['variant']}: {rows[-1]['metrics']} ({outcome['seconds']:.1f}s)", file=sys.stderr,
               flush=True)
     return rows

@@ -10,7 +10,7 @@ import torch
 
 from tuwen.features import FeatureSet, InputSpec
 from tuwen.fusion import FUSIONS, make_fusion, masked_softmax, modality_dropout
-from tuwen.models import EnsembleModel, MultimodalModel, build_network, make_batch, network_inputs
+from tuwen.models import EnsembleModel, ExpertBlend, MultimodalModel, build_network, make_batch, network_inputs
 from tuwen.train import make_optimizers
 
 torch.set_num_threads(1)
@@ -94,8 +94,9 @@ def _train(network: MultimodalModel, features: FeatureSet, y: np.ndarray, steps:
     for _ in range(steps):
         result = network(inputs, mask)
         loss = torch.nn.functional.cross_entropy(result["outputs"]["y"], target)
-        loss = loss + torch.nn.functional.cross_entropy(result["unimodal"]["y"].flatten(0, 1),
-                                                        target.repeat_interleave(2))
+        unimodal = result["unimodal"]["y"]
+        loss = loss + torch.nn.functional.cross_entropy(unimodal.flatten(0, 1),
+                                                        target.repeat_interleave(unimodal.shape[1]))
         for optimizer in optimizers:
             optimizer.zero_grad()
         loss.backward()
@@ -171,3 +172,59 @@ def test_ensemble_averages_members_and_rebuilds_from_config() -> None:
     rebuilt.load_state_dict(ensemble.state_dict())
     with torch.no_grad():
         assert torch.allclose(rebuilt.eval()(inputs, mask)["outputs"]["y"], expected, atol=1e-6)
+
+
+def _ce(head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.nn.functional.cross_entropy(output, target, reduction="none"), torch.ones_like(target).bool()
+
+
+def _accuracy(outputs: dict[str, torch.Tensor], y: np.ndarray) -> float:
+    return float((outputs["y"].argmax(1).numpy() == y).mean())
+
+
+def test_expert_blend_falls_back_to_the_better_expert_and_rebuilds_from_config() -> None:
+    """A fused network that learnt nothing is replaced, on validation, by the expert that did; saved and rebuilt,
+    the blend predicts the same; an item without the expert's input gets its answer from the other members."""
+    torch.manual_seed(0)
+    features, y = _xor_features(300, seed=8)
+    y = y // 2  # only the sparse (text) input carries the label
+    inputs_spec = network_inputs(features)
+    fused = MultimodalModel(inputs_spec, {"y": 2}, fusion="concat", hidden=8).eval()  # untrained: chance
+    text = MultimodalModel(inputs_spec[1:], {"y": 2}, fusion="concat", hidden=16, dropout=0.0, input_dropout=0.0,
+                           modality_dropout=0.0)
+    _train(text, features.select(["title@tfidf_sparse"]), y)
+    image = MultimodalModel(inputs_spec[:1], {"y": 2}, fusion="concat", hidden=8).eval()  # untrained
+    blended = ExpertBlend(fused, [text.eval(), image], [[1], [0]], ["text", "image"])
+    val, y_val = _xor_features(200, seed=9)
+    y_val = y_val // 2
+    inputs, mask = make_batch(val)
+    fitted = blended.fit_blend(inputs, mask, {"y": torch.from_numpy(y_val)}, _ce, lambda o: _accuracy(o, y_val))
+    assert fitted["validation"]["text"] > 0.95
+    assert fitted["validation"][fitted["choice"]] >= max(fitted["validation"].values()) - 1e-9
+    with torch.no_grad():
+        outputs = blended(inputs, mask)["outputs"]
+    assert _accuracy(outputs, y_val) >= fitted["validation"]["text"] - 1e-9
+    rebuilt = build_network(blended.config)
+    assert isinstance(rebuilt, ExpertBlend) and rebuilt.expert_names == ["text", "image"]
+    rebuilt.load_state_dict(blended.state_dict())
+    no_text = mask.clone()
+    no_text[:, 1] = False
+    with torch.no_grad():
+        assert torch.allclose(rebuilt.eval()(inputs, mask)["outputs"]["y"], outputs["y"], atol=1e-6)
+        missing = rebuilt(inputs, no_text)["outputs"]["y"]
+    assert torch.isfinite(missing).all() and not torch.allclose(missing, outputs["y"])
+
+
+def test_wide_part_is_a_linear_tfidf_path_that_starts_at_zero() -> None:
+    features, y = _xor_features(40, seed=10)
+    torch.manual_seed(0)
+    wide = MultimodalModel(network_inputs(features), {"y": 4}, fusion="concat", hidden=8, wide=True).eval()
+    torch.manual_seed(0)
+    deep = MultimodalModel(network_inputs(features), {"y": 4}, fusion="concat", hidden=8).eval()
+    assert len(wide.wide) == 1  # one table, for the one sparse input
+    deep.load_state_dict({k: v for k, v in wide.state_dict().items() if not k.startswith("wide.")})
+    inputs, mask = make_batch(features)
+    with torch.no_grad():
+        assert torch.allclose(wide(inputs, mask)["outputs"]["y"], deep(inputs, mask)["outputs"]["y"])
+    _train(wide, features, y)
+    assert float(wide.wide[0].weight.detach().abs().sum()) > 0  # trained through SparseAdam with the rest

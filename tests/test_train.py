@@ -260,3 +260,22 @@ def test_purchase_model_learns_shopper_taste_and_scores_a_shopper_from_the_cli(w
     assert scored["user_id"] == shopper and 0 < scored["prediction"] < 1 and scored["history"] > 0
     done = runner.invoke(app, ["predict", str(workspace.path), "--model", "buy", "--title", "x"])
     assert done.exit_code == 2 and "--user" in done.stderr
+
+
+def test_review_loss_charges_far_ratings_more_and_reuses_classify_metrics() -> None:
+    """A 5-star review called 1-star costs more than one called 4-star (the ordinal term), and the metrics are
+    classify's plus the rating MAE of the most probable class."""
+    from tuwen.tasks.reviews import ReviewTask
+
+    task = ReviewTask(class_weight="none", smoothing=0.0)
+    task.fit(pd.DataFrame({"rating": [1, 2, 3, 4, 5]}))
+    confident = torch.full((2, 5), -8.0)
+    confident[0, 3] = confident[1, 0] = 8.0  # row 0 says 4 stars, row 1 says 1 star
+    target = torch.tensor([4, 4])  # both are 5-star reviews
+    losses, valid = task.head_loss("rating", confident, target)
+    plain, _ = ReviewTask(class_weight="none", smoothing=0.0, ordinal=0.0).head_loss("rating", confident, target)
+    assert bool(valid.all()) and torch.allclose(plain[0], plain[1])  # cross-entropy alone: equally wrong
+    assert float(losses[1] - losses[0]) == pytest.approx(3.0, abs=1e-3)  # 4 points away instead of 1
+    metrics = task.metrics({"rating": torch.softmax(confident, 1).numpy()}, {"rating": target.numpy()})
+    assert metrics["mae"] == pytest.approx(2.5) and metrics["accuracy"] == 0.0 and "macro_f1" in metrics
+    assert ReviewTask.from_state(task.state()).ordinal == task.ordinal

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
-from tuwen.fusion import make_fusion, masked_softmax, modality_dropout
+from tuwen.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
 from tuwen.tasks import Task, task_from_state
 
 FORMAT_VERSION = 1
@@ -84,11 +85,11 @@ class MultimodalModel(nn.Module):
 
     def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], fusion: str = "gated",
                  hidden: int = 256, dropout: float = 0.2, input_dropout: float = 0.1,
-                 modality_dropout: float = 0.15, aux_weight: float = 0.5):
+                 modality_dropout: float = 0.15, aux_weight: float = 0.5, wide: bool = False):
         super().__init__()
         self.config = {"inputs": [dict(i) for i in inputs], "heads": dict(heads), "fusion": fusion, "hidden": hidden,
                        "dropout": dropout, "input_dropout": input_dropout, "modality_dropout": modality_dropout,
-                       "aux_weight": aux_weight}
+                       "aux_weight": aux_weight, "wide": wide}
         self.input_names = [i["name"] for i in inputs]
         self.projections = nn.ModuleList(
             SparseProjection(i["dim"], hidden, dropout, input_dropout) if i["kind"] == "sparse"
@@ -106,6 +107,15 @@ class MultimodalModel(nn.Module):
         # Output blend (see fit_blend): per head, logits over [fused, input 1..M]; off until fitted.
         self.register_buffer("blend", torch.zeros(len(heads), 1 + n_inputs))
         self.register_buffer("blend_on", torch.zeros((), dtype=torch.bool))
+        # Wide part (``wide=True``): a linear map from each sparse TF-IDF input straight to the outputs, added to
+        # that input's unimodal head and to the fused output (Wide & Deep). Why: on labels that one word of the
+        # title names ("Navy Blue", "Kurta"), logistic regression on TF-IDF beat the projected (deep) path; the
+        # wide part is that logistic regression, trained jointly. Starts at zero, so it only adds what it learns.
+        self.wide_inputs = [k for k, i in enumerate(inputs) if wide and i["kind"] == "sparse"]
+        self.wide = nn.ModuleList(nn.EmbeddingBag(inputs[k]["dim"], sum(heads.values()), mode="sum", sparse=True)
+                                  for k in self.wide_inputs)
+        for bag in self.wide:
+            nn.init.zeros_(bag.weight)
 
     @property
     def fusion_name(self) -> str:
@@ -121,17 +131,34 @@ class MultimodalModel(nn.Module):
         tokens = self.tokens(inputs)
         unimodal = [torch.einsum("bmh,mho->bmo", tokens, w) + b
                     for w, b in zip(self.unimodal_weight, self.unimodal_bias, strict=True)]
+        wide = self.wide_outputs(inputs, mask)
+        if wide is not None:
+            unimodal = [u + w for u, w in zip(unimodal, wide, strict=True)]
         if self.fusion.late:
             outputs = [self.fusion.combine(u, tokens, mask) for u in unimodal]  # type: ignore[attr-defined]
             fused = self.fusion(tokens, mask)
         else:
             fused = self.fusion(tokens, mask)
             outputs = [head(fused) for head in self.heads]
+            if wide is not None:
+                outputs = [o + w.sum(dim=1) for o, w in zip(outputs, wide, strict=True)]
         if bool(self.blend_on) and not self.training:
             outputs = [self._blend(self.blend[i], o, u, mask) for i, (o, u) in enumerate(zip(outputs, unimodal,
                                                                                                strict=True))]
         return {"outputs": dict(zip(self.head_names, outputs, strict=True)),
                 "unimodal": dict(zip(self.head_names, unimodal, strict=True)), "mask": mask, "fused": fused}
+
+    def wide_outputs(self, inputs: list[Any], mask: torch.Tensor) -> list[torch.Tensor] | None:
+        """Per head, the wide part's (batch, inputs, out) logits: zero for dense or absent inputs."""
+        if not self.wide_inputs:
+            return None
+        batch, width = mask.shape[0], sum(self.config["heads"].values())
+        wide = torch.zeros(batch, len(self.input_names), width, device=mask.device)
+        for bag, k in zip(self.wide, self.wide_inputs, strict=True):
+            indices, offsets, values = inputs[k]
+            values = F.dropout(values, self.config["input_dropout"], self.training)
+            wide[:, k] = bag(indices, offsets, per_sample_weights=values) * mask[:, k:k + 1]
+        return list(wide.split(list(self.config["heads"].values()), dim=-1))
 
     @staticmethod
     def _blend(logits: torch.Tensor, fused: torch.Tensor, unimodal: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -218,9 +245,122 @@ class EnsembleModel(nn.Module):
         return None if weights[0] is None else torch.stack(weights).mean(0)  # type: ignore[arg-type]
 
 
+class ExpertBlend(nn.Module):
+    """A fused network plus the single-modality networks ("experts"), outputs blended with weights fitted on
+    validation rows, falling back to the best expert when fusing does not pay there.
+
+    Why: a fused network can end up below its best modality (measured: H&M with descriptions,
+    naive early concatenation loses to text alone), because the stronger modality's signal gets
+    diluted or overfitted in a larger network. Keeping the unimodal networks inside the fused
+    model makes "text alone" a point of the fused model's own search space: :meth:`fit_blend`
+    learns one convex weight per (head, member) on the validation rows, where no member was
+    fitted, and if that blend still scores below an expert alone on the task's main validation
+    metric, the model *is* that expert. Averaging differently-built networks is also an
+    ensemble, which is most of the gain where modalities complement each other. An expert whose
+    inputs are all missing for an item (no photo) gets no weight for that item.
+    """
+
+    def __init__(self, fused: nn.Module, experts: Sequence[nn.Module], expert_inputs: Sequence[Sequence[int]],
+                 expert_names: Sequence[str]):
+        super().__init__()
+        self.fused = fused
+        self.experts = nn.ModuleList(experts)
+        self.expert_inputs = [list(map(int, ix)) for ix in expert_inputs]
+        self.expert_names = list(expert_names)
+        for expert in self.experts:
+            expert.requires_grad_(False)
+        self.config = {**fused.config,  # type: ignore[dict-item]
+                       "experts": [{"name": n, "inputs": ix, "network": e.config}  # type: ignore[dict-item]
+                                   for n, ix, e in zip(self.expert_names, self.expert_inputs, experts, strict=True)]}
+        self.register_buffer("blend", torch.zeros(len(self.head_names), 1 + len(self.experts)))
+        self.blend[:, 1:] = NEG_INF  # the fused network alone until fit_blend
+        self.choice = "fused"
+
+    @property
+    def head_names(self) -> list[str]:
+        return self.fused.head_names  # type: ignore[return-value]
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.fused.input_names  # type: ignore[return-value]
+
+    @property
+    def fusion_name(self) -> str:
+        return self.fused.fusion_name  # type: ignore[return-value]
+
+    def member_outputs(self, inputs: list[Any],
+                       mask: torch.Tensor) -> tuple[dict[str, Any], list[dict[str, torch.Tensor]], torch.Tensor]:
+        """The fused network's result, each expert's outputs, and which members have inputs (batch, 1 + experts)."""
+        result = self.fused(inputs, mask)
+        expert_outputs, present = [], [torch.ones_like(mask[:, 0])]
+        for expert, ix in zip(self.experts, self.expert_inputs, strict=True):
+            expert.eval()
+            sub_mask = mask[:, ix]
+            expert_outputs.append(expert([inputs[i] for i in ix], sub_mask)["outputs"])
+            present.append(sub_mask.any(dim=1))
+        return result, expert_outputs, torch.stack(present, dim=1)
+
+    @staticmethod
+    def combine(logits: torch.Tensor, outputs: list[torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Convex combination of the members' outputs over the members present for each item."""
+        weights = torch.softmax(logits.expand(present.shape[0], -1).masked_fill(~present, NEG_INF), dim=-1) * present
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return sum(weights[:, i:i + 1] * output for i, output in enumerate(outputs))  # type: ignore[return-value]
+
+    def forward(self, inputs: list[Any], mask: torch.Tensor) -> dict[str, Any]:
+        result, expert_outputs, present = self.member_outputs(inputs, mask)
+        outputs = {h: self.combine(self.blend[i], [result["outputs"][h], *(e[h] for e in expert_outputs)], present)
+                   for i, h in enumerate(self.head_names)}
+        return {**result, "outputs": outputs}
+
+    def weights(self, inputs: list[Any], mask: torch.Tensor) -> torch.Tensor | None:
+        return self.fused.weights(inputs, mask)  # type: ignore[operator]
+
+    def fit_blend(self, inputs: list[Any], mask: torch.Tensor, targets: dict[str, torch.Tensor], loss: Any,
+                  score: Any, steps: int = 200) -> dict[str, Any]:
+        """Fit the blend on validation rows by the task's loss; keep it unless an expert alone scores higher.
+
+        ``score(outputs)`` is the task's main validation metric of raw outputs per head (higher is better).
+        Returns the blend weights per head and the choice ("blend" or the expert's name).
+        """
+        self.eval()
+        with torch.no_grad():
+            result, expert_outputs, present = self.member_outputs(inputs, mask)
+        candidates = {h: [result["outputs"][h], *(e[h] for e in expert_outputs)] for h in self.head_names}
+        fitted = torch.zeros_like(self.blend)
+        for index, head in enumerate(self.head_names):
+            logits = torch.zeros(1 + len(self.experts), requires_grad=True)
+            optimizer = torch.optim.Adam([logits], lr=0.05)
+            for _ in range(steps):
+                losses, valid = loss(head, self.combine(logits, candidates[head], present), targets[head])
+                value = losses.sum() / valid.sum().clamp(min=1)
+                optimizer.zero_grad()
+                value.backward()
+                optimizer.step()
+            fitted[index] = logits.detach()
+        with torch.no_grad():
+            scores = {"blend": score({h: self.combine(fitted[i], candidates[h], present)
+                                      for i, h in enumerate(self.head_names)})}
+            for e, name in enumerate(self.expert_names):
+                scores[name] = score({h: expert_outputs[e][h] for h in self.head_names})
+        self.choice = max(scores, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
+        if self.choice != "blend":
+            fitted.fill_(NEG_INF)
+            fitted[:, 1 + self.expert_names.index(self.choice)] = 0.0
+        self.blend.copy_(fitted)
+        return {"choice": self.choice, "validation": {k: round(v, 4) for k, v in scores.items()},
+                "weights": {h: dict(zip(["fused", *self.expert_names],
+                                        [round(w, 4) for w in torch.softmax(fitted[i], 0).tolist()], strict=True))
+                            for i, h in enumerate(self.head_names)}}
+
+
 def build_network(config: dict[str, Any], kind: type[MultimodalModel] | None = None) -> MultimodalModel | EnsembleModel:
     """A network from its saved config (an ensemble when ``config["ensemble"] > 1``); ``kind``: a subclass to build."""
     config = dict(config)
+    if "experts" in config:  # a fused network with its single-modality experts (ExpertBlend)
+        experts = config.pop("experts")
+        return ExpertBlend(build_network(config, kind), [build_network(e["network"], kind) for e in experts],
+                           [e["inputs"] for e in experts], [e["name"] for e in experts])  # type: ignore[return-value]
     kind = kind or MultimodalModel
     members = int(config.pop("ensemble", 1))
     if members > 1:
@@ -279,6 +419,19 @@ def network_inputs(features: FeatureSet) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- model
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run a block with ``threads`` torch CPU threads (0: leave as is), restoring the previous number after."""
+    previous = torch.get_num_threads()
+    if threads and threads != previous:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
 class TuwenModel:
     """A trained model you can use: ``predict(frame)``, ``evaluate(frame)``, ``save(folder)``, ``TuwenModel.load``.
 
@@ -298,6 +451,7 @@ class TuwenModel:
         self.info = info
         self.neighbours: dict[str, np.ndarray] | None = None
         self._encoders: dict[str, Any] = {}
+        self._bank: np.ndarray | None = None
 
     # ------------------------------------------------------------------ inference
     def outputs(self, features: FeatureSet, batch_size: int = 4096, hide: Sequence[str] = ()) -> dict[str, Any]:
@@ -310,7 +464,18 @@ class TuwenModel:
 
     def predict(self, frame: pd.DataFrame, workspace: Any = None, contributions: bool = True,
                 neighbours: int = 5) -> list[dict[str, Any]]:
-        """One JSON-ready dict per item, in input order: prediction, scores, contributions, nearest training items."""
+        """One JSON-ready dict per item, in input order: prediction, scores, contributions, nearest training items.
+
+        The networks run on one torch thread when the batch is small: for a handful of items the work per
+        operator is microseconds, and waking a second OpenMP thread (on a 2-core machine often busy with
+        the encoders) cost ~25 ms per GELU, most of a one-product prediction (measured 980 → see
+        ``benchmarks/predict_latency.py``).
+        """
+        with torch_threads(1 if len(frame) <= 64 else 0):
+            return self._predict(frame, workspace, contributions, neighbours)
+
+    def _predict(self, frame: pd.DataFrame, workspace: Any, contributions: bool,
+                 neighbours: int) -> list[dict[str, Any]]:
         features = self.features(frame, workspace)
         result = self.outputs(features)
         predictions = result["predictions"]
@@ -353,7 +518,9 @@ class TuwenModel:
 
     def nearest(self, fused: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
         assert self.neighbours is not None
-        bank = self.neighbours["vectors"].astype(np.float32)
+        if self._bank is None:  # float32 once, not on every prediction (10k x 256 values)
+            self._bank = np.ascontiguousarray(self.neighbours["vectors"], dtype=np.float32)
+        bank = self._bank
         query = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
         similarity = query @ bank.T
         order = np.argsort(-similarity, axis=1)[:, :k]
@@ -366,6 +533,7 @@ class TuwenModel:
         fused = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
         self.neighbours = {"ids": np.array(features.ids), "labels": np.array([str(x) for x in labels]),
                            "vectors": fused.astype(np.float16)}
+        self._bank = None
 
     def evaluate(self, frame: pd.DataFrame, workspace: Any = None) -> dict[str, float]:
         """Task metrics on labelled items (rows the task cannot score, e.g. unknown classes, are ignored)."""

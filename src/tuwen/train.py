@@ -31,11 +31,20 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
 from tuwen.fusion import FUSIONS
-from tuwen.models import EnsembleModel, MultimodalModel, TuwenModel, make_batch, network_inputs, network_outputs
+from tuwen.models import (
+    EnsembleModel,
+    ExpertBlend,
+    MultimodalModel,
+    TuwenModel,
+    make_batch,
+    network_inputs,
+    network_outputs,
+)
 from tuwen.progress import progress_bar
 from tuwen.tasks import Task, group_values, make_task
 
 MODALITIES = ("text", "image", "tabular")
+WIDE_LR = 30.0
 REVIEW_ENCODERS = ("use_multilingual",)  # review text encoder when the workspace has no text vectors yet
 
 
@@ -57,6 +66,10 @@ class TrainConfig:
     monitor: str = "metric"  # early stopping watches the task's main validation "metric", or "loss"; "last": none
     ensemble: int = 0  # networks averaged; 0 = by training size: 5 under 1,500 items, 3 under 4,000, else 1
     blend: bool = True  # fit the fused/unimodal output blend on the validation rows (MultimodalModel.fit_blend)
+    # A fused model keeps one network per modality beside the fused one and blends them on the validation rows,
+    # falling back to the best of them where fusing does not pay (models.ExpertBlend).
+    experts: bool = True
+    wide: bool = True  # a linear TF-IDF → output part beside the projections (MultimodalModel's wide part)
     min_steps_per_epoch: int = 16  # small catalogs get smaller batches, so an epoch is still several steps
     seed: int = 0
     device: str = "cpu"
@@ -158,7 +171,12 @@ def make_optimizers(network: torch.nn.Module, lr: float, weight_decay: float = 1
     dense = [p for p in network.parameters() if all(p is not q for q in sparse)]
     optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay)]
     if sparse:
-        optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+        # The wide (linear TF-IDF) tables start at zero and need larger steps than the projections to reach a
+        # logistic regression's weights within the few epochs early stopping allows.
+        wide = [p for m in network.modules() if isinstance(m, MultimodalModel) for p in m.wide.parameters()]
+        deep = [p for p in sparse if all(p is not q for q in wide)]
+        groups = [{"params": deep}] + ([{"params": wide, "lr": lr * WIDE_LR}] if wide else [])
+        optimizers.append(torch.optim.SparseAdam(groups, lr=lr))
     return optimizers
 
 
@@ -339,9 +357,16 @@ def split_frame(workspace: Any, task: Task, seed: int = 0, test_size: float = 0.
     return frame, split, info
 
 
-def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig,
-                folder: Path | None = None) -> tuple[TuwenModel, dict[str, Any]]:
-    """Train one model on some inputs of a prepared task; returns it and its val/test metrics."""
+Experts = dict[str, tuple[Any, list[str]]]  # modality → (its trained single-modality network, its input names)
+
+
+def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folder: Path | None = None,
+                experts: Experts | None = None) -> tuple[TuwenModel, dict[str, Any]]:
+    """Train one model on some inputs of a prepared task; returns it and its val/test metrics.
+
+    ``experts`` (single-modality networks trained on the same split, see :func:`train_experts`) are
+    blended with the fused network on the validation rows (:class:`tuwen.models.ExpertBlend`).
+    """
     train, y_train = prepared.part("train", names)
     val, y_val = prepared.part("val", names)
     test, y_test = prepared.part("test", names)
@@ -353,7 +378,8 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig,
         seed = config.seed + 1000 * member
         seed_everything(seed)  # before the weights are initialised, so a seed fixes the whole run
         network = MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion, config.hidden,
-                                  config.dropout, config.input_dropout, config.modality_dropout, config.aux_weight)
+                                  config.dropout, config.input_dropout, config.modality_dropout, config.aux_weight,
+                                  config.wide)
         fits.append(fit_network(network, prepared.task, train, y_train, val, y_val, replace(config, seed=seed),
                                 folder, member))
         networks.append(network)
@@ -362,15 +388,51 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig,
            "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"]}
     if members > 1 and len(val):
         fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
+    experts = {m: e for m, e in (experts or {}).items() if set(e[1]) < set(names)}
+    fit["experts"] = None
+    if experts and len(val) >= 20:
+        network, fit["experts"] = blend_experts(network, experts, names, prepared.task, val, y_val, config.device)
+        fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
     outputs = network_outputs(network, prepared.task, test)
     test_metrics = prepared.task.metrics(outputs["predictions"], y_test) if len(test) else {}
     info = {"split": prepared.split_info, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
             "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"], "seconds": fit["seconds"],
-            "blend": fit["blend"], "ensemble": members,
+            "blend": fit["blend"], "ensemble": members, "experts": fit["experts"],
             "metrics": {"val": fit["val"], "test": test_metrics}, "inputs": names}
     model = TuwenModel(prepared.task, prepared.builder.select(names), network, info)
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
-                   "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test}
+                   "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
+                   "experts": fit["experts"], "network": network}
+
+
+def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, val: FeatureSet,
+                  y_val: dict[str, np.ndarray], device: str) -> tuple[ExpertBlend, dict[str, Any]]:
+    """Wrap a fused network with its modality experts; fit the blend (or pick an expert) on the validation rows."""
+    blended = ExpertBlend(network, [e[0] for e in experts.values()],
+                          [[names.index(n) for n in e[1]] for e in experts.values()], list(experts))
+    sign = 1.0 if task.higher_is_better else -1.0
+
+    def score(outputs: dict[str, torch.Tensor]) -> float:
+        value = task.metrics({h: task.transform(h, o) for h, o in outputs.items()}, y_val).get(task.primary, math.nan)
+        return sign * value if math.isfinite(value) else -math.inf
+
+    inputs, mask = make_batch(val, None, device)
+    fitted = blended.fit_blend(inputs, mask, _targets_tensor(y_val, np.arange(len(val)), device), task.head_loss,
+                               score)
+    return blended, fitted
+
+
+def train_experts(prepared: Prepared, names: list[str], config: TrainConfig) -> Experts:
+    """One single-modality network per modality among ``names`` (none when there is only one modality)."""
+    present = [m for m in MODALITIES if any(n in names for n in prepared.inputs((m,)))]
+    if not config.experts or len(present) < 2:
+        return {}
+    experts: Experts = {}
+    for modality in present:
+        inputs = [n for n in prepared.inputs((modality,)) if n in names]
+        model, _ = fit_variant(prepared, inputs, replace(config, fusion="concat"))
+        experts[modality] = (model.network, inputs)
+    return experts
 
 
 def _labels_for_neighbours(prepared: Prepared, rows: np.ndarray) -> list[str]:
@@ -409,7 +471,9 @@ def train_model(workspace: Any, task: str | Task, target: str | None = None, *, 
     name = name or f"{task_obj.name}-{(target or task_obj.name).replace(',', '+').replace(':', '')}"
     folder = workspace.artifacts / "models" / name
     staging = workspace.artifacts / "models" / f".{name}.training"
-    model, result = fit_variant(prepared, prepared.inputs(modalities), config, staging if save else None)
+    names = prepared.inputs(modalities)
+    experts = train_experts(prepared, names, config)
+    model, result = fit_variant(prepared, names, config, staging if save else None, experts)
     model.info.update({"name": name, "workspace": str(workspace.path), "target": target,
                        "text_fields": list(text_fields or task_obj.default_text_fields),
                        "modalities": list(modalities)})
@@ -459,11 +523,16 @@ def evaluate_task(workspace: Any, task: str | Task, target: str | None = None, *
         return _evaluate_purchase(workspace, text_fields, modalities, encoders, fusions, seed, config, report)
     prepared = prepare(workspace, task_obj, text_fields, modalities, tabular, encoders, seed=seed, limit=limit)
     results, details = [], {}
+    experts: Experts = {}  # the single-modality variants, reused as the fused models' experts
     for variant, names, fusion in ablation_variants(prepared, fusions):
-        _, outcome = fit_variant(prepared, names, replace(config, fusion=fusion, seed=seed))
+        model, outcome = fit_variant(prepared, names, replace(config, fusion=fusion, seed=seed),
+                                     experts=experts if config.experts else None)
+        if variant in MODALITIES:
+            experts[variant] = (model.network, names)
         results.append({"variant": variant, "fusion": fusion, "inputs": names,
                         "metrics": {k: round(v, 4) for k, v in outcome["metrics"].items()},
-                        "seconds": outcome["seconds"], "best_epoch": outcome["best_epoch"]})
+                        "seconds": outcome["seconds"], "best_epoch": outcome["best_epoch"],
+                        "experts": outcome["experts"]})
         details[variant] = outcome
     summary = {"task": task_obj.name, "target": target or getattr(task_obj, "target", None),
                "split": prepared.split_info, "primary": task_obj.primary, "results": results}

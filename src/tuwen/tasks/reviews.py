@@ -6,6 +6,14 @@ Amazon 5-core file repeats a review once per product variant) share a ``group``:
 group, and training and scoring keep one row per group, so no score is inflated by memorised
 copies. Metrics: accuracy, macro-F1, MAE of the rating, and sentiment accuracy (1-2 negative,
 3 neutral, 4-5 positive).
+
+A rating is a class *and* a number: class-balanced cross-entropy alone (what macro-F1 wants)
+treats "5 predicted as 1" like "5 predicted as 4", and with the heavy weights of the rare 1- and
+2-star classes the network learnt to call some glowing reviews 1-star, which costs 4 points of
+MAE each (measured: macro-F1 on a par with logistic regression, MAE 0.73 against its 0.44). The
+loss therefore adds ``ordinal`` × the expected distance between the predicted distribution and
+the true rating, ``Σ_k p_k |k - y|``: mass on far ratings costs in proportion to how far they are.
+The predicted rating stays the most probable class, as for the scikit-learn baseline.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from tuwen.tasks import LabelTarget, Task, classification_metrics, describe_label, label_loss
+from tuwen.tasks import LabelTarget, classification_metrics, describe_label, label_loss
+from tuwen.tasks.classify import ClassifyTask
 
 
 class RatingTarget(LabelTarget):
@@ -33,23 +42,24 @@ def sentiment(ratings: np.ndarray) -> np.ndarray:
     return np.select([ratings <= 2, ratings == 3], ["negative", "neutral"], "positive")
 
 
-class ReviewTask(Task):
+class ReviewTask(ClassifyTask):
+    """A classification of ratings (targets, strata, class weights, probabilities as for ``classify``) with an
+    ordinal loss term and rating metrics."""
+
     name = "review"
     items = "reviews"
     default_text_fields = ("text", "title")
-    primary = "macro_f1"
 
     def __init__(self, target: str = "rating", class_weight: str = "balanced", smoothing: float = 0.05,
-                 dedupe: bool = True):
+                 dedupe: bool = True, ordinal: float = 1.0):
+        super().__init__(target, min_count=1, class_weight=class_weight, smoothing=smoothing)
         self.label = RatingTarget(target)
-        self.class_weight = class_weight
-        self.smoothing = smoothing
         self.dedupe = dedupe
-        self.notes: list[str] = []
+        self.ordinal = ordinal
 
-    @property
-    def target(self) -> str:
-        return self.label.column
+    def rating_values(self) -> np.ndarray:
+        """The rating of each class index."""
+        return np.array([int(c) for c in self.label.classes])
 
     def group_column(self, frame: pd.DataFrame) -> str | None:
         return "group" if "group" in frame else None
@@ -66,34 +76,24 @@ class ReviewTask(Task):
             raise ValueError("no review has a rating")
         return kept.reset_index(drop=True)
 
-    def strata(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.label.values(frame).to_numpy()
-
-    def fit(self, frame: pd.DataFrame) -> None:
-        self.label.fit(frame, self.class_weight)
-
-    def heads(self) -> dict[str, int]:
-        return {self.target: len(self.label.classes)}
-
-    def targets(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {self.target: self.label.encode(frame)}
-
     def head_loss(self, head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return label_loss(output, target, self.label.weights, self.smoothing)
-
-    def transform(self, head: str, output: torch.Tensor) -> np.ndarray:
-        return torch.softmax(output.float(), dim=-1).cpu().numpy()
+        loss, valid = label_loss(output, target, self.label.weights, self.smoothing)
+        if self.ordinal > 0:
+            ratings = torch.tensor(self.rating_values(), dtype=output.dtype, device=output.device)
+            distance = (ratings.unsqueeze(0) - ratings[target.clamp(min=0)].unsqueeze(1)).abs()
+            expected = (torch.softmax(output, dim=-1) * distance).sum(dim=-1)
+            loss = loss + self.ordinal * expected * valid
+        return loss, valid
 
     def ratings(self, probabilities: np.ndarray) -> np.ndarray:
-        return np.array([int(c) for c in self.label.classes])[probabilities.argmax(axis=1)]
+        return self.rating_values()[probabilities.argmax(axis=1)]
 
     def metrics(self, predictions: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
         probabilities, target = predictions[self.target], targets[self.target]
         scores = classification_metrics(probabilities, target)
         known = target >= 0
         if known.any():
-            values = np.array([int(c) for c in self.label.classes])
-            true, predicted = values[target[known]], self.ratings(probabilities[known])
+            true, predicted = self.rating_values()[target[known]], self.ratings(probabilities[known])
             scores["mae"] = float(mean_absolute_error(true, predicted))
             scores["sentiment_accuracy"] = float(accuracy_score(sentiment(true), sentiment(predicted)))
         return scores
@@ -103,10 +103,6 @@ class ReviewTask(Task):
         rating = int(described["prediction"])
         return {"prediction": rating, "sentiment": str(sentiment(np.array([rating]))[0]),
                 "scores": described["scores"]}
-
-    def confidence(self, predictions: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
-        chosen = reference[self.target].argmax(axis=1)
-        return predictions[self.target][np.arange(len(chosen)), chosen]
 
     def aggregate(self, frame: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
         """Per product: mean predicted rating, share of positive reviews and the number of reviews behind them."""
@@ -119,11 +115,12 @@ class ReviewTask(Task):
 
     def state(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label.state(), "class_weight": self.class_weight,
-                "smoothing": self.smoothing, "dedupe": self.dedupe, "notes": self.notes}
+                "smoothing": self.smoothing, "dedupe": self.dedupe, "ordinal": self.ordinal, "notes": self.notes}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ReviewTask:
-        task = cls(state["label"]["column"], state["class_weight"], state["smoothing"], state["dedupe"])
+        task = cls(state["label"]["column"], state["class_weight"], state["smoothing"], state["dedupe"],
+                   state.get("ordinal", 0.0))
         task.label = RatingTarget.from_state(state["label"])
         task.notes = list(state.get("notes", []))
         return task
