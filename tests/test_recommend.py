@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import tuwen.cli_models  # noqa: F401  (registers train / evaluate)
 import tuwen.cli_recommend  # noqa: F401  (registers the commands on the app)
 from tuwen import profiles
 from tuwen.cli import app
@@ -172,6 +173,26 @@ def test_vbpr_starts_from_its_id_only_bpr_and_scores_new_products_by_content(sho
     assert not np.isfinite(bpr.score(user, [favourite])[0])
 
 
+def test_vbpr_content_term_reaches_the_scores_of_bought_products(shop: Workspace, content: ItemContent,
+                                                                  split) -> None:
+    """Guards the H&M test-week tie (VBPR and its BPR had equal MAP and recall): the content phase must
+    change the served scores of *bought* products too, not only make never-bought ones scorable."""
+    products = shop.read("products")
+    vbpr = VBPR(epochs=3, content_epochs=2).fit(split.train, products, content=content)
+    bpr = VBPR(epochs=3, content_epochs=2, content=False).fit(split.train, products)
+    n = vbpr.n_trained_items
+    assert bpr.item_ids == vbpr.item_ids[:n]  # same trained universe, same order
+    changed = 0
+    for user in list(split.truth)[:10]:
+        k = vbpr.histories.index[user]
+        id_part = vbpr.item_bias + vbpr.item_id_f @ vbpr.user_id_f[k]
+        content_part = (vbpr.item_content_f @ vbpr.user_content_f[k] + vbpr.content_bias)[:n]
+        np.testing.assert_allclose(vbpr.score(user)[:n], id_part + content_part, rtol=1e-5, atol=1e-5)
+        assert content_part.std() > 1e-3  # the content term is there and not flat
+        changed += vbpr.recommend(user, 12) != bpr.recommend(user, 12)
+    assert changed >= 5  # and it moves the top 12 for most shoppers
+
+
 def test_ranker_regularises_its_trees(shop: Workspace, content: ItemContent, split) -> None:
     model = CandidateRanker(label_weeks=2, n_estimators=20).fit(split.train, shop.read("products"), content=content)
     assert model.booster is not None and float(model.booster.params["reg_lambda"]) == 10.0
@@ -292,7 +313,7 @@ def test_pseudonymise_is_stable_and_salted() -> None:
 def test_cli_train_recommend_batch_profile_segments_forget(shop: Workspace, tmp_path: Path) -> None:
     ws = _copy_workspace(shop, tmp_path)
     runner = CliRunner()
-    result = runner.invoke(app, ["rec-train", str(ws.path), "--model", "content", "--json"])
+    result = runner.invoke(app, ["train", str(ws.path), "--task", "recommend", "--model", "content", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model"] == "content"
     user = ws.read("interactions")["user_id"].iloc[0]
@@ -326,7 +347,7 @@ def test_cli_train_recommend_batch_profile_segments_forget(shop: Workspace, tmp_
 
 def test_cli_user_errors_are_one_line_and_exit_2(shop: Workspace, tmp_path: Path) -> None:
     runner = CliRunner()
-    for args in (["rec-train", str(shop.path), "--model", "nope"],
+    for args in (["train", str(shop.path), "--task", "recommend", "--model", "nope"],
                  ["recommend", str(shop.path)],
                  ["recommend", str(shop.path), "--users", str(tmp_path / "missing.txt")],
                  ["profile", str(shop.path), "--user", "nobody"]):
@@ -336,13 +357,43 @@ def test_cli_user_errors_are_one_line_and_exit_2(shop: Workspace, tmp_path: Path
 
 
 def test_evaluate_command_prints_intervals(shop: Workspace) -> None:
-    result = CliRunner().invoke(app, ["rec-evaluate", str(shop.path), "--models", "popularity,content",
-                                      "--test-days", "30", "--json"])
+    result = CliRunner().invoke(app, ["evaluate", str(shop.path), "--task", "recommend", "--models",
+                                      "popularity,content", "--test-days", "30", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
+    assert set(data) == {"task", "split", "k", "seed", "results", "skipped"}  # recommend.compare's dict
+    assert data["task"] == "recommend" and data["skipped"] == [] and data["k"] == 12
     rows = {r["model"]: r for r in data["results"]}
     assert rows["content"]["map_low"] <= rows["content"]["map"] <= rows["content"]["map_high"]
     assert data["split"]["scored_users"] > 50
+    table = CliRunner().invoke(app, ["evaluate", str(shop.path), "--task", "recommend", "--models", "popularity",
+                                     "--test-days", "30"])
+    assert table.exit_code == 0, table.output
+    assert f"{data['split']['scored_users']} shoppers" in table.output and "┏" in table.output  # title + table
+
+
+def test_rec_train_and_rec_evaluate_remain_as_hidden_aliases(shop: Workspace, tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0 and "rec-train" not in listed.output and "rec-evaluate" not in listed.output
+    ws = _copy_workspace(shop, tmp_path)
+    trained = runner.invoke(app, ["rec-train", str(ws.path), "--model", "repurchase", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.output)["model"] == "repurchase"
+    compared = runner.invoke(app, ["rec-evaluate", str(ws.path), "--models", "popularity,repurchase",
+                                   "--test-days", "30", "--json"])
+    assert compared.exit_code == 0, compared.output
+    alias = json.loads(compared.output)
+    shared = json.loads(runner.invoke(app, ["evaluate", str(ws.path), "--task", "recommend", "--models",
+                                            "popularity,repurchase", "--test-days", "30", "--json"]).output)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("fit_seconds", "ms_per_user")}  # noqa: E731
+                          for r in rows]
+    assert strip(alias["results"]) == strip(shared["results"]) and alias["split"] == shared["split"]
+
+
+def test_missing_recommender_names_the_new_train_command(tmp_path: Path) -> None:
+    with pytest.raises(RecommendError, match="tuwen train WS --task recommend"):
+        Recommender.load(tmp_path / "nothing")
 
 
 def test_models_without_vectors_say_so(tmp_path: Path) -> None:

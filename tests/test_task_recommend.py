@@ -49,7 +49,9 @@ def test_cli_train_and_evaluate_task_recommend(shop: Workspace) -> None:
     compared = runner.invoke(app, ["evaluate", str(shop.path), "--task", "recommend", "--models",
                                    "popularity,repurchase", "--test-days", "30", "--json"])
     assert compared.exit_code == 0, compared.output
-    assert [r["model"] for r in json.loads(compared.output)["results"]] == ["popularity", "repurchase"]
+    report = json.loads(compared.output)
+    assert report["task"] == "recommend" and report["skipped"] == []  # recommend.compare's dict, printed as is
+    assert [r["model"] for r in report["results"]] == ["popularity", "repurchase"]
 
 
 def test_recommender_option_without_task_recommend_is_refused(shop: Workspace) -> None:

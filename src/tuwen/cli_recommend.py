@@ -1,9 +1,10 @@
-"""CLI commands for recommendations and shoppers: ``recommend``, ``rec-train``, ``rec-evaluate``,
-``profile``, ``segments`` and ``forget``.
+"""CLI commands for recommendations and shoppers: ``recommend``, ``profile``, ``segments`` and ``forget``.
 
 Registered on the main Typer app by importing this module (``tuwen.cli`` does so at its end).
-``rec-train`` / ``rec-evaluate`` are separate from the fusion models' ``train`` / ``evaluate``
-(``--task recommend`` there can delegate here). User mistakes end with one red line, exit 2.
+Training and comparing recommenders go through the shared ``tuwen train WS --task recommend --model NAME``
+and ``tuwen evaluate WS --task recommend --models A,B`` (``cli_models`` calls into ``rec_train`` /
+``rec_evaluate`` here); ``rec-train`` and ``rec-evaluate`` remain as hidden aliases for old scripts.
+User mistakes end with one red line, exit 2.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import typer
 from rich.table import Table
 
 from tuwen.cli import WorkspaceArg, app, err, friendly, out
+from tuwen.recommend.compare import COMPARED
 from tuwen.workspace import Workspace
 
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Recommender name (default: the workspace's default "
-                                              "model; see `tuwen rec-train --help`).")]
+                                              "model; see `tuwen train --help`).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (one line per shopper for --users).")]
 
 
@@ -100,7 +102,7 @@ def _print_served(served: Any, service: Any) -> None:
     out.print(table)
 
 
-@app.command("rec-train")
+@app.command("rec-train", hidden=True)
 @friendly
 def rec_train(
     workspace: WorkspaceArg,
@@ -110,7 +112,10 @@ def rec_train(
     default: Annotated[bool, typer.Option(help="Make it the workspace's default recommender.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a recommender on all the workspace's events and save it in artifacts/recommend/."""
+    """Train a recommender on all the workspace's events and save it in artifacts/recommend/.
+
+    Hidden alias of ``tuwen train WS --task recommend --model NAME`` (which calls this).
+    """
     from tuwen.recommend.store import model_folder, train
 
     ws = Workspace(workspace, create=False)
@@ -123,54 +128,43 @@ def rec_train(
               f"events, {fitted.meta['n_users']:,} shoppers, {fitted.meta['n_items']:,} products → {facts['folder']}")
 
 
-@app.command("rec-evaluate")
+@app.command("rec-evaluate", hidden=True)
 @friendly
 def rec_evaluate(
     workspace: WorkspaceArg,
     models: Annotated[str, typer.Option("--models", help="Comma separated recommenders to compare.")]
-    = "popularity,repurchase,itemknn,als,content,vbpr,ranker",
+    = ",".join(COMPARED),
     test_days: Annotated[int, typer.Option(help="The last N days are the test window.")] = 7,
     k: Annotated[int, typer.Option(help="Cut-off of the metrics.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of every model and of the bootstrap.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Temporal split (last N days = test), fit each model on the rest, MAP/Recall/NDCG/HR@k with 95% CIs."""
-    from tuwen.recommend.evaluate import evaluate_model, results_table, temporal_split
-    from tuwen.recommend.store import load_content, make_model
+    """Temporal split (last N days = test), fit each model on the rest, MAP/Recall/NDCG/HR@k with 95% CIs.
+
+    Hidden alias of ``tuwen evaluate WS --task recommend --models A,B`` (which calls this). The work is
+    :func:`tuwen.recommend.compare.compare`; this only prints it (``--json``: exactly its dict).
+    """
+    from tuwen.recommend.compare import compare
 
     _blas_single_thread()
-    ws = Workspace(workspace, create=False)
-    split = temporal_split(ws.read("interactions"), test_days)
-    if not split.truth:
-        raise ValueError(f"no shopper bought in the last {test_days} days after buying before: nothing to score")
-    products, content = ws.read("products"), None
-    results = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
-        model = make_model(name, seed=seed)
-        if model.uses_content and content is None:
-            content = load_content(ws)
-            if content is None:
-                err.print(f"[yellow]skipping {name}: no product vectors (run `tuwen embed`)[/]")
-                continue
-        model.fit(split.train, products, content=content if model.uses_content else None)
-        results.append(evaluate_model(model, split, k, name))
-    table = results_table(results, seed=seed)
+    report = compare(Workspace(workspace, create=False), models, test_days=test_days, k=k, seed=seed)
     if as_json:
-        typer.echo(json.dumps({"split": split.describe(), "k": k, "seed": seed,
-                               "results": table.to_dict(orient="records")}, default=str))
+        typer.echo(json.dumps(report, default=str))
         return
-    facts = split.describe()
+    for skipped in report["skipped"]:
+        err.print(f"[yellow]skipped {skipped['model']}: {skipped['reason']}[/]")
+    facts = report["split"]
     view = Table(title=f"test {facts['cut']}..{facts['test_end']} · {facts['scored_users']} shoppers · "
                        f"{facts['truth_pairs']} purchases ({facts['cold_pairs']} of never-bought products) · "
                        f"seed {seed}")
     for column in ("model", f"MAP@{k}", f"Recall@{k}", f"NDCG@{k}", f"HR@{k}", "coverage", "cold recall", "fit s",
                    "ms/shopper"):
         view.add_column(column, justify="left" if column == "model" else "right")
-    for row in table.itertuples():
-        view.add_row(row.model, *(f"{getattr(row, m):.4f} [{getattr(row, m + '_low'):.4f}, "
-                                  f"{getattr(row, m + '_high'):.4f}]" for m in ("map", "recall", "ndcg", "hr")),
-                     f"{row.coverage:.3f}", f"{row.cold_recall:.3f} ({row.cold_hits}/{row.cold_total})",
-                     f"{row.fit_seconds or 0:.1f}", f"{row.ms_per_user:.1f}")
+    for row in report["results"]:
+        view.add_row(row["model"], *(f"{row[m]:.4f} [{row[m + '_low']:.4f}, {row[m + '_high']:.4f}]"
+                                     for m in ("map", "recall", "ndcg", "hr")),
+                     f"{row['coverage']:.3f}", f"{row['cold_recall']:.3f} ({row['cold_hits']}/{row['cold_total']})",
+                     f"{row['fit_seconds'] or 0:.1f}", f"{row['ms_per_user']:.1f}")
     out.print(view)
 
 
@@ -247,7 +241,8 @@ def forget(
     removed = ", ".join(f"{n} {t}" for t, n in report["rows_removed"].items()) or "no table rows"
     out.print(f"forgot {user}: removed {removed}; old table versions deleted")
     if report["models_stale"]:
-        out.print("scrubbed and marked stale (retrain with `tuwen rec-train`): " + ", ".join(report["models_stale"]))
+        out.print(f"scrubbed and marked stale (retrain with `tuwen train {workspace} --task recommend`): "
+                  + ", ".join(report["models_stale"]))
     if report["other_artifacts_to_retrain"]:
         out.print("other trained artifacts that may have seen this shopper (retrain them): "
                   + ", ".join(report["other_artifacts_to_retrain"]))

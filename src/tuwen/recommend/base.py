@@ -479,7 +479,8 @@ class Recommender:
         """Any saved recommender, whatever its class (read from ``model.json``)."""
         folder = Path(folder)
         if not (folder / "model.json").exists():
-            raise RecommendError(f"{folder}: no trained recommender here (model.json missing); run `tuwen rec-train`")
+            raise RecommendError(f"{folder}: no trained recommender here (model.json missing); "
+                                 "run `tuwen train WS --task recommend`")
         info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
         if info.get("format_version") != FORMAT_VERSION:
             raise RecommendError(f"{folder}: saved with format {info.get('format_version')}; retrain it")

@@ -91,7 +91,8 @@ def load(workspace: Any, name: str | None = None) -> Recommender:
     """A saved recommender of this workspace (default: the one trained last with ``default=True``)."""
     name = name or default_model_name(workspace)
     if name is None:
-        raise RecommendError(f"{workspace.path}: no trained recommender; run `tuwen rec-train {workspace.path}`")
+        raise RecommendError(f"{workspace.path}: no trained recommender; "
+                             f"run `tuwen train {workspace.path} --task recommend`")
     return Recommender.load(model_folder(workspace, name))
 
 
