@@ -174,6 +174,9 @@ def test_cli_train_and_predict_with_trainable_encoders(workspace: Workspace, tmp
     assert result.exit_code == 0, result.output
     prediction = json.loads(result.output.strip().splitlines()[-1])
     assert prediction["prediction"] == "lamp" and set(prediction["contributions"]) >= {"text", "image"}
+    refused = runner.invoke(app, ["evaluate", str(workspace.path), "--task", "classify", "--target", "kind",
+                                  "--ablation", "--encoders", "trainable"])
+    assert refused.exit_code == 2 and "tuwen train" in refused.output  # never a silent fall-back to stored features
 
 
 def test_thumbnails_are_cached_in_the_workspace_and_bad_photos_are_absent(workspace: Workspace,

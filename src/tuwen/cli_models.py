@@ -75,7 +75,7 @@ def train(
 ) -> None:
     """Train a model on the workspace's stored features and save it (weights, config, label encoders).
 
-    ``--task recommend`` trains a recommender on all purchases instead (the same as ``tuwen rec-train``).
+    ``--task recommend`` trains a recommender on all purchases instead (``--model`` names it).
     """
     from tuwen.train import train_model
 
@@ -133,7 +133,7 @@ def evaluate(
 ) -> None:
     """Modality ablation (text vs image vs each fusion, one split) with a Markdown report, or score a saved model.
 
-    ``--task recommend`` compares recommenders on a temporal split instead (the same as ``tuwen rec-evaluate``).
+    ``--task recommend`` compares recommenders on a temporal split instead (``--models``, ``--test-days``).
     """
     from tuwen.report import metric_table
     from tuwen.train import evaluate_saved, evaluate_task
@@ -145,6 +145,9 @@ def evaluate(
         rec_evaluate(workspace, models=recommenders or model or ",".join(COMPARED), test_days=test_days, k=12,
                      seed=seed, as_json=as_json)
         return
+    if any(e.split(":")[0] in ("trainable", "finetune") for e in _split(encoders)):
+        raise ValueError("--encoders trainable/finetune goes with `tuwen train` (end-to-end encoders); the ablation "
+                         "compares models on the workspace's stored features: name cached encoders, or none")
     ws = Workspace(workspace, create=False)
     if model:
         summary = evaluate_saved(ws, model)
