@@ -88,8 +88,8 @@ class EndToEndNetwork(MultimodalModel):
 
     def __init__(self, inputs: list[dict[str, Any]], heads: dict[str, int], fusion: str = "gated",
                  hidden: int = 256, dropout: float = 0.2, input_dropout: float = 0.1,
-                 modality_dropout: float = 0.15, aux_weight: float = 0.5):
-        super().__init__(inputs, heads, fusion, hidden, dropout, input_dropout, modality_dropout, aux_weight)
+                 modality_dropout: float = 0.15, aux_weight: float = 0.5, wide: bool = False):
+        super().__init__(inputs, heads, fusion, hidden, dropout, input_dropout, modality_dropout, aux_weight, wide)
         self.projections = nn.ModuleList(
             make_encoder(i["trainable"], hidden, dropout) if i.get("trainable") else projection
             for i, projection in zip(inputs, self.projections, strict=True))
