@@ -10,12 +10,13 @@ stage.
 Part 2 — 1,000,000 synthetic products: each vector a random mix of two real fashion vectors (weight 0.5-1
 on the first) plus Gaussian noise — title vectors (USE, 512-d) and aligned photo vectors (tuwen align,
 513-d) — with the first one's title as words. They go into a workspace-format LanceDB table; building the
-BM25 index and the HNSW (IVF-HNSW-SQ) vector indexes is timed with a progress bar, each step committed on
-its own, so with --keep an interrupted build resumes where it stopped. Then ANN Recall@10
-against exact brute-force search over the same vectors for a sweep of ef / refine factor, and p50 / p99
-per mode through the ANN indexes at the chosen setting.
+BM25 index and one ANN vector index per column (IndexSettings.ann_index, IVF-flat by default; --index picks
+another) is timed per column with a progress bar, each step committed on its own, so with --keep an
+interrupted build resumes where it stopped (a kept index of another type is rebuilt). Then ANN Recall@10
+against exact brute-force search over the same vectors for a sweep of nprobes (ef for IVF-HNSW-SQ) /
+refine factor, and p50 / p99 per mode through the ANN indexes at the chosen setting.
 
-    python benchmarks/search_latency.py                      # both parts (part 2 builds ~10 min on 2 cores)
+    python benchmarks/search_latency.py                      # both parts (part 2 builds ~5 min on 2 cores)
     python benchmarks/search_latency.py --parts 2 --n 200000 # smaller synthetic set
     python benchmarks/search_latency.py --parts 2 --keep     # a rerun reuses (or resumes) the kept build
 """
@@ -41,7 +42,7 @@ from tuwen.search import (  # noqa: E402
     create_indexes,
     engine_for,
 )
-from tuwen.search.build import has_index  # noqa: E402
+from tuwen.search.build import ANN_INDEXES, has_ann_index, has_index, resolve_ann  # noqa: E402
 from tuwen.search.common import read_meta, write_meta  # noqa: E402
 from tuwen.workspace import Workspace, table_names  # noqa: E402
 
@@ -205,10 +206,13 @@ def build_synthetic(args: argparse.Namespace, source: Workspace, folder: Path) -
                 table.add(table_data.slice(lo, 100_000))
             writer.versions[SYNTHETIC] = table.version
             build["write s"] = round(time.perf_counter() - t, 1)
-    settings = IndexSettings(ef=args.ef, ann="on")
+    settings = ann_settings(args)
     steps = [("tokens", dict(use_ann=False, fts=True)), ("text_vec", dict(use_ann=True, fts=False)),
              ("xmodal_vec", dict(use_ann=True, fts=False))]
-    missing = [(name, kwargs) for name, kwargs in steps if not has_index(table, name)]
+    missing = [(name, kwargs) for name, kwargs in steps
+               if not (has_ann_index(table, name, settings.ann_index) if kwargs["use_ann"] else has_index(table, name))]
+    for name, _ in missing:
+        build.pop(f"index {name} s", None)
     print(f"indexes to build: {[name for name, _ in missing] or 'none'}; kept from an earlier run: "
           f"{ {k: v for k, v in build.items()} }", flush=True)
     for name, kwargs in missing:
@@ -218,18 +222,32 @@ def build_synthetic(args: argparse.Namespace, source: Workspace, folder: Path) -
             build.update({f"index {k} s": v for k, v in seconds.items()})
             _write_synthetic_meta(writer, args, build)
             writer.versions[SYNTHETIC] = table.version
-    if not missing and read_meta(ws) is None:
-        with ws.transaction("synthetic search meta") as writer:
-            _write_synthetic_meta(writer, args, build)
-    print("build:", build, f"(total {sum(build.values()):.0f} s)", flush=True)
+    with ws.transaction("synthetic search meta") as writer:  # the query settings of this run
+        _write_synthetic_meta(writer, args, build)
+    vectors = {k: v for k, v in build.items() if k.endswith("_vec s")}
+    print(f"build ({settings.ann_index}): " + ", ".join(f"{k} {v:.0f} s" for k, v in build.items())
+          + f"; vector indexes {sum(vectors.values()):.0f} s, total {sum(build.values()):.0f} s", flush=True)
     return ws, build, text, xmodal
 
 
+def ann_settings(args: argparse.Namespace) -> IndexSettings:
+    """The index and query settings of this run: the defaults unless --index / --nprobes / --ef / --refine."""
+    settings = IndexSettings(ann="on", ann_index=args.index or IndexSettings().ann_index)
+    if args.nprobes:
+        settings.nprobes = args.nprobes
+    if args.ef:
+        settings.ef = args.ef
+    settings.refine_factor = args.refine
+    return resolve_ann(settings)
+
+
 def _write_synthetic_meta(writer, args: argparse.Namespace, build: dict) -> None:  # noqa: ANN001
+    s = ann_settings(args)
     write_meta(writer, {"settings": {
         "text_encoder": "use_multilingual", "image_encoder": "mobilenet_v2", "table": SYNTHETIC, "ann_built": True,
-        "signals": ["lexical", "semantic", "crossmodal"], "rows": args.n, "ef": args.ef,
-        "price_edges": [50.0, 150.0, 300.0], "build": build}})
+        "signals": ["lexical", "semantic", "crossmodal"], "rows": args.n, "ann_index": s.ann_index, "ef": s.ef,
+        "nprobes": s.nprobes, "refine_factor": s.refine_factor, "price_edges": [50.0, 150.0, 300.0],
+        "build": build}})
 
 
 def exact_top10(engine: SearchEngine, queries: list[str], text: np.ndarray, xmodal: np.ndarray) -> dict:
@@ -272,27 +290,32 @@ def part2(args: argparse.Namespace) -> dict:
     truth = exact_top10(engine, probe, text, xmodal)
     print(f"exact top 10 of {len(probe)} queries by brute force: {time.perf_counter() - t:.0f} s", flush=True)
     del text, xmodal
+    chosen = ann_settings(args)
+    knob = "ef" if chosen.ann_index == "ivf_hnsw_sq" else "nprobes"
     sweep = []
-    for ef in (100, 200, 400, 800):
+    for value in (100, 200, 400, 800) if knob == "ef" else (25, 50, 75, 100, 150):
         for refine in (1, 2):
-            engine.settings.ef, engine.settings.refine_factor = ef, refine
+            setattr(engine.settings, knob, value)
+            engine.settings.refine_factor = refine
             t = time.perf_counter()
             recall = ann_recall(engine, truth, probe)
             ms = (time.perf_counter() - t) * 1000 / (2 * len(probe))
-            sweep.append({"ef": ef, "refine": refine, **{f"recall@10 {k}": v for k, v in recall.items()},
+            sweep.append({knob: value, "refine": refine, **{f"recall@10 {k}": v for k, v in recall.items()},
                           "mean ms per ANN query": round(ms, 1)})
             print(sweep[-1], flush=True)
-    engine.settings.ef, engine.settings.refine_factor = args.ef, args.refine
+    engine.settings = chosen
     modes = {"lexical": {"mode": "lexical"}, "semantic": {"mode": "semantic"}, "crossmodal": {"mode": "crossmodal"},
              "hybrid (rrf)": {"mode": "hybrid", "fusion": "rrf"}}
     for warm in queries[:5]:
         for kwargs in modes.values():
             engine.search(warm, **kwargs)
     frame = time_modes(engine, queries, [], modes)
-    title = f"{args.n:,} synthetic products, ANN (IVF-HNSW-SQ, ef={args.ef}, refine={args.refine})"
+    title = (f"{args.n:,} synthetic products, ANN ({chosen.ann_index}, {knob}={getattr(chosen, knob)}, "
+             f"refine={chosen.refine_factor})")
     out = {"build": build, "sweep": sweep, "latency": report(title, frame)}
     out["recall@10"] = ann_recall(engine, truth, probe)
-    print(f"ANN Recall@10 vs exact at ef={args.ef}, refine={args.refine} ({len(probe)} queries):", out["recall@10"])
+    print(f"ANN Recall@10 vs exact at {knob}={getattr(chosen, knob)}, refine={chosen.refine_factor} "
+          f"({len(probe)} queries):", out["recall@10"])
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return out
@@ -306,8 +329,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--ef", type=int, default=IndexSettings().ef)
-    parser.add_argument("--refine", type=int, default=IndexSettings().refine_factor)
+    parser.add_argument("--index", choices=list(ANN_INDEXES), help="ANN index type (default: IndexSettings's)")
+    parser.add_argument("--nprobes", type=int, default=0, help="IVF partitions per query (default: IndexSettings's)")
+    parser.add_argument("--ef", type=int, default=0, help="IVF-HNSW-SQ breadth (default: IndexSettings's)")
+    parser.add_argument("--refine", type=int, default=IndexSettings().refine_factor,
+                        help="re-rank factor; 0: the index type's default")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic workspace")
     parser.add_argument("--rebuild", action="store_true", help="build the synthetic workspace from scratch even "
                         "when a kept one has the rows and indexes already")

@@ -252,13 +252,35 @@ def test_ann_index_agrees_with_exact_search(tmp_path: Path, shop: Workspace) -> 
     exact = {q: search(ws, q, mode="semantic", k=10).ids for q in ("red mug", "纯棉 围巾", "glass lamp")}
     report = build_index(ws, IndexSettings(image_encoder="color_histogram", ann="on"), progress=False, learn=False)
     assert report["ann"] and engine_for(ws).ann
-    names = {idx.columns[0] for idx in engine_for(ws).table.list_indices()}
-    assert {"text_vec", "image_vec", "xmodal_vec", "tokens"} <= names
+    kinds = {idx.columns[0]: idx.index_type for idx in engine_for(ws).table.list_indices()}
+    assert {"text_vec", "image_vec", "xmodal_vec", "tokens"} <= set(kinds)
+    assert {kinds[c] for c in ("text_vec", "image_vec", "xmodal_vec")} == {"IvfFlat"}  # the default ann_index
+    assert engine_for(ws).settings.refine_factor == 1  # exact distances already: no re-ranking
     for query, ids in exact.items():
         assert len(set(search(ws, query, mode="semantic", k=10).ids) & set(ids)) >= 9
     hybrid = search(ws, "red ceramic", k=5, where="price < 90")
     assert hybrid.hits and all(h.price < 90 for h in hybrid.hits)
     assert similar(ws, hybrid.hits[0].id, k=3).hits
+    # another index type replaces the vector indexes on re-index (rows unchanged); a made-up one is refused
+    build_index(ws, IndexSettings(image_encoder="color_histogram", ann="on", ann_index="ivf_sq"), progress=False,
+                learn=False)
+    kinds = {idx.columns[0]: idx.index_type for idx in engine_for(ws).table.list_indices()}
+    assert {kinds[c] for c in ("text_vec", "image_vec", "xmodal_vec")} == {"IvfSq"}
+    assert engine_for(ws).settings.refine_factor == 2
+    for query, ids in exact.items():
+        assert len(set(search(ws, query, mode="semantic", k=10).ids) & set(ids)) >= 8
+    with pytest.raises(SearchError, match="unknown ANN index"):
+        build_index(ws, IndexSettings(ann="on", ann_index="hnsw_magic"), progress=False, learn=False)
+
+
+def test_ann_configs_scale_with_the_catalog() -> None:
+    from tuwen.search.build import ANN_INDEXES, ann_config
+
+    configs = {kind: ann_config(IndexSettings(ann_index=kind), 1_000_000, 513, "dot") for kind in ANN_INDEXES}
+    assert configs["ivf_flat"].num_partitions == configs["ivf_sq"].num_partitions == 1000  # √rows
+    assert configs["ivf_hnsw_sq"].num_partitions == 4  # one graph per 250k rows
+    assert configs["ivf_pq"].num_sub_vectors == 57  # a divisor of 513 near 513 / 8
+    assert ann_config(IndexSettings(ann_partitions=64), 10_000, 512, "cosine").num_partitions == 64
 
 
 # ----------------------------------------------------------------------------------------------- CLI

@@ -4,7 +4,7 @@ Every product becomes one row: jieba-segmented words for BM25, the filterable co
 one column per catalog attribute), and unit-length vectors per signal. Re-running :func:`build_index`
 writes only added and changed rows, deletes removed ones and folds them into the existing indexes
 (``optimize``) instead of rebuilding. At and above ``ann_threshold`` products each vector column gets an
-HNSW index (IVF-HNSW-SQ); below it the engine scores exactly in memory.
+ANN index (``IndexSettings.ann_index``, IVF-SQ by default); below it the engine scores exactly in memory.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
     """
     from tuwen.search.engines import clear_engines
 
-    settings = settings or IndexSettings()
+    settings = resolve_ann(settings or IndexSettings())
     start = time.perf_counter()
     docs, report = _docs_frame(workspace, settings, progress)
     report["seconds_prepare"] = round(time.perf_counter() - start, 2)
@@ -270,14 +270,56 @@ def has_index(table: Any, column: str) -> bool:
     return any(column in idx.columns for idx in table.list_indices())
 
 
+# type → LanceDB's name for it
+ANN_INDEXES = {"ivf_flat": "IvfFlat", "ivf_sq": "IvfSq", "ivf_pq": "IvfPq", "ivf_hnsw_sq": "IvfHnswSq"}
+
+
+def has_ann_index(table: Any, column: str, kind: str) -> bool:
+    """Whether ``column`` already has an ANN index of ``kind`` (one of :data:`ANN_INDEXES`)."""
+    return any(column in idx.columns and idx.index_type == ANN_INDEXES.get(kind) for idx in table.list_indices())
+
+
+def resolve_ann(settings: IndexSettings) -> IndexSettings:
+    """Fill in the settings left to the index type: ``refine_factor`` 0 → 1 for ivf_flat (its distances are
+    exact already), 2 for the quantised types, 10 for ivf_pq."""
+    if settings.ann_index not in ANN_INDEXES:
+        raise SearchError(f"unknown ANN index {settings.ann_index!r}; choose one of {', '.join(ANN_INDEXES)}")
+    if not settings.refine_factor:
+        settings.refine_factor = {"ivf_flat": 1, "ivf_pq": 10}.get(settings.ann_index, 2)
+    return settings
+
+
+def ann_config(settings: IndexSettings, rows: int, dim: int, metric: str) -> Any:
+    """The LanceDB index config for one vector column of ``rows`` vectors of ``dim`` numbers.
+
+    IVF partitions default to √rows (1M → 1,000 of ~1,000 vectors each); IVF-HNSW-SQ keeps one graph per
+    250k rows. IVF-PQ cuts each vector into sub-vectors of ~8 numbers (a divisor of ``dim``).
+    """
+    from lancedb.index import HnswSq, IvfFlat, IvfPq, IvfSq
+
+    kind = resolve_ann(settings).ann_index
+    auto = max(1, rows // 250_000) if kind == "ivf_hnsw_sq" else max(1, round(math.sqrt(rows)))
+    common = {"distance_type": metric, "num_partitions": settings.ann_partitions or auto,
+              "max_iterations": settings.ann_max_iterations, "sample_rate": settings.ann_sample_rate}
+    if kind == "ivf_sq":
+        return IvfSq(**common)
+    if kind == "ivf_flat":
+        return IvfFlat(**common)
+    if kind == "ivf_pq":
+        divisors = [d for d in range(1, dim + 1) if dim % d == 0]
+        return IvfPq(**common, num_sub_vectors=min(divisors, key=lambda d: abs(d - dim / 8)))
+    return HnswSq(**common, m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction)
+
+
 def create_indexes(table: Any, settings: IndexSettings, use_ann: bool, fts: bool = True,
                    progress: bool = True) -> dict[str, float]:
-    """Full-text index on ``tokens``, a B-tree on ``id`` and, with ``use_ann``, one HNSW index per vector column.
+    """Full-text index on ``tokens``, a B-tree on ``id`` and, with ``use_ann``, one ANN index per vector column
+    (``settings.ann_index``, see :func:`ann_config`).
 
     Returns seconds per index. LanceDB builds each index in one call without progress callbacks, so the
     bar advances once per index built.
     """
-    from lancedb.index import FTS, BTree, HnswSq
+    from lancedb.index import FTS, BTree
 
     from tuwen.progress import progress_bar
 
@@ -290,12 +332,10 @@ def create_indexes(table: Any, settings: IndexSettings, use_ann: bool, fts: bool
         jobs.append(("id", lambda: table.create_index("id", config=BTree(), replace=True)))
     rows = table.count_rows()
     for column in vectors:
-        if has_index(table, column):
+        if has_ann_index(table, column, settings.ann_index):
             continue
-        partitions = max(1, rows // 250_000)  # HNSW wants few partitions; each is one graph
-        metric = "dot" if column == "xmodal_vec" else "cosine"
-        config = HnswSq(distance_type=metric, num_partitions=partitions, m=settings.hnsw_m,
-                        ef_construction=settings.hnsw_ef_construction)
+        dim = table.schema.field(column).type.list_size
+        config = ann_config(settings, rows, dim, "dot" if column == "xmodal_vec" else "cosine")
         jobs.append((column, functools.partial(table.create_index, column, config=config, replace=True)))
     seconds: dict[str, float] = {}
     with progress_bar(len(jobs), "index · building", progress and bool(vectors)) as advance:

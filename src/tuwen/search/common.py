@@ -40,12 +40,21 @@ class IndexSettings:
     fused_image_weight: float = 0.5  # "more like this": cosine = (1-w)·text + w·image
     ann: str = "auto"  # auto | on | off
     ann_threshold: int = 50_000
+    # ANN index per vector column (see tuwen.search.build.ann_config): "ivf_flat" (k-means partitions of the
+    # full vectors: exact distances, builds in seconds per 100k vectors), "ivf_sq" (same, 8-bit scalar-
+    # quantised: a quarter of the disk, but slower on the 513-d cross-modal column), "ivf_pq" (product-
+    # quantised: slow to train, needs heavy re-ranking) or "ivf_hnsw_sq" (an HNSW graph per partition:
+    # ~20 min per column per 1M vectors on 2 cores)
+    ann_index: str = "ivf_flat"
+    ann_partitions: int = 0  # 0: √rows for the IVF types, one per 250k rows for ivf_hnsw_sq
+    ann_max_iterations: int = 50  # k-means iterations when partitioning
+    ann_sample_rate: int = 256  # k-means trains on sample_rate × partitions vectors
     hnsw_m: int = 20
     hnsw_ef_construction: int = 150
-    ef: int = 400  # HNSW search breadth per query: 1M vectors, refine 2 → Recall@10 0.96-0.98 at ~15 ms
-    refine_factor: int = 2  # ANN: fetch this many times more candidates and re-rank them by exact distance
+    ef: int = 400  # ivf_hnsw_sq search breadth per query: 1M vectors, refine 2 → Recall@10 0.96-0.98
+    refine_factor: int = 0  # ANN: fetch this many times more candidates, re-rank by exact distance; 0: by type
     csls: float = 0.0  # cross-modal hubness penalty (see tuwen.align); 0: attribute queries do better without
-    nprobes: int = 4
+    nprobes: int = 75  # IVF partitions searched per query: 1M vectors (1,000 partitions) → Recall@10 0.96-0.98
     attribute_columns: tuple[str, ...] = ()
     table: str = ""
     version: int = 1
