@@ -2,7 +2,7 @@
 
 Below the ANN threshold the engine keeps unit-length matrices in memory and scores exactly (a 10k × 512
 matrix-vector product is ~1 ms; LanceDB's flat scan of the same table is 15-250 ms because it re-reads the
-column per query); above it, it searches LanceDB's HNSW indexes. Filters are SQL ``where`` clauses
+column per query); above it, it searches LanceDB's ANN indexes (IVF-flat by default). Filters are SQL ``where`` clauses
 evaluated by LanceDB either way.
 """
 
