@@ -22,8 +22,12 @@ from tuwen.search import IndexSettings
 from tuwen.train import TrainConfig
 from tuwen.workspace import Workspace
 
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # `make test` deselects these tests; `make test-browser` installs playwright
+    sync_playwright = None
+
 pytestmark = pytest.mark.browser
-playwright = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +55,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(base_url: str) -> Iterator[object]:
+    if sync_playwright is None:
+        pytest.fail("playwright is not installed: `make test-browser` installs it")
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
         pytest.fail("no chromium on PATH: `make test-browser` installs Debian's chromium")
-    with playwright.sync_playwright() as driver:
+    with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=executable, headless=True,
                                          args=["--no-sandbox", "--disable-gpu"])
         tab = browser.new_page()
