@@ -106,7 +106,7 @@ def test_shopper_recommendations_with_reasons(page, base_url: str) -> None:
     page.wait_for_selector("#recs .card")
     assert page.locator("#recs .card").count() == 12
     assert page.locator("#recs .why").count() == 12
-    assert "syn-u0001" in page.inner_text("#profile")
+    page.wait_for_selector("#profile:has-text('syn-u0001')")  # the profile arrives after the products
 
 
 def test_predict_tab_predicts_a_new_product(page, tmp_path: Path) -> None:
