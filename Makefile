@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: install demo test test-browser serve lint bench clean
+.PHONY: install demo test test-browser lint bench bench-data clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ test-browser: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# The embedded workspaces the benchmarks read ($TUWEN_BENCH_WS, default bench-ws/): ingest + embed the real sets.
+bench-data: install
+	$(BIN)/python benchmarks/workspaces.py
 
 bench: install
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[bench]'

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from tuwen.features import first_image
 from tuwen.tasks import make_task
 from tuwen.train import TrainConfig, load_items, train_model
 from tuwen.workspace import Workspace
+from workspaces import BENCH_WS
 
 VARIANTS = ("frozen", "gru+cnn64", "textcnn+cnn64", "gru", "cnn64", "finetune")
 
@@ -67,7 +67,7 @@ def run(ws: Workspace, variant: str, task: str, target: str, seed: int, epochs: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ws", type=Path, default=Path(os.environ.get("TUWEN_BENCH_WS", "/work/ws")) / "fashion",
+    parser.add_argument("--ws", type=Path, default=BENCH_WS / "fashion",
                         help="an ingested + embedded fashion workspace (benchmarks/fusion.py builds one)")
     parser.add_argument("--task", default="classify")
     parser.add_argument("--target", default="articleType")

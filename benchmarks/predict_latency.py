@@ -24,11 +24,12 @@ import torch
 from tuwen.models import torch_threads
 from tuwen.train import TrainConfig, load_model, train_model
 from tuwen.workspace import Workspace
+from workspaces import BENCH_WS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ws", type=Path, default=Path("/work/ws/fashion"), help="an embedded fashion workspace "
+    parser.add_argument("--ws", type=Path, default=BENCH_WS / "fashion", help="an embedded fashion workspace "
                         "(a model named bench-latency is saved into it: use a copy)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--retrain", action="store_true")

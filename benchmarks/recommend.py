@@ -17,7 +17,7 @@ photo) through ``ImageModality``; Cornac scores only products seen in training.
 Hyper-parameters were chosen on the four weeks *before* the test week (validation folds, see
 ``--validate``), never on the test week.
 
-    python benchmarks/recommend.py --workspace /work/ws/hm            # a workspace with vectors
+    python benchmarks/recommend.py --workspace bench-ws/hm            # a workspace with vectors
     python benchmarks/recommend.py --data ../shared/datasets/hm --workspace /tmp/hm-ws   # builds it first
     python benchmarks/recommend.py --validate                          # the same table on the 4 validation weeks
 """
@@ -40,6 +40,8 @@ import pandas as pd
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see tuwen.cli_recommend._blas_single_thread
 
 ROOT = Path(__file__).resolve().parents[1]
+from workspaces import BENCH_WS  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "src"))
 
 from tuwen.recommend import (  # noqa: E402
@@ -276,7 +278,7 @@ def verdicts(results: list[Result], frame: pd.DataFrame, seed: int) -> list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workspace", type=Path, default=Path("/work/ws/hm"))
+    parser.add_argument("--workspace", type=Path, default=BENCH_WS / "hm")
     parser.add_argument("--data", type=Path, default=None, help="H&M data set folder, to build the workspace")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validate", action="store_true", help="the 4 weeks before the test week, pooled")

@@ -45,6 +45,7 @@ from tuwen.search import (  # noqa: E402
 from tuwen.search.build import ANN_INDEXES, has_ann_index, has_index, resolve_ann  # noqa: E402
 from tuwen.search.common import read_meta, write_meta  # noqa: E402
 from tuwen.workspace import Workspace, table_names  # noqa: E402
+from workspaces import BENCH_WS
 
 
 def queries_from(ws: Workspace, n: int) -> list[str]:
@@ -323,7 +324,7 @@ def part2(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("/work/ws/search-bench"),
+    parser.add_argument("--work", type=Path, default=BENCH_WS / "search-bench",
                         help="where search_quality.py left its aligned + indexed fashion copy")
     parser.add_argument("--parts", default="1,2")
     parser.add_argument("--queries", type=int, default=200)

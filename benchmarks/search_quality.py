@@ -25,7 +25,7 @@ and tuwen's alignment with MobileNetV2 features alone and with the colour histog
 without the CSLS hubness correction. Plus precision@10 of photo-only retrieval for attribute queries
 ("Black Casual Shoes for Men") over the same test gallery, against text-to-text matching of the titles.
 
-    python benchmarks/search_quality.py                       # uses /work/ws/{fashion,hm}, writes /work/ws/search-bench
+    python benchmarks/search_quality.py                       # reads $TUWEN_BENCH_WS/{fashion,hm}
     python benchmarks/search_quality.py --parts 2 --quick     # alignment part only, fewer epochs
 """
 
@@ -54,6 +54,7 @@ from tuwen.search import (  # noqa: E402
     ndcg_at,
 )
 from tuwen.workspace import Workspace  # noqa: E402
+from workspaces import BENCH_WS
 
 # ------------------------------------------------------------------------------------------- part 1
 
@@ -329,8 +330,8 @@ def part2(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("/work/ws"), help="ready workspaces (fashion, hm)")
-    parser.add_argument("--work", type=Path, default=Path("/work/ws/search-bench"), help="private copies go here")
+    parser.add_argument("--data", type=Path, default=BENCH_WS, help="ready workspaces (fashion, hm)")
+    parser.add_argument("--work", type=Path, default=BENCH_WS / "search-bench", help="private copies go here")
     parser.add_argument("--parts", default="1,2")
     parser.add_argument("--only", nargs="*", choices=list(PLANS), help="part 1 plans (default: hm hm-names fashion)")
     parser.add_argument("--queries", type=int, default=200, help="attribute combinations per catalog")

@@ -1,0 +1,45 @@
+"""Build the embedded workspaces the benchmarks read: ``python benchmarks/workspaces.py [fashion hm flipkart amazon]``.
+
+Each real data set is ingested with its preset and embedded with the default encoders (MobileNetV2 photos,
+multilingual USE text) into ``$TUWEN_BENCH_WS/<name>`` (default ``bench-ws/`` in the repository, ignored by
+git). Re-running is cheap: ingestion upserts and embedding skips what is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from tuwen.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_WS = Path(os.environ.get("TUWEN_BENCH_WS", ROOT / "bench-ws"))
+SETS = {"fashion": ("fashion", "fashion-product-images"), "hm": ("hm", "hm"), "flipkart": ("flipkart", "flipkart"),
+        "amazon": ("amazon-reviews", "amazon-fashion-reviews")}
+
+
+def build(name: str, data: Path, root: Path = BENCH_WS) -> Workspace:
+    preset, folder = SETS[name]
+    ws = Workspace(root / name)
+    ws.ingest(preset=preset, path=data / folder)
+    if name != "amazon":  # reviews carry no photos; the review models embed their text themselves
+        ws.embed(image_encoder="mobilenet_v2", text_encoder="use_multilingual")
+    return ws
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("sets", nargs="*", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--root", type=Path, default=BENCH_WS)
+    args = parser.parse_args()
+    for name in args.sets:
+        started = time.perf_counter()
+        ws = build(name, args.data, args.root)
+        print(f"{name}: {ws.info()['products']:,} products in {ws.path} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
