@@ -113,3 +113,16 @@ def test_bad_requests_get_a_reason(client: TestClient, method: str, url: str, kw
     answer = getattr(client, method)(url, **kwargs)
     assert answer.status_code == status, answer.text
     assert words in json.dumps(answer.json()["detail"])
+
+
+def test_warm_loads_jieba_and_tolerates_a_workspace_without_index(shop: Workspace, tmp_path: Path) -> None:
+    from tuwen.api import warm
+    from tuwen.search import tokens
+
+    tokens._jieba.cache_clear()
+    warm(shop)
+    assert tokens._jieba.cache_info().currsize == 1  # the first Chinese query will not pay for the dictionary
+    bare = Workspace(tmp_path / "bare")
+    bare.ingest(preset="synthetic", path=generate_catalog(tmp_path / "catalog", n_products=20, n_users=2,
+                                                          image_size=16))
+    warm(bare)  # no index yet: nothing to warm, no error
