@@ -279,3 +279,20 @@ def test_review_loss_charges_far_ratings_more_and_reuses_classify_metrics() -> N
     metrics = task.metrics({"rating": torch.softmax(confident, 1).numpy()}, {"rating": target.numpy()})
     assert metrics["mae"] == pytest.approx(2.5) and metrics["accuracy"] == 0.0 and "macro_f1" in metrics
     assert ReviewTask.from_state(task.state()).ordinal == task.ordinal
+
+
+def test_single_modality_classifier_picks_class_weighting_on_validation(workspace: Workspace) -> None:
+    from tuwen.tasks import make_task
+    from tuwen.train import fit_variant, prepare
+
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
+    before = list(prepared.task.label.weights)
+    names = prepared.inputs(("text",))
+    _, outcome = fit_variant(prepared, names, FAST)
+    picked = outcome["class_weight"]
+    assert picked["choice"] in ("sqrt", "none") and set(picked["validation"]) == {"sqrt", "none"}
+    best = max(picked["validation"].values())
+    assert picked["validation"][picked["choice"]] == best  # the validation winner (ties keep the task's own)
+    assert prepared.task.label.weights == before  # the task's weights are left as they were
+    _, once = fit_variant(prepared, names, replace(FAST, class_weights=()))
+    assert once["class_weight"] is None

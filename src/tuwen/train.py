@@ -69,6 +69,11 @@ class TrainConfig:
     # A fused model keeps one network per modality beside the fused one and blends them on the validation rows,
     # falling back to the best of them where fusing does not pay (models.ExpertBlend).
     experts: bool = True
+    # Class weightings tried besides the task's own ("sqrt" soft balancing by default) for a classifier with no
+    # experts to blend (a single-modality network); the best on the validation rows is kept. Fashion colours:
+    # text macro-F1 0.897 → 0.923 with no weighting (validation 0.913 → 0.918); H&M types keep "sqrt" there.
+    # () trains once.
+    class_weights: tuple[str, ...] = ("none",)
     # A linear TF-IDF → output part beside the projections (MultimodalModel's wide part). Off by default: on H&M
     # names it cost the text model 1.5 macro-F1 points (0.769 → 0.754, it overfits within two epochs).
     wide: bool = False
@@ -375,36 +380,80 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
     members = config.ensemble or (5 if len(train) < 1500 else 3 if len(train) < 4000 else 1)
-    networks, fits = [], []
-    for member in range(members):
-        seed = config.seed + 1000 * member
-        seed_everything(seed)  # before the weights are initialised, so a seed fixes the whole run
-        network = MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion, config.hidden,
-                                  config.dropout, config.input_dropout, config.modality_dropout, config.aux_weight,
-                                  config.wide)
-        fits.append(fit_network(network, prepared.task, train, y_train, val, y_val, replace(config, seed=seed),
-                                folder, member))
-        networks.append(network)
-    network = networks[0] if members == 1 else EnsembleModel(networks)
-    fit = {**fits[0], "seconds": round(sum(f["seconds"] for f in fits), 3),
-           "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"]}
-    if members > 1 and len(val):
-        fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
+
+    def train_members() -> tuple[Any, dict[str, Any]]:
+        networks, fits = [], []
+        for member in range(members):
+            seed = config.seed + 1000 * member
+            seed_everything(seed)  # before the weights are initialised, so a seed fixes the whole run
+            network = MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion, config.hidden,
+                                      config.dropout, config.input_dropout, config.modality_dropout,
+                                      config.aux_weight, config.wide)
+            fits.append(fit_network(network, prepared.task, train, y_train, val, y_val, replace(config, seed=seed),
+                                    folder, member))
+            networks.append(network)
+        network = networks[0] if members == 1 else EnsembleModel(networks)
+        fit = {**fits[0], "seconds": round(sum(f["seconds"] for f in fits), 3),
+               "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"]}
+        if members > 1 and len(val):
+            fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
+        return network, fit
+
     experts = {m: e for m, e in (experts or {}).items() if set(e[1]) < set(names)}
-    fit["experts"] = None
-    if experts and len(val) >= 20:
-        network, fit["experts"] = blend_experts(network, experts, names, prepared.task, val, y_val, config.device)
-        fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
+    from tuwen.tasks.classify import ClassifyTask
+
+    task, label = prepared.task, getattr(prepared.task, "label", None)
+    choices = [task.class_weight] + [c for c in config.class_weights if c != task.class_weight] \
+        if type(task) is ClassifyTask and not experts and len(val) >= 20 and label is not None else []
+    if len(choices) > 1:
+        # Class weighting picked on the validation rows (single-modality networks only, not the fused ones
+        # that blend with them): soft ("sqrt") balancing helped H&M types, no weighting fashion colours.
+        original, trained = list(label.weights), []
+        sign = 1.0 if prepared.task.higher_is_better else -1.0
+        for choice in choices:
+            label.fit(prepared.frame[prepared.split == "train"], choice)
+            network, fit = train_members()
+            value = fit["val"].get(prepared.task.primary, math.nan)
+            trained.append((sign * value if math.isfinite(value) else -math.inf, -len(trained), choice, network, fit))
+            label.weights = list(original)
+        _, _, chosen, network, fit = max(trained, key=lambda t: (t[0], t[1]))  # ties keep the first candidate
+        fit["seconds"] = round(sum(t[4]["seconds"] for t in trained), 3)
+        fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
+        fit["experts"] = None
+        if folder:  # the checkpoints on disk are the last candidate's: write the kept one's
+            kept = list(network.members) if isinstance(network, EnsembleModel) else [network]
+            for member, net in enumerate(kept):
+                torch.save(net.state_dict(), folder / f"checkpoint-{member}.pt" if member else folder / "checkpoint.pt")
+        network.class_weight = chosen  # read by the fused networks that blend with this one
+    else:
+        # A fused network trains (and fits its blend) with the weighting its experts picked, when they agree.
+        picks = {getattr(e[0], "class_weight", None) for e in experts.values()}
+        agreed = picks.pop() if len(picks) == 1 and type(task) is ClassifyTask and label is not None else None
+        if agreed == getattr(task, "class_weight", None):
+            agreed = None
+        original = list(label.weights) if label is not None else []
+        if agreed is not None:
+            label.fit(prepared.frame[prepared.split == "train"], agreed)
+        try:
+            network, fit = train_members()
+            fit["class_weight"] = {"choice": agreed, "from": "experts"} if agreed is not None else None
+            fit["experts"] = None
+            if experts and len(val) >= 20:
+                network, fit["experts"] = blend_experts(network, experts, names, task, val, y_val, config.device)
+                fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)
+        finally:
+            if label is not None:
+                label.weights = original
     outputs = network_outputs(network, prepared.task, test)
     test_metrics = prepared.task.metrics(outputs["predictions"], y_test) if len(test) else {}
     info = {"split": prepared.split_info, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
             "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"], "seconds": fit["seconds"],
-            "blend": fit["blend"], "ensemble": members, "experts": fit["experts"],
+            "blend": fit["blend"], "ensemble": members, "experts": fit["experts"], "class_weight": fit["class_weight"],
             "metrics": {"val": fit["val"], "test": test_metrics}, "inputs": names}
     model = TuwenModel(prepared.task, prepared.builder.select(names), network, info)
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
                    "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
-                   "experts": fit["experts"], "network": network}
+                   "experts": fit["experts"], "network": network, "class_weight": fit["class_weight"]}
 
 
 def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, val: FeatureSet,
