@@ -44,6 +44,7 @@ from tuwen.fusion import FUSIONS
 from tuwen.tasks import make_task
 from tuwen.train import Prepared, TrainConfig, ablation_variants, fit_variant, prepare
 from tuwen.workspace import Workspace
+from workspaces import BENCH_WS
 
 DATASETS = Path(os.environ.get("TUWEN_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 FOLDERS = {"fashion": "fashion-product-images", "hm": "hm", "flipkart": "flipkart",
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="*", default=[c.name for c in CASES], help="which cases to run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ws-root", type=Path, default=Path(os.environ.get("TUWEN_BENCH_WS", "/work/ws")))
+    parser.add_argument("--ws-root", type=Path, default=BENCH_WS)
     parser.add_argument("--fusions", default=",".join(FUSIONS))
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
