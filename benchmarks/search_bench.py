@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,3 +108,11 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     values = np.asarray(ms)
     return {"p50 ms": float(np.percentile(values, 50)), "p99 ms": float(np.percentile(values, 99)),
             "QPS": float(1000.0 / values.mean()), "n": len(values)}
+
+
+def run_parts(args: Any, parts: dict[str, Callable[[Any], Any]]) -> None:
+    """Run the parts named in ``--parts`` (e.g. "1,2") and write their results to ``--json`` when given."""
+    wanted = {p.strip() for p in args.parts.split(",")}
+    out = {f"part{name}": run(args) for name, run in parts.items() if name in wanted}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str))

@@ -24,7 +24,6 @@ refine factor, and p50 / p99 per mode through the ANN indexes at the chosen sett
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from search_bench import SEED, fashion_queries, labels, percentiles  # noqa: E402  (also puts src/ on sys.path)
+from search_bench import SEED, fashion_queries, labels, percentiles, run_parts  # noqa: E402  (also puts src/ on sys.path)
 from tuwen.search import (  # noqa: E402
     IndexSettings,
     SearchEngine,
@@ -340,14 +339,7 @@ def main() -> None:
                         "when a kept one has the rows and indexes already")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    parts = {p.strip() for p in args.parts.split(",")}
-    out = {}
-    if "1" in parts:
-        out["part1"] = part1(args)
-    if "2" in parts:
-        out["part2"] = part2(args)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2, default=str))
+    run_parts(args, {"1": part1, "2": part2})
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from search_bench import BUILDERS, SEED, labels  # noqa: E402  (also puts src/ on sys.path)
+from search_bench import BUILDERS, SEED, labels, run_parts  # noqa: E402  (also puts src/ on sys.path)
 from tuwen.align import AlignConfig, Aligner, align_workspace, ensure_image_features, image_features  # noqa: E402
 from tuwen.search import (  # noqa: E402
     IndexSettings,
@@ -343,14 +343,7 @@ def main() -> None:
     if args.quick:
         args.epochs, args.reference_epochs, args.queries = 10, 10, 60
     args.work.mkdir(parents=True, exist_ok=True)
-    parts = {p.strip() for p in args.parts.split(",")}
-    out = {}
-    if "1" in parts:
-        out["part1"] = part1(args)
-    if "2" in parts:
-        out["part2"] = part2(args)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2, default=str))
+    run_parts(args, {"1": part1, "2": part2})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from tuwen.datasets.synthetic import generate_catalog
+from tuwen.workspace import Workspace
+
 
 def photo(path: Path, colour: str = "red", size: tuple[int, int] = (32, 32)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,3 +24,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def synthetic_shop(root: Path, image_encoder: str = "color_histogram", text_encoder: str | None = "tfidf",
+                   **catalog: int) -> Workspace:
+    """A workspace over a generated SYNTHETIC catalog (``catalog``: generate_catalog's sizes and seed), embedded."""
+    ws = Workspace(root / "ws")
+    ws.ingest(preset="synthetic", path=generate_catalog(root / "catalog", **catalog))
+    ws.embed(image_encoder=image_encoder, text_encoder=text_encoder, progress=False)
+    return ws

@@ -17,14 +17,13 @@ from tuwen.search import IndexSettings
 from tuwen.train import TrainConfig
 from tuwen.workspace import Workspace
 
+from .helpers import synthetic_shop
+
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("api")
-    catalog = generate_catalog(root / "catalog", n_products=160, n_users=60, seed=2, image_size=32)
-    ws = Workspace(root / "ws")
-    ws.ingest(preset="synthetic", path=catalog)
-    ws.embed(image_encoder="color_histogram", text_encoder="use_multilingual", progress=False)
+    ws = synthetic_shop(root, text_encoder="use_multilingual", n_products=160, n_users=60, seed=2, image_size=32)
     ws.index(settings=IndexSettings(image_encoder="color_histogram"), progress=False, learn=False)
     ws.train("recommend", model="content")
     ws.train("classify", "category", name="kind", config=TrainConfig(epochs=5, progress=False, ensemble=1))
@@ -116,12 +115,12 @@ def test_bad_requests_get_a_reason(client: TestClient, method: str, url: str, kw
 
 
 def test_warm_loads_jieba_and_tolerates_a_workspace_without_index(shop: Workspace, tmp_path: Path) -> None:
+    from tuwen import chinese
     from tuwen.api import warm
-    from tuwen.search import tokens
 
-    tokens._jieba.cache_clear()
+    chinese.jieba.cache_clear()
     warm(shop)
-    assert tokens._jieba.cache_info().currsize == 1  # the first Chinese query will not pay for the dictionary
+    assert chinese.jieba.cache_info().currsize == 1  # the first Chinese query will not pay for the dictionary
     bare = Workspace(tmp_path / "bare")
     bare.ingest(preset="synthetic", path=generate_catalog(tmp_path / "catalog", n_products=20, n_users=2,
                                                           image_size=16))

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 import tuwen.cli_search  # noqa: F401  (registers the search commands on the app)
 from tuwen.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
 from tuwen.cli import app
-from tuwen.datasets.synthetic import generate_catalog
 from tuwen.search import (
     RRF_K,
     IndexSettings,
@@ -37,6 +36,8 @@ from tuwen.search import (
 )
 from tuwen.workspace import Workspace
 
+from .helpers import synthetic_shop
+
 runner = CliRunner()
 SETTINGS = IndexSettings(image_encoder="color_histogram")
 
@@ -44,10 +45,7 @@ SETTINGS = IndexSettings(image_encoder="color_histogram")
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     root = tmp_path_factory.mktemp("search")
-    catalog = generate_catalog(root / "catalog", n_products=240, n_users=5, seed=0, image_size=48)
-    ws = Workspace(root / "ws")
-    ws.ingest(preset="synthetic", path=catalog)
-    ws.embed(image_encoder="color_histogram", text_encoder="use_multilingual", progress=False)
+    ws = synthetic_shop(root, text_encoder="use_multilingual", n_products=240, n_users=5, seed=0, image_size=48)
     align_workspace(ws, image_encoder="color_histogram", config=AlignConfig(epochs=30, batch_size=128, hidden=128),
                     progress=False)
     build_index(ws, SETTINGS, progress=False, learn=False)

@@ -13,11 +13,8 @@ Ids: 0 is padding, 1 is unknown.
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
 import re
-import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -25,20 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.chinese import CJK_RUN, jieba
+
 PAD, UNK = 0, 1
-_CJK_RUN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_lock = threading.Lock()
-
-
-@functools.cache
-def _jieba() -> Any:
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    with _lock:
-        jieba.initialize()
-    return jieba
 
 
 def words(text: str | None) -> list[str]:
@@ -47,18 +34,18 @@ def words(text: str | None) -> list[str]:
         return []
     text = unicodedata.normalize("NFKC", str(text)).lower()
     out: list[str] = []
-    for piece in _CJK_RUN.split(text):
+    for piece in CJK_RUN.split(text):
         if not piece:
             continue
-        if _CJK_RUN.fullmatch(piece):
-            out.extend(w for w in _jieba().lcut(piece, HMM=False) if w.strip())
+        if CJK_RUN.fullmatch(piece):
+            out.extend(w for w in jieba().lcut(piece, HMM=False) if w.strip())
         else:
             out.extend(_WORD.findall(piece))
     return out
 
 
 def _is_cjk(token: str) -> bool:
-    return bool(_CJK_RUN.fullmatch(token))
+    return bool(CJK_RUN.fullmatch(token))
 
 
 class Tokenizer:

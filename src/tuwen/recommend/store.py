@@ -143,14 +143,17 @@ class Service:
         self.workspace = workspace
         self.model = model or load(workspace, name)
         self._events: pd.DataFrame | None = None
+        self._rows_of: dict[str, np.ndarray] = {}  # shopper -> row positions in _events, built once
         self._explainer: Any = None
 
     def _history_from_workspace(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        if self._events is None:
+        if self._events is None:  # one read and one grouping, not one full scan per unknown shopper
             self._events = self.workspace.read("interactions")
-        rows = self._events[self._events["user_id"] == user]
-        if rows.empty:
+            self._rows_of = self._events.groupby("user_id").indices
+        positions = self._rows_of.get(user)
+        if positions is None:
             return None
+        rows = self._events.iloc[positions]
         history = history_from_frame(rows, self.model.item_index, self.model.now)
         return history if len(history[0]) else None
 

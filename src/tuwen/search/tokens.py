@@ -9,25 +9,12 @@ LanceDB's ``simple`` tokenizer, which lower-cases, folds accents, drops English 
 
 from __future__ import annotations
 
-import functools
-import logging
 import re
-import threading
-from typing import Any
 
-_CJK = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
+from tuwen.chinese import CJK_RUN as _CJK
+from tuwen.chinese import jieba as _jieba
+
 _WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]+", re.UNICODE)
-_jieba_lock = threading.Lock()
-
-
-@functools.cache
-def _jieba() -> Any:
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    with _jieba_lock:
-        jieba.initialize()  # ~1-4 s once per process (cached dictionary); only paid when Chinese text appears
-    return jieba
 
 
 def segment(text: str | None) -> str:
