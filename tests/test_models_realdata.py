@@ -106,3 +106,9 @@ def test_amazon_review_ratings_split_by_group_and_predict_every_line(amazon_dir:
     assert len(lines) == ws.count("reviews")
     assert all(1 <= line["prediction"] <= 5 and line["sentiment"] in {"negative", "neutral", "positive"}
                for line in lines)
+    table = CliRunner().invoke(app, ["predict", str(ws.path), "--model", "stars", "--file", str(amazon_dir),
+                                     "--preset", "amazon-reviews"])
+    assert table.exit_code == 0, table.output
+    assert "per product: mean predicted rating" in table.output
+    first_product = str(ws.read("reviews")["product_id"].value_counts().index[0])
+    assert first_product in table.output  # the most reviewed product heads the per-product table

@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.search.common import as_workspace as _as_workspace
+from tuwen.search.common import l2 as _l2
+
 ALIGN_DIR = "align"
 DEFAULT_IMAGE = "mobilenet_v2+color_histogram"
 BANK_SIZE = 8192  # training texts kept (projected, float16) to estimate each photo's hubness
@@ -61,10 +64,6 @@ class AlignConfig:
     image_pca: int = 0  # >0: project standardised image features onto this many principal axes first (speed)
     seed: int = 0
     threads: int | None = 1  # one thread: on a shared 2-core box two threads stall at BLAS barriers (3x slower)
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -448,7 +447,7 @@ class _torch_threads:
 
 def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """Recall@k and MRR when query ``i``'s only correct answer is gallery item ``i`` (ties count against)."""
-    scores = _l2(np.asarray(queries, np.float32)) @ _l2(np.asarray(gallery, np.float32)).T
+    scores = _l2(queries) @ _l2(gallery).T
     rank = (scores > np.diag(scores)[:, None]).sum(1)
     out = {f"R@{k}": float((rank < k).mean()) for k in ks}
     out["MRR"] = float((1.0 / (rank + 1)).mean())
@@ -587,14 +586,6 @@ def align_workspace(workspace: Any, text_encoder: str = "use_multilingual", imag
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _as_workspace(workspace: Any) -> Any:
-    if isinstance(workspace, str | Path):
-        from tuwen.workspace import Workspace
-
-        return Workspace(workspace, create=False)
-    return workspace
-
-
 def _concat(parts: list[AlignData]) -> AlignData:
     """Pairs of several catalogs as one training set (title groups kept apart per catalog)."""
     if len(parts) == 1:
@@ -642,14 +633,14 @@ class AlignmentModel:
         """
         if self.aligner is not None:
             return self.aligner.index_images(image_vectors)
-        return _l2(np.asarray(image_vectors, np.float32))
+        return _l2(image_vectors)
 
     def text_space(self, text_vectors: np.ndarray, csls: float = 0.0) -> np.ndarray:
         """Query vectors for features from ``text_encoder`` (pairs with :meth:`image_space`); ``csls``: the
         hubness penalty weight (trained alignments only)."""
         if self.aligner is not None:
             return self.aligner.query_texts(text_vectors, csls)
-        return _l2(np.asarray(text_vectors, np.float32))
+        return _l2(text_vectors)
 
 
 def load_alignment(workspace: Any) -> AlignmentModel | None:

@@ -31,7 +31,6 @@ from tuwen.catalog import MAX_IMAGE_BYTES, check_image
 from tuwen.workspace import Workspace
 
 WEB_PAGE = Path(__file__).parent / "web" / "index.html"
-MAX_QUERY_CHARS = 1_000
 HIDDEN_COLUMNS = {"hash", "attributes"}
 
 
@@ -137,12 +136,6 @@ def _decode_photo(text: str, field: str) -> bytes:
         raise ValueError(f"{field}: not base64 ({error})") from error
 
 
-def _check_query(query: str | None) -> str | None:
-    if query is not None and len(query) > MAX_QUERY_CHARS:
-        raise ValueError(f"query is {len(query):,} characters; at most {MAX_QUERY_CHARS:,}")
-    return query or None
-
-
 def create_app(workspace: str | Path) -> FastAPI:
     """The app for one workspace (``uvicorn`` serves it; tests call it through ``TestClient``)."""
     server = Server(Path(workspace))
@@ -179,7 +172,7 @@ def create_app(workspace: str | Path) -> FastAPI:
     def search(q: str, mode: str = "hybrid", k: Annotated[int, Query(ge=1, le=100)] = 10,
                where: str | None = None, facets: str | None = None) -> dict[str, Any]:
         """Text search: lexical, semantic, cross-modal (text → photos) or hybrid."""
-        result = server.workspace.search(_check_query(q), mode=mode, k=k, where=where or None,
+        result = server.workspace.search(q, mode=mode, k=k, where=where or None,
                                          facets=[f for f in (facets or "").split(",") if f] or None)
         return result.to_dict()
 
@@ -189,7 +182,7 @@ def create_app(workspace: str | Path) -> FastAPI:
         """Query by photo (the raw image bytes as the body), optionally with words."""
         payload = await request.body()
         with _photo_file(payload) as path:
-            result = server.workspace.search(_check_query(q), image=path, mode=mode, k=k, where=where or None)
+            result = server.workspace.search(q, image=path, mode=mode, k=k, where=where or None)
         answer = result.to_dict()
         answer["image"] = "upload"
         return answer

@@ -246,10 +246,8 @@ def predict(
     if len(predictions) > 50:
         out.print(f"… {len(predictions) - 50} more (use --json for all)")
     if is_review and "product_id" in frame:
-        from tuwen.models import network_outputs
-
-        probabilities = network_outputs(loaded.network, loaded.task, loaded.features(frame))["predictions"]
-        aggregate = loaded.task.aggregate(frame, probabilities[next(iter(probabilities))])  # type: ignore[attr-defined]
+        ratings = [prediction["prediction"] for prediction in predictions]
+        aggregate = loaded.task.aggregate(frame, ratings)  # type: ignore[attr-defined]
         table = Table(title="per product: mean predicted rating")
         for column in ("product_id", "score", "positive_share", "count"):
             table.add_column(column)

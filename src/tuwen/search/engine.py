@@ -30,7 +30,6 @@ from tuwen.search.common import (
     VECTOR_COLUMNS,
     IndexSettings,
     SearchError,
-    first_line,
     l2,
     query_error,
     read_meta,
@@ -157,7 +156,7 @@ class SearchEngine:
             try:
                 rows = self.table.search().where(where).select(["id"]).limit(None).to_arrow()
             except Exception as error:  # LanceDB raises ValueError/RuntimeError with the parser's message
-                raise SearchError(f"bad filter {where!r}: {first_line(error)}") from error
+                raise query_error(where, error) from error
             cached = np.zeros(len(self.row), dtype=bool)
             cached[[self.row[pid] for pid in rows.column("id").to_pylist() if pid in self.row]] = True
             self._filters[where] = cached

@@ -104,9 +104,12 @@ class ReviewTask(ClassifyTask):
         return {"prediction": rating, "sentiment": str(sentiment(np.array([rating]))[0]),
                 "scores": described["scores"]}
 
-    def aggregate(self, frame: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
-        """Per product: mean predicted rating, share of positive reviews and the number of reviews behind them."""
-        ratings = self.ratings(probabilities)
+    def aggregate(self, frame: pd.DataFrame, ratings: np.ndarray) -> pd.DataFrame:
+        """Per product: mean predicted rating, share of positive reviews and the number of reviews behind them.
+
+        Takes the ratings ``predict`` already returned, so a file of reviews is encoded and scored once.
+        """
+        ratings = np.asarray(ratings)
         table = pd.DataFrame({"product_id": frame["product_id"].to_numpy(), "rating": ratings,
                               "positive": ratings >= 4})
         grouped = table.groupby("product_id").agg(score=("rating", "mean"), positive_share=("positive", "mean"),
