@@ -7,30 +7,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuwen.search.common import as_workspace, read_meta
+from tuwen.search.common import META_TABLE, as_workspace
 from tuwen.search.engine import SearchEngine
 from tuwen.search.results import SearchResult
 
-_ENGINES: dict[str, SearchEngine] = {}
+_ENGINES: dict[str, tuple[SearchEngine, tuple[int | None, int | None]]] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def engine_for(workspace: Any) -> SearchEngine:
-    """The cached engine of a workspace, reloaded when the index, its weights or the alignment changed since."""
+    """The cached engine of a workspace, reloaded when the index table or its settings and weights changed since.
+
+    Freshness is read from the workspace manifest's committed versions (in memory), not from the tables: any
+    re-index commits the index table, and any new settings or weights commit the meta table.
+    """
     workspace = as_workspace(workspace)
     key = str(Path(workspace.path).resolve())
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is not None:
-            meta = read_meta(workspace)
-            fresh = meta is not None and meta.get("table") == engine.version[0] and \
-                workspace.committed_tables().get(engine.version[0]) == engine.version[1] and \
-                read_meta(workspace, "weights") == engine.weights
-            if fresh:
+        cached = _ENGINES.get(key)
+        if cached is not None:
+            engine, versions = cached
+            if _versions(workspace, engine.version[0]) == versions:
                 return engine
         engine = SearchEngine(workspace)
-        _ENGINES[key] = engine
+        _ENGINES[key] = (engine, _versions(workspace, engine.version[0]))
         return engine
+
+
+def _versions(workspace: Any, table: str) -> tuple[int | None, int | None]:
+    committed = workspace.committed_tables()
+    return committed.get(table), committed.get(META_TABLE)
 
 
 def clear_engines() -> None:
