@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.encoders.images import torch_threads
 from tuwen.search.common import as_workspace as _as_workspace
 from tuwen.search.common import l2 as _l2
 
@@ -150,7 +151,7 @@ class Aligner:
             groups = np.arange(len(texts))
         groups = np.asarray(groups)
         threads = cfg.threads or torch.get_num_threads()
-        with _torch_threads(threads):
+        with torch_threads(threads):
             self._fit_heads(xt, xi, groups, xe, has_extra, progress)
         if cfg.cca_weight > 0:
             self.cca = fit_cca(xt, xi, cfg.cca_dim, cfg.cca_reg)
@@ -421,25 +422,6 @@ def _head(d_in: int, hidden: int, d_out: int, dropout: float) -> Any:
             return self.skip(x) if self.mlp is None else self.mlp(x) + self.skip(x)
 
     return Head()
-
-
-class _torch_threads:
-    """Temporarily set torch's intra-op thread count (restored afterwards)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.old = 0
-
-    def __enter__(self) -> None:
-        import torch
-
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(max(1, self.n))
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.set_num_threads(self.old)
 
 
 # ------------------------------------------------------------------------------------- retrieval metrics

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
 from tuwen.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
 from tuwen.tasks import Task, task_from_state
@@ -417,19 +417,6 @@ def network_inputs(features: FeatureSet) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------- model
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run a block with ``threads`` torch CPU threads (0: leave as is), restoring the previous number after."""
-    previous = torch.get_num_threads()
-    if threads and threads != previous:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
 
 
 class TuwenModel:

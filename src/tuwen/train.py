@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
+from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
 from tuwen.fusion import FUSIONS
 from tuwen.models import (
@@ -193,13 +194,8 @@ def fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_train
                 val: FeatureSet | None, y_val: dict[str, np.ndarray] | None, config: TrainConfig,
                 folder: Path | None = None, member: int = 0) -> dict[str, Any]:
     """Train in place; restore the best validation epoch. Returns the history and the best epoch's metrics."""
-    previous_threads = torch.get_num_threads()
-    if config.threads and config.device == "cpu":
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads if config.device == "cpu" else 0):
         return _fit_network(network, task, train, y_train, val, y_val, config, folder, member)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],

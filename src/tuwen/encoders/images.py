@@ -52,16 +52,16 @@ def cpu_count() -> int:
 
 
 @contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run torch CPU ops with ``threads`` intra-op threads, then restore the caller's setting.
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run torch CPU ops with ``threads`` intra-op threads (0 or None: leave as is), then restore the caller's.
 
-    ``torch.set_num_threads`` is process-wide; scoping it keeps an encoder from silently
-    changing the thread count of a training loop in the same process.
+    ``torch.set_num_threads`` is process-wide; scoping it keeps an encoder, a recommender or a training loop
+    from silently changing the thread count of whatever runs next in the same process.
     """
     import torch
 
     before = torch.get_num_threads()
-    if before != threads:
+    if threads and before != threads:
         torch.set_num_threads(threads)
     try:
         yield

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.encoders.images import torch_threads
 from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
-from tuwen.recommend.vbpr import torch_threads
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -100,10 +100,13 @@ class TwoTower(Recommender):
             np.stack(masks).astype(np.float32)
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
+        with torch_threads(self.params["threads"] or 1):  # see ONE_THREAD_WHY
+            self._fit_torch(data, content)
+
+    def _fit_torch(self, data: TrainData, content: ItemContent | None) -> None:
         import torch
 
         p = self.params
-        torch_threads(p["threads"])
         torch.manual_seed(p["seed"])
         rng = np.random.default_rng(p["seed"])
         use_content = bool(p["content"]) and content is not None

@@ -37,17 +37,14 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.encoders.images import torch_threads
 from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def torch_threads(threads: int | None) -> None:
-    """One thread by default: these models are tiny, and on a busy 2-core machine a second torch
-    thread made each BPR step 90x slower (366 ms vs 4 ms, measured) from spin-waiting."""
-    import torch
-
-    torch.set_num_threads(threads or 1)
+# ONE_THREAD_WHY: one torch thread by default while fitting: these models are tiny, and on a busy 2-core machine a
+# second thread made each BPR step 90x slower (366 ms vs 4 ms, measured) from spin-waiting.
 
 
 class VBPR(Recommender):
@@ -77,6 +74,10 @@ class VBPR(Recommender):
         return bool(self.params["content"])
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
+        with torch_threads(self.params["threads"] or 1):  # see ONE_THREAD_WHY
+            self._fit_torch(data, content)
+
+    def _fit_torch(self, data: TrainData, content: ItemContent | None) -> None:
         """Two phases. First ``epochs`` of plain BPR (id factors only); then ``content_epochs`` in which
         the content term joins, with its own smaller learning rate and L2 (VBPR's lambda_E).
 
@@ -90,7 +91,6 @@ class VBPR(Recommender):
         import torch
 
         p = self.params
-        torch_threads(p["threads"])
         torch.manual_seed(p["seed"])
         rng = np.random.default_rng(p["seed"])
         use_content = self.has_content and content is not None
