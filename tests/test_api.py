@@ -125,3 +125,16 @@ def test_warm_loads_jieba_and_tolerates_a_workspace_without_index(shop: Workspac
     bare.ingest(preset="synthetic", path=generate_catalog(tmp_path / "catalog", n_products=20, n_users=2,
                                                           image_size=16))
     warm(bare)  # no index yet: nothing to warm, no error
+
+
+def test_vectors_by_id_match_the_full_table(shop: Workspace) -> None:
+    from tuwen.embed import load_vectors
+
+    all_ids, everything = load_vectors(shop, "color_histogram", "image")
+    wanted = [all_ids[5], "not-a-product", all_ids[0]]
+    ids, vectors = load_vectors(shop, "color_histogram", "image", wanted)  # what predict reads: those rows only
+    assert sorted(ids) == sorted([all_ids[0], all_ids[5]]) and vectors.shape == (2, everything.shape[1])
+    for item, vector in zip(ids, vectors, strict=True):
+        assert (vector == everything[all_ids.index(item)]).all()
+    none, empty = load_vectors(shop, "color_histogram", "image", ["new-1"])
+    assert none == [] and empty.shape == (0, everything.shape[1])

@@ -153,14 +153,28 @@ def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str
     return report
 
 
-def load_vectors(workspace: Any, encoder: str, field: str = "image") -> tuple[list[str], np.ndarray]:
+FEW_IDS = 1_000  # up to this many wanted ids, a filtered read beats reading the whole vector table
+
+
+def load_vectors(workspace: Any, encoder: str, field: str = "image",
+                 ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(ids, float32 matrix) of one encoder's vectors for one field; with a few ``ids``, only those rows.
+
+    Predicting one product must not read a 10k x 1280 table to find that the product is not in it.
+    """
     name = table_name(encoder, field)
     if not workspace.has_table(name):
         known = ", ".join(f"{m['encoder']}/{m['field']}" for m in workspace.manifest.get("meta", {}).values()) or "none"
         raise KeyError(f"{workspace.path}: no {field} vectors from {encoder!r} (have: {known}); run `tuwen embed`")
-    table = workspace.table(name).to_arrow()
+    if ids is not None and len(ids) <= FEW_IDS:
+        wanted = ", ".join("'" + str(i).replace("'", "''") + "'" for i in dict.fromkeys(ids))
+        table = workspace.table(name).search().where(f"id IN ({wanted})" if wanted else "false") \
+            .select(["id", "vector"]).limit(max(len(ids), 1)).to_arrow()
+    else:
+        table = workspace.table(name).to_arrow()
     ids = table.column("id").to_pylist()
-    vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(len(ids), -1)
+    dim = table.schema.field("vector").type.list_size  # known even when no row matched
+    vectors = table.column("vector").combine_chunks().flatten().to_numpy().reshape(len(ids), dim)
     return ids, vectors.astype(np.float32, copy=False)
 
 

@@ -410,7 +410,9 @@ def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
     def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if compute_missing:
             _embed_field(workspace, spec, frame)
-        known_ids, vectors = workspace.vectors(spec.encoder, spec.field)
+        from tuwen.embed import load_vectors
+
+        known_ids, vectors = load_vectors(workspace, spec.encoder, spec.field, ids)
         where = {item: row for row, item in enumerate(known_ids)}
         rows = np.array([where.get(i, -1) for i in ids])
         present = rows >= 0
