@@ -246,10 +246,28 @@ class _Context:
         for a, b in zip(starts, np.r_[starts[1:], len(codes)], strict=True):
             if codes[a] >= 0:
                 self.variant_members[int(codes[a])] = order[a:b]
-        self.pop_order = np.argsort(-self.pop7, kind="stable")[: params["n_pop"]]
+        by_popularity = np.argsort(-self.pop7, kind="stable")
+        self.pop_order = by_popularity[: params["n_pop"]]
         self.pop_rank = np.full(len(self.item_ids), 10_000, np.float32)
-        ranked = np.argsort(-self.pop7, kind="stable")[:1000]
+        ranked = by_popularity[:1000]
         self.pop_rank[ranked] = np.arange(len(ranked))
+
+    @staticmethod
+    def _similarity(matrix: np.ndarray, has: np.ndarray, items: np.ndarray, cand: np.ndarray,
+                    history_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's closest and recency-weighted mean cosine to the history's items in one modality.
+
+        NaN where the candidate has no vector in it, or without content (``history_weight`` None).
+        """
+        nothing = np.full(len(cand), np.nan, np.float32)
+        seen = np.unique(items[has[items]]) if history_weight is not None else ()
+        if not len(seen):
+            return nothing, nothing
+        sims = matrix[cand] @ matrix[seen].T
+        weights = history_weight[seen]
+        closest = np.where(has[cand], sims.max(1), np.nan)
+        mean = np.where(has[cand], sims @ weights / max(weights.sum(), 1e-9), np.nan)
+        return closest, mean
 
     ARRAY_KEYS = ("codes", "variants", "price", "pop7", "pop30", "pop_all", "first_age", "last_age")
 
@@ -337,20 +355,9 @@ class _Context:
             if int(item) in first_seen:
                 rep_age[j] = first_seen[int(item)]
 
-        img_max = txt_max = np.full(len(cand), np.nan, np.float32)
-        img_prof = txt_prof = np.full(len(cand), np.nan, np.float32)
-        with_image = np.unique(items[self.has_image[items]]) if use_content else np.zeros(0, np.int64)
-        if len(with_image):
-            sims = self.image[cand] @ self.image[with_image].T
-            img_max = np.where(self.has_image[cand], sims.max(1), np.nan)
-            hw = np.bincount(items, weights=w, minlength=len(self.item_ids))[with_image]
-            img_prof = np.where(self.has_image[cand], sims @ hw / max(hw.sum(), 1e-9), np.nan)
-        with_text = np.unique(items[self.has_text[items]]) if use_content else np.zeros(0, np.int64)
-        if len(with_text):
-            sims = self.text[cand] @ self.text[with_text].T
-            txt_max = np.where(self.has_text[cand], sims.max(1), np.nan)
-            hw = np.bincount(items, weights=w, minlength=len(self.item_ids))[with_text]
-            txt_prof = np.where(self.has_text[cand], sims @ hw / max(hw.sum(), 1e-9), np.nan)
+        history_weight = np.bincount(items, weights=w, minlength=len(self.item_ids)) if use_content else None
+        img_max, img_prof = self._similarity(self.image, self.has_image, items, cand, history_weight)
+        txt_max, txt_prof = self._similarity(self.text, self.has_text, items, cand, history_weight)
 
         shares = []
         for j in range(self.codes.shape[1]):

@@ -71,7 +71,6 @@ class TwoTower(Recommender):
                          content=content, image_weight=image_weight, text_weight=text_weight, threads=threads,
                          **params)
         self.item_vectors = np.zeros((0, 0), np.float32)
-        self.user_weights: dict[str, np.ndarray] = {}
         self.scorable = np.zeros(0, bool)
 
     def _examples(self, data: TrainData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
