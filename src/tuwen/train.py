@@ -649,17 +649,13 @@ def evaluate_saved(workspace: Any, name: str) -> dict[str, Any]:
     info = model.info
     if model.task.name == "purchase":
         metrics = model.evaluate(workspace)
-        return {"task": "purchase", "target": None, "split": info["split"], "primary": model.task.primary,
-                "results": [{"variant": f"model:{info.get('name', name)}", "fusion": model.network.fusion_name,
-                             "inputs": info.get("inputs", []), "metrics": {k: round(v, 4) for k, v in metrics.items()},
-                             "seconds": 0.0, "best_epoch": info.get("best_epoch")}]}
-    folder = Path(info.get("folder") or workspace.artifacts / "models" / str(name))
-    if not (folder / "split.json").exists():
-        raise FileNotFoundError(f"{folder}: no split.json (the model was not trained with `tuwen train`)")
-    test_ids = set(json.loads((folder / "split.json").read_text(encoding="utf-8"))["test"])
-    frame = model.task.prepare(load_items(workspace, model.task))  # same filtering as in training
-    test = frame[frame["id"].astype(str).isin(test_ids)].reset_index(drop=True)
-    metrics = model.evaluate(test, workspace)
+    else:
+        folder = Path(info.get("folder") or workspace.artifacts / "models" / str(name))
+        if not (folder / "split.json").exists():
+            raise FileNotFoundError(f"{folder}: no split.json (the model was not trained with `tuwen train`)")
+        test_ids = set(json.loads((folder / "split.json").read_text(encoding="utf-8"))["test"])
+        frame = model.task.prepare(load_items(workspace, model.task))  # same filtering as in training
+        metrics = model.evaluate(frame[frame["id"].astype(str).isin(test_ids)].reset_index(drop=True), workspace)
     return {"task": model.task.name, "target": info.get("target"), "split": info["split"],
             "primary": model.task.primary,
             "results": [{"variant": f"model:{info.get('name', name)}", "fusion": model.network.fusion_name,
