@@ -14,11 +14,13 @@ predicts from the product's other modalities), and that is cached too. Writes ar
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,23 +137,31 @@ def thumbnails(paths: Sequence[str], size: int, folder: Path | None = None, thre
     return cache.get(list(paths), compute, (size, size, 3), np.uint8)
 
 
+@functools.lru_cache(maxsize=4)
+def _trunk(blocks: int, device: str) -> Any:
+    """The frozen MobileNetV2 trunk, built (and its weights read) once per process, not once per prediction."""
+    from tuwen.endtoend.image_encoders import MobileNetTrunk
+
+    return MobileNetTrunk(blocks).to(device)
+
+
+@functools.lru_cache(maxsize=16)
+def _trunk_shape(blocks: int, size: int, device: str) -> tuple[int, ...]:
+    import torch
+
+    with torch.no_grad():
+        probe = _trunk(blocks, device)(torch.zeros((1, size, size, 3), dtype=torch.uint8, device=device))
+    return tuple(probe.shape[1:])
+
+
 def trunk_activations(paths: Sequence[str], blocks: int, size: int = 224, folder: Path | None = None,
                       threads: int | None = None, device: str = "cpu", progress: bool = False,
                       batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """The frozen MobileNetV2 trunk's activations of each photo (float16), the fine-tuned tail's input."""
     import torch
 
-    from tuwen.endtoend.image_encoders import MobileNetTrunk
-
-    trunk: list[MobileNetTrunk] = []
-
-    def shape_of() -> tuple[int, ...]:
-        if not trunk:
-            trunk.append(MobileNetTrunk(blocks).to(device))
-        probe = trunk[0](torch.zeros((1, size, size, 3), dtype=torch.uint8, device=device))
-        return tuple(probe.shape[1:])
-
-    shape = shape_of()
+    trunk = _trunk(blocks, device)
+    shape = _trunk_shape(blocks, size, device)
 
     def compute(wanted: list[str]) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((len(wanted), *shape), dtype=np.float16)
@@ -160,7 +170,7 @@ def trunk_activations(paths: Sequence[str], blocks: int, size: int = 224, folder
             for start in range(0, len(wanted), batch_size):
                 pixels, ok = decode(wanted[start:start + batch_size], size, threads)
                 if ok.any():
-                    activations = trunk[0](torch.from_numpy(pixels).to(device))
+                    activations = trunk(torch.from_numpy(pixels).to(device))
                     out[start:start + len(pixels)] = activations.cpu().numpy().astype(np.float16)
                 flags[start:start + len(pixels)] = ok
                 advance(len(pixels))
