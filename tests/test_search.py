@@ -34,6 +34,9 @@ from tuwen.search import (
     segment,
     similar,
 )
+from tuwen.search.fusion import fuse, standardise
+from tuwen.search.learn import _fit
+from tuwen.search.results import Ranked
 from tuwen.workspace import Workspace
 
 from .helpers import synthetic_shop
@@ -157,6 +160,32 @@ def test_learnt_weights_are_at_least_as_good_as_any_single_signal(tmp_path: Path
                           for q, r in zip(queries, relevant, strict=True)])
         assert learnt["ndcg@10"] >= single - 1e-9
     assert engine.search("red mug", k=5).fusion == "weighted"  # auto picks the learnt weights
+    assert learnt["scale"] in ("raw", "standardised")
+    assert set(learnt["held_out_ndcg@10"]) == {"single", "raw", "standardised"}
+
+
+def test_learning_keeps_the_best_signal_alone_when_a_mix_only_wins_on_the_fitting_queries() -> None:
+    rng = np.random.default_rng(0)
+    prepared = []
+    for q in range(40):  # signal 0 ranks the 5 relevant of 30 candidates first; signal 1 is noise
+        ids = [f"{q}-{i}" for i in range(30)]
+        good = np.r_[np.linspace(1.0, 0.9, 5), np.linspace(0.5, 0.0, 25)]
+        prepared.append((np.stack([good, rng.random(30)]), ids, set(ids[:5]), True))
+    fitted = _fit(prepared, ["lexical", "semantic"], ["lexical", "semantic"], 10, 0.1, "")
+    assert fitted["weights"]["lexical"] == 1.0 and fitted["scale"] == "raw"
+    assert fitted["held_out_ndcg@10"]["single"] == pytest.approx(1.0)
+
+
+def test_standardised_fusion_ranks_by_weighted_z_scores() -> None:
+    lists = {"lexical": Ranked([0, 1], np.array([4.0, 2.0], np.float32)),
+             "semantic": Ranked([2, 1], np.array([0.52, 0.51], np.float32))}
+    exact = {"semantic": np.array([0.30, 0.51, 0.52], np.float32)}
+    learnt = {"weights": {"lexical": 0.5, "semantic": 0.5}, "scale": "standardised"}
+    keys, scores = fuse(lists, "weighted", lambda s, ks: exact.get(s), learnt=learnt)
+    values = {"lexical": np.array([1.0, 0.5, 0.0]), "semantic": exact["semantic"]}
+    expected = 0.5 * standardise(values["lexical"]) + 0.5 * standardise(values["semantic"])
+    assert keys == list(np.argsort(-expected)) and scores == pytest.approx(np.sort(expected)[::-1], abs=1e-6)
+    assert standardise(np.ones(3)).tolist() == [0.0, 0.0, 0.0]
 
 
 # ----------------------------------------------------------------------------------- filters and facets

@@ -1,4 +1,11 @@
-"""Fusing several signals' ranked lists into one: reciprocal rank fusion, or a learnt weighted sum of scores."""
+"""Fusing several signals' ranked lists into one: reciprocal rank fusion, or a learnt weighted sum of scores.
+
+The weighted sum works on one of two scales, learnt with the weights (:mod:`tuwen.search.learn`): ``raw``
+(lexical BM25 over the query's best, cosines as they are) or ``standardised`` (each signal's scores turned
+into z-scores over the query's candidates). Raw cosines of different signals spread very differently (the
+cross-modal ones over a few hundredths), so on the raw scale a 0.1 lexical weight can already outvote the
+best signal; standardised scores make a weight mean "this share of the ordering" on every catalog.
+"""
 
 from __future__ import annotations
 
@@ -52,15 +59,27 @@ def features(lists: dict[str, Ranked], keys: list[Any], exact: ExactScores) -> d
     return out
 
 
+def standardise(values: np.ndarray) -> np.ndarray:
+    """Z-scores along the last axis (one signal's scores over one query's candidates); constant rows → 0."""
+    values = np.asarray(values, np.float32)
+    spread = values.std(axis=-1, keepdims=True)
+    return (values - values.mean(axis=-1, keepdims=True)) / np.where(spread > 1e-9, spread, 1.0)
+
+
 def choose_weights(lists: dict[str, Ranked], weights: dict[str, Any] | None,
-                   learnt: dict[str, Any] | None) -> dict[str, float]:
-    """The weights for one query: explicit ``{signal: w}``, else a learnt set (``learn_weights`` result) —
-    the one for queries without word matches when BM25 found nothing — else the defaults."""
+                   learnt: dict[str, Any] | None) -> tuple[dict[str, float], str]:
+    """The weights and score scale for one query: explicit ``{signal: w}`` (raw scale), else a learnt set
+    (``learn_weights`` result) — the one for queries without word matches when BM25 found nothing — else
+    the defaults."""
     if weights and "weights" not in weights:
-        return weights
+        return weights, "raw"
     learnt = weights if weights else (learnt or {})
     no_words = "lexical" in lists and not lists["lexical"].keys
-    return (no_words and learnt.get("weights_without_lexical")) or learnt.get("weights") or DEFAULT_WEIGHTS
+    if no_words and learnt.get("weights_without_lexical"):
+        return learnt["weights_without_lexical"], learnt.get("scale_without_lexical", "raw")
+    if learnt.get("weights"):
+        return learnt["weights"], learnt.get("scale", "raw")
+    return DEFAULT_WEIGHTS, "raw"
 
 
 def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dict[str, Any] | None = None,
@@ -73,7 +92,9 @@ def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dic
         total = rrf(lists, keys)
     else:
         values = features(lists, keys, exact)
-        w = choose_weights(lists, weights, learnt)
+        w, scale = choose_weights(lists, weights, learnt)
+        if scale == "standardised":
+            values = {s: standardise(v) for s, v in values.items()}
         total = sum(w.get(s, 0.0) * values[s] for s in values)
     order = np.argsort(-total, kind="stable")
     return [keys[i] for i in order], np.asarray(total)[order]
