@@ -245,7 +245,7 @@ def verdicts(results: list[Result], frame: pd.DataFrame, seed: int) -> list[str]
     lines = []
     # the headline model is fixed in advance (the default, chosen on the validation weeks), so the
     # test week is not used to pick the winner; the best tuwen model per metric is shown beside it
-    for metric in ("map", "recall"):
+    for metric in ("map", "recall") if not base.empty else ():  # --only without a baseline: no headline
         rival = base.sort_values(metric, ascending=False).iloc[0]
         for label, name in (("headline", HEADLINE), ("best on this split", ours[metric].idxmax())):
             if name not in ours.index:

@@ -40,6 +40,7 @@ from tuwen.recommend import (
 )
 from tuwen.recommend.base import ItemContent
 from tuwen.recommend.evaluate import average_precision, bootstrap_interval, evaluate_rankings, ndcg, user_metrics
+from tuwen.recommend.ranker import catalog_codes, neighbour_popularity
 from tuwen.recommend.store import load_content
 from tuwen.workspace import Workspace
 
@@ -167,7 +168,9 @@ def test_vbpr_starts_from_its_id_only_bpr_and_scores_new_products_by_content(sho
     np.testing.assert_array_equal(plain.item_id_f, warm.item_id_f)
     vbpr, bpr = fit(content_epochs=2), fit(content=False, content_epochs=2)
     assert not np.array_equal(vbpr.item_id_f, plain.item_id_f)  # phase 2 went on training the ids
-    assert vbpr.user_content_f.shape == (len(vbpr.histories), 32) and bpr.user_content_f.shape[1] == 0
+    # 32 learnt content factors, then the direct match profile . f over the [image | text] features
+    dim = content.image.shape[1] + content.text.shape[1]
+    assert vbpr.user_content_f.shape == (len(vbpr.histories), 32 + dim) and bpr.user_content_f.shape[1] == 0
     assert np.isfinite(vbpr.score(user, [favourite])[0])  # never bought, scored through its photo + text
     assert not np.isfinite(bpr.score(user, [favourite])[0])
 
@@ -195,6 +198,25 @@ def test_vbpr_content_term_reaches_the_scores_of_bought_products(shop: Workspace
 def test_ranker_regularises_its_trees(shop: Workspace, content: ItemContent, split) -> None:
     model = CandidateRanker(label_weeks=2, n_estimators=20).fit(split.train, shop.read("products"), content=content)
     assert model.booster is not None and float(model.booster.params["reg_lambda"]) == 10.0
+
+
+def test_a_never_bought_product_inherits_the_recent_sales_of_its_look_alike() -> None:
+    vectors = np.array([[1.0, 0.0], [0.96, 0.28], [0.0, 1.0], [0.0, 0.0]], np.float32)  # 1 looks like 0
+    sales = np.array([3.0, 0.0, 0.0, 0.0])
+    trend = neighbour_popularity(vectors, sales)
+    assert trend[1] == pytest.approx(3 * 0.96 ** 4, rel=1e-4) and trend[2] == 0.0
+    assert trend[0] == 0.0  # its own sales do not count: the feature is about the neighbourhood
+    assert np.isnan(trend[3])  # no vector, no opinion
+
+
+def test_ranker_reads_type_colour_and_department_from_any_catalog() -> None:
+    products = pd.DataFrame({"id": ["a", "b", "c"], "category": ["Women > Dresses", "Women > Dresses", "Men > Socks"],
+                             "attributes": [json.dumps({"baseColour": "Red"}), json.dumps({"colour": "Red"}), ""],
+                             "price": [10.0, 12.0, 3.0]})
+    codes = catalog_codes(products, variant_key=None)
+    assert codes.loc["a", "key0"] == codes.loc["b", "key0"] != codes.loc["c", "key0"]  # type from the category path
+    assert codes.loc["a", "key1"] == codes.loc["b", "key1"] >= 0 and codes.loc["c", "key1"] == -1  # colour
+    assert (codes["variant"] == -1).all()
 
 
 def test_unknown_shopper_gets_popular_products_and_a_late_shopper_is_folded_in(shop: Workspace,

@@ -9,10 +9,17 @@ them with features no single generator sees together:
 * **image and text similarity to the history** — the best match of the candidate's photo and of
   its text to any product the shopper bought (so "looks like what she bought" and "is called
   like what she bought" are separate signals), plus the recency-weighted profile cosine;
+* **what is selling, by photo and by text** — the recent sales of the product's closest
+  look-alike (:func:`neighbour_popularity`): the one popularity signal a never-bought product has.
+  Chosen on the four H&M validation weeks (seed 0): MAP@12 / Recall@12 0.0294 / 0.0481 without
+  it, 0.0311 / 0.0541 with it (the id-only ablation: 0.0258 / 0.0468). A separate generator of
+  never-bought look-alikes of the history (top 30 by best photo + text match) was tried there
+  too and dropped: Recall 0.0540 but MAP 0.0278;
 * product facts: bought before at all, days since its first / last sale, has photo / text, price;
 * shopper x product facts: times bought, days since, a variant (same ``variant_key``, e.g. H&M
   ``product_code``) bought and when, the share of the history in the same product type, colour
-  and department, price relative to the shopper's usual price.
+  and department (read by :func:`tuwen.profiles.product_facts`, so any catalog with such
+  attributes or a category path gets them), price relative to the shopper's usual price.
 
 Training labels come from the weeks just before the end of the training data: for each label
 week the generators are refitted on what came before it, so features never see the label week.
@@ -33,32 +40,34 @@ from tuwen.recommend.baselines import ALS, ItemKNN, Repurchase
 from tuwen.recommend.content import ContentProfile
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
-ATTRIBUTE_KEYS = ("product_type_name", "colour_group_name", "department_name")
 
 FEATURES = [
     "rep_score", "rep_times", "rep_age", "content", "content_rank", "img_max", "txt_max", "img_prof", "txt_prof",
     "als", "als_rank", "knn", "knn_rank", "pop7", "pop30", "pop_all", "pop_rank", "trained", "first_age",
     "last_age", "has_image", "has_text", "price", "price_ratio", "variant_bought", "variant_age", "type_share",
-    "colour_share", "dept_share", "user_n", "user_last", "user_content_share",
+    "colour_share", "dept_share", "user_n", "user_last", "user_content_share", "trend_img", "trend_txt",
 ]
 
 
-def catalog_codes(products: pd.DataFrame | None, keys: tuple[str, ...], variant_key: str | None) -> pd.DataFrame:
-    """Per product id: integer codes of the attribute ``keys`` and of the variant key, and the price.
+def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.DataFrame:
+    """Per product id: integer codes of its type, colour and department, of the variant key, and the price.
 
-    Falls back to the product's ``category`` for the first key when the attribute is missing,
-    so catalogs without H&M-style attributes still get a "same type" feature. Parsed once per
-    fit (the label weeks reuse it).
+    Type, colour and department come from :func:`tuwen.profiles.product_facts`, which knows the
+    attribute names of several catalogs (H&M, the fashion set, generic ``type`` / ``colour``) and
+    falls back to the ``category`` path, so the "same type as the history" features are not
+    H&M-only. Parsed once per fit (the label weeks reuse it).
     """
-    columns = [f"key{j}" for j in range(len(keys))] + ["variant", "price"]
+    columns = ["key0", "key1", "key2", "variant", "price"]
     if products is None or products.empty:
         return pd.DataFrame(columns=columns)
-    attrs = [json.loads(a) if isinstance(a, str) and a else {} for a in products["attributes"]]
+    from tuwen.profiles import product_facts
+
+    facts = product_facts(products)
     data: dict[str, Any] = {}
-    for j, key in enumerate(keys):
-        values = [a.get(key) or (cat if j == 0 else None) for a, cat in zip(attrs, products["category"], strict=True)]
-        data[f"key{j}"] = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)[0]
-    values = pd.Series([a.get(variant_key) if variant_key else None for a in attrs], dtype=object)
+    for j, key in enumerate(("type", "colour", "department")):
+        data[f"key{j}"] = pd.factorize(facts[key].replace("", None), use_na_sentinel=True)[0]
+    values = pd.Series([json.loads(a).get(variant_key) if variant_key and isinstance(a, str) and a else None
+                        for a in products["attributes"]], dtype=object)
     data["variant"] = pd.factorize(values, use_na_sentinel=True)[0]
     data["price"] = products["price"].to_numpy(np.float32)
     return pd.DataFrame(data, index=products["id"].astype(str))
@@ -74,6 +83,29 @@ def attribute_codes(facts: pd.DataFrame, item_ids: list[str]) -> tuple[np.ndarra
     return codes, variants, price
 
 
+def neighbour_popularity(matrix: np.ndarray, sales: np.ndarray, sharpness: float = 4.0,
+                         chunk: int = 2048) -> np.ndarray:
+    """Per product: the best ``max(cosine, 0) ** sharpness x recent sales`` over the *other* products.
+
+    Why: a product nobody has bought yet has no sales of its own, but "looks like / is called like
+    what is selling now" is known from day one (a new colour of a best seller, this season's cut).
+    On the four H&M validation weeks, ranking the never-bought catalog by this (text vectors) put
+    6x more of the week's cold purchases in its top 100 than chance. NaN where the product has no vector.
+    """
+    has = np.linalg.norm(matrix, axis=1) > 0 if matrix.shape[1] else np.zeros(len(matrix), bool)
+    out = np.full(len(matrix), np.nan, np.float32)
+    sold = np.flatnonzero(has & (sales > 0))
+    if not len(sold):
+        return out
+    rows, targets, weights = np.flatnonzero(has), matrix[sold].T, sales[sold].astype(np.float32)
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        sims = np.maximum(matrix[part] @ targets, 0.0)
+        sims[part[:, None] == sold[None, :]] = 0.0  # not its own sales
+        out[part] = (sims ** sharpness * weights).max(1)
+    return out
+
+
 class CandidateRanker(Recommender):
     """Generators propose, LightGBM lambdarank orders (see the module docstring for the features)."""
 
@@ -83,14 +115,13 @@ class CandidateRanker(Recommender):
     def __init__(self, label_weeks: int = 10, n_content: int = 60, n_als: int = 40, n_knn: int = 30, n_pop: int = 30,
                  n_variants: int = 60, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 7,
                  min_child_samples: int = 50, reg_lambda: float = 10.0, variant_key: str | None = "product_code",
-                 attribute_keys: tuple[str, ...] = ATTRIBUTE_KEYS, content_halflife: float = 14.0,
+                 content_halflife: float = 14.0,
                  objective: str = "binary", content_features: bool = True, threads: int | None = 1,
                  **params: Any):
         super().__init__(label_weeks=label_weeks, n_content=n_content, n_als=n_als, n_knn=n_knn, n_pop=n_pop,
                          n_variants=n_variants, n_estimators=n_estimators, learning_rate=learning_rate,
                          num_leaves=num_leaves, min_child_samples=min_child_samples, reg_lambda=reg_lambda,
-                         variant_key=variant_key, attribute_keys=list(attribute_keys),
-                         content_halflife=content_halflife, objective=objective,
+                         variant_key=variant_key, content_halflife=content_halflife, objective=objective,
                          content_features=content_features, threads=threads, **params)
         self.booster: Any = None
         self.parts: dict[str, Recommender] = {}
@@ -116,7 +147,7 @@ class CandidateRanker(Recommender):
         if content is None:
             raise ValueError("the ranker needs product vectors for its image/text features: run `tuwen embed` first")
         events = self._events
-        self._facts = catalog_codes(self.products, tuple(self.params["attribute_keys"]), self.params["variant_key"])
+        self._facts = catalog_codes(self.products, self.params["variant_key"])
         frames, labels, groups = [], [], []
         for week in range(self.params["label_weeks"], 0, -1):
             start = data.now - pd.Timedelta(days=7 * week)
@@ -269,7 +300,8 @@ class _Context:
         mean = np.where(has[cand], sims @ weights / max(weights.sum(), 1e-9), np.nan)
         return closest, mean
 
-    ARRAY_KEYS = ("codes", "variants", "price", "pop7", "pop30", "pop_all", "first_age", "last_age")
+    ARRAY_KEYS = ("codes", "variants", "price", "pop7", "pop30", "pop_all", "first_age", "last_age", "trend_img",
+                  "trend_txt")
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"ctx_{k}": getattr(self, k) for k in self.ARRAY_KEYS}
@@ -295,12 +327,17 @@ class _Context:
         np.minimum.at(last_age, rows, age)  # days since the latest sale
         first_age[~np.isfinite(first_age)] = np.nan
         last_age[~np.isfinite(last_age)] = np.nan
+        # sales of the last 8 weeks, halving every 2: older ones weigh < 1/16 and only cost time
+        recent = np.bincount(rows, weights=decay(age, 14.0) * (age < 56), minlength=n)
+        content: ContentProfile = parts["content"]  # type: ignore[assignment]
         arrays = {
             "codes": codes, "variants": variants, "price": price,
             "pop7": np.bincount(rows, weights=(age < 7).astype(np.float32), minlength=n).astype(np.float32),
             "pop30": np.bincount(rows, weights=(age < 30).astype(np.float32), minlength=n).astype(np.float32),
             "pop_all": np.bincount(rows, minlength=n).astype(np.float32),
             "first_age": first_age, "last_age": last_age,
+            "trend_img": neighbour_popularity(content.image, recent),
+            "trend_txt": neighbour_popularity(content.text, recent),
         }
         return cls(parts, params, arrays, parts["content"].histories)
 
@@ -380,6 +417,9 @@ class _Context:
         flag_image = self.has_image[cand].astype(np.float32) * use_content
         flag_text = self.has_text[cand].astype(np.float32) * use_content
 
+        def trend(values: np.ndarray) -> np.ndarray:
+            return values[cand] if use_content else np.full(len(cand), np.nan, np.float32)
+
         x = np.column_stack([
             clean(rep, 0.0), times, rep_age, clean(cont), rank_of(cont), img_max, txt_max, img_prof, txt_prof,
             clean(als), rank_of(als), clean(knn, 0.0), rank_of(knn), self.pop7[cand], self.pop30[cand],
@@ -388,6 +428,6 @@ class _Context:
             self.price[cand] / mean_price,
             np.isfinite(v_age).astype(np.float32), v_age, shares[0], shares[1], shares[2],
             np.full(len(cand), user_n, np.float32), np.full(len(cand), user_last, np.float32),
-            np.full(len(cand), content_share, np.float32),
+            np.full(len(cand), content_share, np.float32), trend(self.trend_img), trend(self.trend_txt),
         ]).astype(np.float32)
         return cand, x
