@@ -143,17 +143,20 @@ def _fit_ridge(prepared: Prepared, x: Any, grid: tuple[float, ...]) -> tuple[np.
     return best[2], best[1]
 
 
-def baselines(prepared: Prepared) -> list[dict[str, Any]]:
-    """The issue's scikit-learn baselines on tuwen's split and features."""
+def baselines(prepared: Prepared, predictions: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """The issue's scikit-learn baselines on tuwen's split and features (test predictions into ``predictions``)."""
     task, head = prepared.task, next(iter(prepared.task.heads()))
     y_test = {head: prepared.targets[head][prepared.rows("test")]}
     tfidf = _inputs(prepared, "text", "tfidf_sparse")
     use = _inputs(prepared, "text", "use_multilingual")
-    image = _inputs(prepared, "image", "mobilenet_v2")
+    image = prepared.inputs(("image",))  # every cached photo encoder, as tuwen's models get
     rows: list[dict[str, Any]] = []
+
+    kept = predictions
 
     def record(variant: str, predictions: np.ndarray, setting: str, started: float) -> None:
         metrics = task.metrics({head: predictions}, y_test)
+        kept[variant] = {head: predictions}
         rows.append({"variant": variant, "metrics": {k: round(v, 4) for k, v in metrics.items()},
                      "setting": setting, "seconds": round(time.perf_counter() - started, 1)})
 
@@ -183,8 +186,11 @@ def baselines(prepared: Prepared) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ tuwen
 
 
-def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Single-modality models first; each fused model then blends with them on validation (tuwen's ablation)."""
+def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, ...],
+                   predictions: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Single-modality models first; each fused model then blends with them on validation (tuwen's ablation).
+
+    Fills ``predictions`` (variant → test predictions per head) for :func:`verdict`'s intervals."""
     rows = []
     experts: dict[str, Any] = {}
     for variant, names, fusion in ablation_variants(prepared, fusions):
@@ -199,6 +205,7 @@ def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, 
                 if chosen["choice"] == "blend" else "")
         rows.append({"variant": f"tuwen: {variant}", "metrics": {k: round(v, 4) for k, v in outcome["metrics"].items()},
                      "setting": setting, "seconds": outcome["seconds"], "experts": chosen})
+        predictions[rows[-1]["variant"]] = outcome["predictions"]
         print(f"    {rows[-1]['variant']}: {rows[-1]['metrics']} ({outcome['seconds']:.1f}s)", file=sys.stderr,
               flush=True)
     return rows
@@ -218,8 +225,28 @@ def markdown(case: Case, prepared: Prepared, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict(prepared: Prepared, rows: list[dict[str, Any]]) -> str:
-    """The issue's bars, checked: every fusion ≥ best single modality; best fusion > best baseline."""
+def paired_interval(prepared: Prepared, predictions: dict[str, dict[str, np.ndarray]], a: str, b: str,
+                    resamples: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95% paired bootstrap interval of main metric(a) − main metric(b) over the test rows.
+
+    Why: a few thousand test rows over dozens of classes move macro-F1 by about a point between samples;
+    the interval says whether a difference between two variants is one the test part can see."""
+    task = prepared.task
+    y = {h: v[prepared.rows("test")] for h, v in prepared.targets.items()}
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(prepared.rows("test")), len(prepared.rows("test")))
+        sample = {h: v[rows] for h, v in y.items()}
+        differences.append(task.metrics({h: p[rows] for h, p in predictions[a].items()}, sample)[task.primary]
+                           - task.metrics({h: p[rows] for h, p in predictions[b].items()}, sample)[task.primary])
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def verdict(prepared: Prepared, rows: list[dict[str, Any]], predictions: dict[str, dict[str, np.ndarray]]) -> str:
+    """The issue's bars, checked: every fusion ≥ best single modality (with the difference's 95% interval);
+    best fusion > best baseline."""
     primary, higher = prepared.task.primary, prepared.task.higher_is_better
     better = (lambda a, b: a >= b) if higher else (lambda a, b: a <= b)
     pick = max if higher else min
@@ -230,7 +257,8 @@ def verdict(prepared: Prepared, rows: list[dict[str, Any]]) -> str:
     if not fusions or not singles:
         return f"only one modality: best tuwen {primary} {pick(score[v] for v in singles):.4f}; best baseline " \
                f"{pick(score[v] for v in base):.4f}\n" if base and singles else ""
-    best_single = pick(score[v] for v in singles)
+    best_single_variant = pick(singles, key=lambda v: score[v])
+    best_single = score[best_single_variant]
     best_base = pick(base, key=lambda v: score[v]) if base else None
     lines = [f"Main metric `{primary}`: best single modality (tuwen) {best_single:.4f}"
              + (f"; best baseline {best_base} {score[best_base]:.4f}" if best_base else "")]
@@ -239,6 +267,13 @@ def verdict(prepared: Prepared, rows: list[dict[str, Any]]) -> str:
         if best_base:
             flags.append("beats best baseline" if better(score[variant], score[best_base]) and
                          score[variant] != score[best_base] else "does not beat best baseline")
+            if variant in predictions and best_base in predictions:
+                low, high = paired_interval(prepared, predictions, variant, best_base)
+                flags.append(f"vs best baseline {score[variant] - score[best_base]:+.4f}, 95% CI {low:+.4f} … "
+                             f"{high:+.4f}")
+        if variant in predictions and best_single_variant in predictions:
+            low, high = paired_interval(prepared, predictions, variant, best_single_variant)
+            flags.append(f"vs best single {score[variant] - best_single:+.4f}, 95% CI {low:+.4f} … {high:+.4f}")
         lines.append(f"- {variant}: {score[variant]:.4f} ({', '.join(flags)})")
     return "\n".join(lines) + "\n"
 
@@ -299,11 +334,12 @@ def main(argv: list[str] | None = None) -> None:
         ws = workspace_for(case.preset, args.ws_root)
         prepared = prepare(ws, make_task(case.task, case.target), case.fields, modalities=("text", "image"),
                            seed=args.seed)
-        rows = [] if args.no_baselines else baselines(prepared)
+        predictions: dict[str, dict[str, np.ndarray]] = {}
+        rows = [] if args.no_baselines else baselines(prepared, predictions)
         print(f"[{case.name}] baselines done", file=sys.stderr, flush=True)
-        rows += tuwen_variants(prepared, config, tuple(args.fusions.split(",")))
+        rows += tuwen_variants(prepared, config, tuple(args.fusions.split(",")), predictions)
         print(markdown(case, prepared, rows))
-        print(verdict(prepared, rows), flush=True)
+        print(verdict(prepared, rows, predictions), flush=True)
         results.append({"case": case.name, "title": case.title, "split": prepared.split_info, "rows": rows,
                         "seconds": round(time.perf_counter() - started, 1)})
     if args.speed:
