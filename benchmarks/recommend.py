@@ -263,8 +263,10 @@ def verdicts(results: list[Result], frame: pd.DataFrame, seed: int) -> list[str]
         if with_content in by_name and without in by_name:
             a, b = by_name[with_content].per_user, by_name[without].per_user
             ok = a["map"].mean() > b["map"].mean() and a["recall"].mean() >= b["recall"].mean()
+            p_map, p_recall = (paired_bootstrap(a[m].to_numpy(), b[m].to_numpy(), seed=seed) for m in ("map", "recall"))
             lines.append(f"{'MEETS' if ok else 'MISSES'}: {with_content} MAP {a['map'].mean():.4f} / R "
-                         f"{a['recall'].mean():.4f} vs {without} {b['map'].mean():.4f} / {b['recall'].mean():.4f}"
+                         f"{a['recall'].mean():.4f} vs {without} {b['map'].mean():.4f} / {b['recall'].mean():.4f}; "
+                         f"paired bootstrap P(with content better) MAP {p_map:.2f}, recall {p_recall:.2f}"
                          + pair_detail(by_name[with_content], by_name[without]))
     cold = [r for r in results if frame.set_index("model").loc[r.name, "group"] == "tuwen" and r.cold_hits > 0]
     lines.append(f"{'MEETS' if cold else 'MISSES'}: cold-start recall > 0 for " +

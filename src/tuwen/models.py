@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,16 +185,10 @@ class MultimodalModel(nn.Module):
         fitted = []
         for index, head in enumerate(self.head_names):
             fused, unimodal = result["outputs"][head], result["unimodal"][head]
-            logits = torch.zeros(1 + len(self.input_names), requires_grad=True)
-            optimizer = torch.optim.Adam([logits], lr=0.05)
-            for _ in range(steps):
-                losses, valid = loss(head, self._blend(logits, fused, unimodal, mask), targets[head])
-                value = losses.sum() / valid.sum().clamp(min=1)
-                optimizer.zero_grad()
-                value.backward()
-                optimizer.step()
-            self.blend[index] = logits.detach()
-            fitted.append(torch.softmax(logits.detach(), dim=0).tolist())
+            self.blend[index] = fit_blend_logits(
+                1 + len(self.input_names), lambda w: self._blend(w, fused, unimodal, mask),  # noqa: B023
+                lambda output: loss(head, output, targets[head]), steps)  # noqa: B023
+            fitted.append(torch.softmax(self.blend[index], dim=0).tolist())
         self.blend_on.fill_(True)
         return fitted
 
@@ -207,6 +201,25 @@ class MultimodalModel(nn.Module):
         for column, (name, projection) in enumerate(zip(self.input_names, self.projections, strict=True)):
             if isinstance(projection, DenseProjection):
                 projection.fit(features.dense[name][features.mask[:, column]])
+
+
+def fit_blend_logits(members: int, combine: Callable[[torch.Tensor], torch.Tensor],
+                     loss: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], steps: int) -> torch.Tensor:
+    """Blend logits over ``members`` (softmax → convex weights), fitted by Adam on the task's mean loss.
+
+    ``combine(logits)`` blends the members' outputs; ``loss(output)`` gives per-row losses and which rows
+    count. Shared by the in-network blend (fused vs unimodal heads) and the expert blend (fused network vs
+    single-modality networks): both are a handful of numbers per head, fitted on validation rows.
+    """
+    logits = torch.zeros(members, requires_grad=True)
+    optimizer = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(steps):
+        losses, valid = loss(combine(logits))
+        value = losses.sum() / valid.sum().clamp(min=1)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    return logits.detach()
 
 
 class EnsembleModel(nn.Module):
@@ -329,15 +342,9 @@ class ExpertBlend(nn.Module):
         candidates = {h: [result["outputs"][h], *(e[h] for e in expert_outputs)] for h in self.head_names}
         fitted = torch.zeros_like(self.blend)
         for index, head in enumerate(self.head_names):
-            logits = torch.zeros(1 + len(self.experts), requires_grad=True)
-            optimizer = torch.optim.Adam([logits], lr=0.05)
-            for _ in range(steps):
-                losses, valid = loss(head, self.combine(logits, candidates[head], present), targets[head])
-                value = losses.sum() / valid.sum().clamp(min=1)
-                optimizer.zero_grad()
-                value.backward()
-                optimizer.step()
-            fitted[index] = logits.detach()
+            fitted[index] = fit_blend_logits(
+                1 + len(self.experts), lambda w: self.combine(w, candidates[head], present),  # noqa: B023
+                lambda output: loss(head, output, targets[head]), steps)  # noqa: B023
         with torch.no_grad():
             scores = {"blend": score({h: self.combine(fitted[i], candidates[h], present)
                                       for i, h in enumerate(self.head_names)})}
