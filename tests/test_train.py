@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
 import subprocess
 import sys
 from dataclasses import replace
@@ -147,6 +148,22 @@ print(json.dumps({k: v.tolist() for k, v in model.outputs(features)["predictions
 """
 
 
+def tensorboard_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of a TensorBoard run folder, read the way TensorBoard does (TFRecord framing + Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(run.glob("events.out.tfevents.*")):
+        data, position = path.read_bytes(), 0
+        while position < len(data):
+            (length,) = struct.unpack("<Q", data[position:position + 8])
+            event = Event.FromString(data[position + 12:position + 12 + length])
+            position += 12 + length + 4  # length, its CRC, the record, its CRC
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspace: Workspace) -> None:
     model = train_model(workspace, "classify", "category", name="cat", fusion="gated", config=FAST)
     folder = workspace.artifacts / "models" / "cat"
@@ -154,6 +171,9 @@ def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspa
         assert (folder / name).exists(), name
     log = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert log and {"epoch", "train_loss", "val_macro_f1"} <= set(log[0])
+    scalars = tensorboard_scalars(folder / "tensorboard" / "member-0")
+    assert [step for step, _ in scalars["val/macro_f1"]] == [entry["epoch"] for entry in log]
+    assert [value for _, value in scalars["train/loss"]] == pytest.approx([entry["train_loss"] for entry in log])
     frame = workspace.read("products").head(40)
     here = model.outputs(model.features(frame, workspace))["predictions"]
     root = Path(__file__).resolve().parents[1]

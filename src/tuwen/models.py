@@ -551,9 +551,13 @@ class TuwenModel:
             torch.save(self.network.state_dict(), temp / "weights.pt")
             if self.neighbours is not None:
                 np.savez_compressed(temp / "neighbours.npz", **self.neighbours)
-            extras = [*folder.glob("metrics.jsonl"), *folder.glob("checkpoint*.pt")] if folder.exists() else []
-            for extra in extras:  # the training log and checkpoints written while training into this folder
-                shutil.copy2(extra, temp / extra.name)
+            extras = [*folder.glob("metrics.jsonl"), *folder.glob("checkpoint*.pt"), *folder.glob("tensorboard")] \
+                if folder.exists() else []
+            for extra in extras:  # the training logs and checkpoints written while training into this folder
+                if extra.is_dir():
+                    shutil.copytree(extra, temp / extra.name)
+                else:
+                    shutil.copy2(extra, temp / extra.name)
             if folder.exists():
                 old = folder.with_name(f".{folder.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

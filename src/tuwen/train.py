@@ -8,9 +8,9 @@ ablation variant of one call uses the same split, so their numbers compare.
 The loop: AdamW with warm-up and cosine decay, mini-batches, modality dropout, auxiliary unimodal
 losses, class weights from the task, early stopping on the task's validation metric (the best
 epoch's weights are restored and written as ``checkpoint.pt``), a Rich progress bar, and a
-metrics log. TensorBoard's writer needs the ``tensorboard`` package, which tuwen does not depend
-on, so the log is ``metrics.jsonl`` (one JSON object per epoch), which pandas, any plotting tool
-or a five-line TensorBoard export script can read.
+metrics log, twice: ``metrics.jsonl`` (one JSON object per epoch, for pandas and scripts) and
+TensorBoard event files under ``tensorboard/member-N`` (``tensorboard --logdir MODEL/tensorboard``),
+written by tensorboardX, which needs neither TensorFlow nor the TensorBoard server.
 """
 
 from __future__ import annotations
@@ -190,6 +190,23 @@ def make_optimizers(network: torch.nn.Module, lr: float, weight_decay: float = 1
     return optimizers
 
 
+EVENT_TAGS = {"train_loss": "train/loss", "lr": "train/lr"}  # TensorBoard tags; val_<metric> becomes val/<metric>
+
+
+def event_writer(folder: Path | None, member: int) -> Any:
+    """A TensorBoard writer for one network's run (``folder/tensorboard/member-N``, emptied first so a
+    re-run does not draw two curves), or ``None`` when nothing is saved."""
+    if folder is None:
+        return None
+    import shutil
+
+    from tensorboardX import SummaryWriter
+
+    run = folder / "tensorboard" / f"member-{member}"
+    shutil.rmtree(run, ignore_errors=True)
+    return SummaryWriter(str(run), flush_secs=10)
+
+
 def fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
                 val: FeatureSet | None, y_val: dict[str, np.ndarray] | None, config: TrainConfig,
                 folder: Path | None = None, member: int = 0) -> dict[str, Any]:
@@ -217,6 +234,7 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
     best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "metrics": {}, "state": None}
     history: list[dict[str, Any]] = []
     log = (folder / "metrics.jsonl").open("a" if member else "w", encoding="utf-8") if folder else None
+    events = event_writer(folder, member)
     started = time.perf_counter()
     try:
         with progress_bar(config.epochs, f"train · {network.fusion_name}", config.progress) as advance:
@@ -253,6 +271,10 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
                 if log:
                     log.write(json.dumps(entry) + "\n")
                     log.flush()
+                if events:
+                    for key, value in entry.items():
+                        if key in EVENT_TAGS or key.startswith("val_"):
+                            events.add_scalar(EVENT_TAGS.get(key, key.replace("val_", "val/", 1)), value, epoch + 1)
                 advance(1)
                 if score > best["score"]:
                     best = {"score": score, "epoch": epoch + 1, "metrics": metrics,
@@ -265,6 +287,8 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
     finally:
         if log:
             log.close()
+        if events:
+            events.close()
     if best["state"] is not None:
         network.load_state_dict(best["state"])
     network.eval()
