@@ -26,6 +26,7 @@ from tuwen.search import (
     SearchError,
     build_index,
     category_queries,
+    clear_engines,
     engine_for,
     learn_weights,
     ndcg_at,
@@ -272,6 +273,18 @@ def test_reindex_writes_only_what_changed(tmp_path: Path, shop: Workspace) -> No
     assert gone not in search(ws, products["title"].iloc[2], mode="lexical", k=50).ids
     assert not any(idx.index_type == "FTS" and engine_for(ws).table.index_stats(idx.name).num_unindexed_rows
                    for idx in engine_for(ws).table.list_indices()), "new rows were folded into the FTS index"
+
+
+def test_realigning_without_reindexing_is_a_clear_error_until_index_runs(tmp_path: Path, shop: Workspace) -> None:
+    """Photos projected by an old alignment and queries by a new one would rank at random: refuse, say what to run."""
+    ws = _copy(shop, tmp_path)
+    align_workspace(ws, image_encoder="color_histogram", config=AlignConfig(epochs=2, batch_size=128, hidden=128),
+                    progress=False)
+    clear_engines()
+    with pytest.raises(SearchError, match="alignment changed.*tuwen index"):
+        search(ws, "red mug", mode="crossmodal", k=5)
+    build_index(ws, SETTINGS, progress=False, learn=False)
+    assert len(search(ws, "red mug", mode="crossmodal", k=5).ids) == 5
 
 
 def test_ann_index_agrees_with_exact_search(tmp_path: Path, shop: Workspace) -> None:

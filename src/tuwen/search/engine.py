@@ -102,6 +102,15 @@ class SearchEngine:
             if self._alignment is None:
                 raise SearchError(f"{self.workspace.path}: no text↔image alignment; run `tuwen align "
                                   f"{self.workspace.path}` (then `tuwen index`) for cross-modal search")
+            indexed = self.meta.get("alignment_version")
+            if indexed is not None and indexed != self._alignment.version:
+                # The photos in the index were projected by an earlier alignment: queries mapped by the new
+                # one would land in another space and rank at random, so say so instead of answering.
+                version = self._alignment.version
+                self._alignment = None
+                raise SearchError(f"{self.workspace.path}: the text↔image alignment changed after the search "
+                                  f"index was built (index: {indexed}, now: {version}); run `tuwen index "
+                                  f"{self.workspace.path}` to re-project the photos")
         return self._alignment
 
     def product_id(self, key: Any) -> str:
