@@ -20,6 +20,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -404,22 +405,10 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     members = config.ensemble or (5 if len(train) < 1500 else 3 if len(train) < 4000 else 1)
 
     def train_members() -> tuple[Any, dict[str, Any]]:
-        networks, fits = [], []
-        for member in range(members):
-            seed = config.seed + 1000 * member
-            seed_everything(seed)  # before the weights are initialised, so a seed fixes the whole run
-            network = MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion, config.hidden,
-                                      config.dropout, config.input_dropout, config.modality_dropout,
-                                      config.aux_weight, config.wide)
-            fits.append(fit_network(network, prepared.task, train, y_train, val, y_val, replace(config, seed=seed),
-                                    folder, member))
-            networks.append(network)
-        network = networks[0] if members == 1 else EnsembleModel(networks)
-        fit = {**fits[0], "seconds": round(sum(f["seconds"] for f in fits), 3),
-               "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"]}
-        if members > 1 and len(val):
-            fit["val"] = prepared.task.metrics(network_outputs(network, prepared.task, val)["predictions"], y_val)
-        return network, fit
+        return fit_members(lambda: MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion,
+                                                   config.hidden, config.dropout, config.input_dropout,
+                                                   config.modality_dropout, config.aux_weight, config.wide),
+                           prepared.task, train, y_train, val, y_val, config, members, folder)
 
     experts = {m: e for m, e in (experts or {}).items() if set(e[1]) < set(names)}
     from tuwen.tasks.classify import ClassifyTask
@@ -476,6 +465,31 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
                    "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
                    "experts": fit["experts"], "network": network, "class_weight": fit["class_weight"]}
+
+
+def fit_members(build: Callable[[], MultimodalModel], task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
+                val: FeatureSet, y_val: dict[str, np.ndarray], config: TrainConfig, members: int,
+                folder: Path | None = None, batch_size: int = 4096) -> tuple[Any, dict[str, Any]]:
+    """Train ``members`` networks from ``build`` (seeds ``seed + 1000·m``) and average them when there are several.
+
+    Each member is seeded before ``build`` makes its weights, so one seed fixes the whole run. Returns the
+    network (an :class:`EnsembleModel` for several) and the first member's fit, with the total seconds, every
+    member's blend and, for an ensemble, the ensemble's validation metrics.
+    """
+    networks, fits = [], []
+    for member in range(members):
+        seed = config.seed + 1000 * member
+        seed_everything(seed)
+        network = build()
+        fits.append(fit_network(network, task, train, y_train, val, y_val, replace(config, seed=seed), folder,
+                                member))
+        networks.append(network)
+    network = networks[0] if members == 1 else EnsembleModel(networks)
+    fit = {**fits[0], "seconds": round(sum(f["seconds"] for f in fits), 3),
+           "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"]}
+    if members > 1 and len(val):
+        fit["val"] = task.metrics(network_outputs(network, task, val, batch_size)["predictions"], y_val)
+    return network, fit
 
 
 def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, val: FeatureSet,

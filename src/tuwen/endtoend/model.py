@@ -48,9 +48,8 @@ from tuwen.train import (
     Prepared,
     TrainConfig,
     _labels_for_neighbours,
-    fit_network,
+    fit_members,
     publish_model,
-    seed_everything,
     split_frame,
 )
 
@@ -276,25 +275,16 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
     test, y_test = prepared.part("test")
     inputs = endtoend_inputs(builder, train)
     members = max(1, config.ensemble)
-    networks, fits = [], []
-    for member in range(members):
-        member_seed = config.seed + 1000 * member
-        seed_everything(member_seed)
-        network = EndToEndNetwork(inputs, task_obj.heads(), config.fusion, config.hidden, config.dropout,
-                                  config.input_dropout, config.modality_dropout, config.aux_weight)
-        fits.append(fit_network(network, task_obj, train, y_train, val, y_val, replace(config, seed=member_seed),
-                                staging if save else None, member))
-        networks.append(network)
-    network = networks[0] if members == 1 else EnsembleModel(networks)
+    network, fit = fit_members(
+        lambda: EndToEndNetwork(inputs, task_obj.heads(), config.fusion, config.hidden, config.dropout,
+                                config.input_dropout, config.modality_dropout, config.aux_weight),
+        task_obj, train, y_train, val, y_val, config, members, staging if save else None, batch_size=1024)
     outputs = network_outputs(network, task_obj, test, batch_size=1024)
     test_metrics = task_obj.metrics(outputs["predictions"], y_test) if len(test) else {}
-    val_metrics = fits[0]["val"] if members == 1 else \
-        task_obj.metrics(network_outputs(network, task_obj, val, batch_size=1024)["predictions"], y_val)
-    seconds = round(sum(f["seconds"] for f in fits), 3)
     info = {"split": info_split, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
-            "best_epoch": fits[0]["best_epoch"], "epochs_run": fits[0]["epochs_run"], "seconds": seconds,
-            "blend": [f["blend"] for f in fits] if members > 1 else fits[0]["blend"], "ensemble": members,
-            "metrics": {"val": val_metrics, "test": test_metrics}, "inputs": [s.name for s in specs],
+            "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"], "seconds": fit["seconds"],
+            "blend": fit["blend"], "ensemble": members, "metrics": {"val": fit["val"], "test": test_metrics},
+            "inputs": [s.name for s in specs],
             "endtoend": {"mode": mode, "text_encoder": text_encoder if "text" in modalities else None,
                          "image": image if "image" in modalities else None},
             "name": name, "workspace": str(workspace.path), "target": target, "text_fields": list(text_fields),
