@@ -271,7 +271,11 @@ def test_purchase_model_learns_shopper_taste_and_scores_a_shopper_from_the_cli(w
     runner = CliRunner()
     done = runner.invoke(app, ["evaluate", str(workspace.path), "--model", "buy", "--json"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)["results"][0]["metrics"]["auc"] == pytest.approx(metrics["auc"], abs=1e-4)
+    reloaded = json.loads(done.stdout)["results"][0]["metrics"]
+    assert reloaded["auc"] == pytest.approx(metrics["auc"], abs=1e-4)
+    # Platt scaling fitted on the validation pairs travels with the saved model (log-loss, not only AUC, agrees)
+    assert model.info["calibration"]["scale"] > 0
+    assert reloaded["log_loss"] == pytest.approx(metrics["log_loss"], abs=1e-4)
     shopper = workspace.read("interactions").query("kind == 'purchase'")["user_id"].iloc[-1]
     done = runner.invoke(app, ["predict", str(workspace.path), "--model", "buy", "--user", shopper, "--title",
                                "Lumo Red Ceramic Piece", "--json"])

@@ -173,6 +173,8 @@ class PurchaseNetwork(nn.Module):
         self.input_names = self.tower.input_names
         self.aux_weight = 0.0
         self.n_inputs = len(inputs)
+        # Platt scaling (scale, shift) of the logit, fitted on the validation pairs (:meth:`calibrate`).
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))
 
     @property
     def fusion_name(self) -> str:
@@ -183,7 +185,33 @@ class PurchaseNetwork(nn.Module):
         user = self.tower(inputs[:m], mask[:, :m])["fused"]
         product = self.tower(inputs[m:], mask[:, m:])["fused"]
         logit = self.score(torch.cat([user * product, user, product], dim=1))
+        logit = logit * self.calibration[0] + self.calibration[1]
         return {"outputs": {"purchase": logit}, "unimodal": {}, "mask": mask, "fused": product}
+
+    @torch.no_grad()
+    def calibrate(self, task: Task, features: FeatureSet, labels: np.ndarray) -> dict[str, float]:
+        """Fit the logit's scale (> 0) and shift on held-out pairs by log-loss (Platt scaling).
+
+        Why: the network is trained to rank (early stopping watches AUC) and ends over-confident; on the
+        H&M validation pairs its log-loss was worse than always answering the base rate. A monotone map
+        leaves the ranking (AUC) as it is and makes the probabilities mean what they say.
+        """
+        self.calibration.copy_(torch.tensor([1.0, 0.0]))
+        logits = network_outputs(self, task, features)["raw"]["purchase"].float().reshape(-1)  # type: ignore[arg-type]
+        targets = torch.from_numpy(np.asarray(labels, np.float32))
+        log_scale, shift = torch.zeros((), requires_grad=True), torch.zeros((), requires_grad=True)
+        optimizer = torch.optim.LBFGS([log_scale, shift], lr=0.5, max_iter=100)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(logits * log_scale.exp() + shift, targets)
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            optimizer.step(closure)
+        self.calibration.copy_(torch.tensor([float(log_scale.exp()), float(shift)]))
+        return {"scale": round(float(self.calibration[0]), 4), "shift": round(float(self.calibration[1]), 4)}
 
     def fit_normalisation(self, features: FeatureSet) -> None:
         products = features.products if isinstance(features, PairFeatures) else features
@@ -299,7 +327,9 @@ class PurchaseModel:
     def load(cls, folder: Path, device: str = "cpu") -> PurchaseModel:
         config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
         network = PurchaseNetwork(**config["network"])
-        network.load_state_dict(torch.load(Path(folder) / "weights.pt", map_location=device, weights_only=True))
+        state = torch.load(Path(folder) / "weights.pt", map_location=device, weights_only=True)
+        state.setdefault("calibration", torch.tensor([1.0, 0.0]))  # saved before calibration existed: identity
+        network.load_state_dict(state)
         builder = FeatureBuilder.from_state(json.loads((Path(folder) / "features.json").read_text(encoding="utf-8")))
         info = {k: v for k, v in config.items() if k not in {"format_version", "task", "network"}}
         return cls(PurchaseTask.from_state(config["task"]), builder, network.to(device), info)
@@ -336,9 +366,12 @@ def train_purchase(workspace: Any, *, name: str | None = None, seed: int = 0, co
     take = lambda part: (pairs.subset(parts[part]), {k: v[parts[part]] for k, v in targets.items()})  # noqa: E731
     (train, y_train), (val, y_val), (test, y_test) = take("train"), take("val"), take("test")
     fit = fit_network(network, task, train, y_train, val, y_val, config, folder if save else None)  # type: ignore[arg-type]
+    calibration = network.calibrate(task, val, y_val["purchase"]) if len(val) else None
+    if calibration:
+        fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)  # type: ignore[arg-type]
     test_metrics = task.metrics(network_outputs(network, task, test)["predictions"], y_test)  # type: ignore[arg-type]
     info = {"name": name or "purchase", "split": split_info, "inputs": [s.name for s in specs],
-            "best_epoch": fit["best_epoch"], "seconds": fit["seconds"], "target": None,
+            "best_epoch": fit["best_epoch"], "seconds": fit["seconds"], "target": None, "calibration": calibration,
             "metrics": {"val": fit["val"], "test": test_metrics}}
     model = PurchaseModel(task, builder, network, info)
     if save:
