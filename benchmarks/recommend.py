@@ -163,10 +163,7 @@ def run_split(ws: Workspace, split: Split, content: ItemContent, models: dict[st
     for name, (group, make) in models.items():
         model = make()
         model.fit(split.train, products, content=content if model.uses_content else None)
-        rankings: dict[str, list[str]] = {}
-        result = evaluate_model(model, split, name=name,
-                                recommend=lambda user, m=model, r=rankings: r.setdefault(user, m.recommend(user, 12)))
-        result.extra["rankings"] = rankings
+        result = evaluate_model(model, split, name=name)
         results.append(result)
         groups[name] = group
         if keep is not None and group == "tuwen":

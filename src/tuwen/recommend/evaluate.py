@@ -179,6 +179,7 @@ def evaluate_model(model: Any, split: Split, k: int = 12, name: str | None = Non
     result = evaluate_rankings(name or getattr(model, "name", "model"), rankings, split, k, n_items,
                                1000 * float(np.median(times)) if times else 0.0)
     result.fit_seconds = getattr(model, "meta", {}).get("fit_seconds")
+    result.extra["rankings"] = rankings  # benchmarks compare two models' lists shopper by shopper
     return result
 
 

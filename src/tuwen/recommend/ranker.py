@@ -75,9 +75,8 @@ def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.
 
 def attribute_codes(facts: pd.DataFrame, item_ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(codes [items x keys], variant code per item, price per item) for a universe; -1 / NaN where unknown."""
-    keys = [c for c in facts.columns if c.startswith("key")]
     aligned = facts.reindex(item_ids)
-    codes = aligned[keys].fillna(-1).to_numpy(np.int64) if keys else np.zeros((len(item_ids), 0), np.int64)
+    codes = aligned[["key0", "key1", "key2"]].fillna(-1).to_numpy(np.int64)
     variants = aligned["variant"].fillna(-1).to_numpy(np.int64)
     price = aligned["price"].to_numpy(np.float32)
     return codes, variants, price
@@ -181,7 +180,7 @@ class CandidateRanker(Recommender):
                   # overfit the content features without it (validation weeks, mean of 3 LightGBM
                   # seeds: MAP@12 0.0286 / R 0.0518 with 10, id-only ranker 0.0256 / 0.0452; seed 0
                   # without it: 0.0244 / 0.0542, id-only 0.0253 / 0.0425)
-                  "reg_lambda": self.params.get("reg_lambda", 0.0), "subsample": 0.8, "subsample_freq": 1,
+                  "reg_lambda": self.params["reg_lambda"], "subsample": 0.8, "subsample_freq": 1,
                   "colsample_bytree": 0.8,
                   "random_state": self.params["seed"], "n_jobs": self.params["threads"] or 1, "verbose": -1}
         x, y = np.vstack(frames), np.concatenate(labels)
@@ -336,9 +335,11 @@ class _Context:
             "pop30": np.bincount(rows, weights=(age < 30).astype(np.float32), minlength=n).astype(np.float32),
             "pop_all": np.bincount(rows, minlength=n).astype(np.float32),
             "first_age": first_age, "last_age": last_age,
-            "trend_img": neighbour_popularity(content.image, recent),
-            "trend_txt": neighbour_popularity(content.text, recent),
         }
+        # The id-only ablation never reads these: skip two products x recently-sold matrix products per build.
+        for key, matrix in (("trend_img", content.image), ("trend_txt", content.text)):
+            arrays[key] = neighbour_popularity(matrix, recent) if params.get("content_features", True) \
+                else np.full(n, np.nan, np.float32)
         return cls(parts, params, arrays, parts["content"].histories)
 
     # ----------------------------------------------------------------------------- features
@@ -404,8 +405,6 @@ class _Context:
             cand_codes = self.codes[cand, j]
             share = np.where(cand_codes >= 0, counts[np.maximum(cand_codes, 0)] / max(known.sum(), 1), np.nan)
             shares.append(share.astype(np.float32))
-        while len(shares) < 3:
-            shares.append(np.full(len(cand), np.nan, np.float32))
 
         hist_price = self.price[items]
         mean_price = np.nanmean(hist_price) if np.isfinite(hist_price).any() else np.nan
