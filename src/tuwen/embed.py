@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from tuwen.encoders import Encoder, get_encoder
 from tuwen.progress import progress_bar
+from tuwen.workspace import sql_list
 
 TEXT_FIELDS = ("title", "description", "ocr")
 OCR_SCHEMA = pa.schema([("id", pa.string()), ("hash", pa.string()), ("text", pa.string())])
@@ -167,7 +168,7 @@ def load_vectors(workspace: Any, encoder: str, field: str = "image",
         known = ", ".join(f"{m['encoder']}/{m['field']}" for m in workspace.manifest.get("meta", {}).values()) or "none"
         raise KeyError(f"{workspace.path}: no {field} vectors from {encoder!r} (have: {known}); run `tuwen embed`")
     if ids is not None and len(ids) <= FEW_IDS:
-        wanted = ", ".join("'" + str(i).replace("'", "''") + "'" for i in dict.fromkeys(ids))
+        wanted = sql_list(dict.fromkeys(ids))
         table = workspace.table(name).search().where(f"id IN ({wanted})" if wanted else "false") \
             .select(["id", "vector"]).limit(max(len(ids), 1)).to_arrow()
     else:

@@ -64,6 +64,11 @@ def table_names(db: lancedb.DBConnection) -> list[str]:
             return names
 
 
+def sql_list(values: Any) -> str:
+    """Values as a quoted SQL ``IN (...)`` list (single quotes doubled), for LanceDB filters and deletes."""
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
 class WorkspaceError(RuntimeError):
     """The folder is not a usable workspace (wrong schema version, not a workspace, locked)."""
 
@@ -397,8 +402,7 @@ class _Writer:
         schema = TABLE_SCHEMAS[name]
         table = self._open_or_create(name, schema)
         if values:
-            quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-            table.delete(f"`{column}` IN ({quoted})")
+            table.delete(f"`{column}` IN ({sql_list(values)})")
         if len(frame):
             table.add(pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
         self.versions[name] = table.version

@@ -4,7 +4,7 @@ Every product becomes one row: jieba-segmented words for BM25, the filterable co
 one column per catalog attribute), and unit-length vectors per signal. Re-running :func:`build_index`
 writes only added and changed rows, deletes removed ones and folds them into the existing indexes
 (``optimize``) instead of rebuilding. At and above ``ann_threshold`` products each vector column gets an
-ANN index (``IndexSettings.ann_index``, IVF-SQ by default); below it the engine scores exactly in memory.
+ANN index (``IndexSettings.ann_index``, IVF-flat by default); below it the engine scores exactly in memory.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
                 progress: bool) -> tuple[Any, pa.Table, list[str]]:
     """Write the new or changed rows (all of them when ``fresh``) and delete the removed ones."""
     from tuwen.progress import progress_bar
-    from tuwen.search.common import sql_list
+    from tuwen.workspace import sql_list
 
     db = workspace.db
     if fresh:

@@ -88,9 +88,13 @@ def top(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def sql_list(values: list[Any]) -> str:
-    """Values as a quoted SQL ``IN (...)`` list."""
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+def candidate_count(k: int, candidates: int | None = None) -> int:
+    """How many candidates each signal contributes to a hybrid ranking of ``k`` hits.
+
+    One rule for searching and for learning the fusion weights: standardised scores are z-scores over
+    these candidates, so weights learnt on one pool size only mean the same on that pool size.
+    """
+    return max(candidates or 0, 5 * k, 50)
 
 
 def as_workspace(workspace: Any) -> Any:

@@ -30,14 +30,15 @@ from tuwen.search.common import (
     VECTOR_COLUMNS,
     IndexSettings,
     SearchError,
+    candidate_count,
     l2,
     query_error,
     read_meta,
-    sql_list,
     top,
 )
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
 from tuwen.search.tokens import query_terms, segment
+from tuwen.workspace import sql_list
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,6 +71,7 @@ class SearchEngine:
         self.ann = bool(meta.get("ann_built"))
         self.weights = read_meta(workspace, "weights")
         self._alignment: Any = None
+        self._stale_alignment: str | None = None
         self._filters: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.ids: np.ndarray | None = None
@@ -95,6 +97,8 @@ class SearchEngine:
         return [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
 
     def alignment(self) -> Any:
+        """The text↔image alignment, loaded once; refused (every time, without reloading) when it changed after
+        the index was built: photos projected by the old one and queries by the new one would rank at random."""
         if self._alignment is None:
             from tuwen.align import load_alignment
 
@@ -104,13 +108,12 @@ class SearchEngine:
                                   f"{self.workspace.path}` (then `tuwen index`) for cross-modal search")
             indexed = self.meta.get("alignment_version")
             if indexed is not None and indexed != self._alignment.version:
-                # The photos in the index were projected by an earlier alignment: queries mapped by the new
-                # one would land in another space and rank at random, so say so instead of answering.
-                version = self._alignment.version
-                self._alignment = None
-                raise SearchError(f"{self.workspace.path}: the text↔image alignment changed after the search "
-                                  f"index was built (index: {indexed}, now: {version}); run `tuwen index "
-                                  f"{self.workspace.path}` to re-project the photos")
+                self._stale_alignment = (f"{self.workspace.path}: the text↔image alignment changed after the "
+                                         f"search index was built (index: {indexed}, now: "
+                                         f"{self._alignment.version}); run `tuwen index {self.workspace.path}` "
+                                         f"to re-project the photos")
+        if self._stale_alignment:
+            raise SearchError(self._stale_alignment)
         return self._alignment
 
     def product_id(self, key: Any) -> str:
@@ -253,7 +256,7 @@ class SearchEngine:
         query = (query or "").strip()
         self._validate(query, image, mode, k, fusion)
         timings: dict[str, float] = {}
-        n = max(candidates or 0, 5 * k, 50)
+        n = candidate_count(k, candidates)
         lists, queries = self.signal_lists(query, image, mode, where, n, timings)
         t = time.perf_counter()
         fusion_used = None

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.search.common import DEFAULT_WEIGHTS, SearchError, as_workspace, top, write_meta
+from tuwen.search.common import DEFAULT_WEIGHTS, SearchError, as_workspace, candidate_count, top, write_meta
 from tuwen.search.fusion import candidate_keys, standardise
 from tuwen.search.metrics import ndcg_at
 
@@ -32,7 +32,7 @@ def category_queries(workspace: Any, min_products: int = 5, max_queries: int = 3
 
 
 def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set[str]], *, k: int = 10,
-                  step: float = 0.1, save: bool = True, candidates: int = 100) -> dict[str, Any]:
+                  step: float = 0.1, save: bool = True, candidates: int | None = None) -> dict[str, Any]:
     """Fit the hybrid weights: a grid over the simplex of signal weights, chosen for held-out mean nDCG@k.
 
     Two sets are learnt, because how much the vectors are worth depends on whether the words matched at
@@ -49,7 +49,7 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     signals = [s for s in ("lexical", "semantic", "crossmodal") if s in engine.signals]
     if len(signals) < 2:
         raise SearchError("learning fusion weights needs at least two text signals in the index")
-    prepared = _prepare(engine, signals, queries, relevant, candidates)
+    prepared = _prepare(engine, signals, queries, relevant, candidate_count(k, candidates))
     with_words = [p for p in prepared if p[3]] or prepared
     result: dict[str, Any] = {**_fit(with_words, signals, signals, k, step, ""), "queries": len(with_words)}
     vector_signals = [s for s in signals if s != "lexical"]
