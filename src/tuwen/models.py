@@ -282,12 +282,12 @@ class ExpertBlend(nn.Module):
         self.expert_names = list(expert_names)
         for expert in self.experts:
             expert.requires_grad_(False)
+            expert.eval()  # frozen: its dropout never runs
         self.config = {**fused.config,  # type: ignore[dict-item]
                        "experts": [{"name": n, "inputs": ix, "network": e.config}  # type: ignore[dict-item]
                                    for n, ix, e in zip(self.expert_names, self.expert_inputs, experts, strict=True)]}
         self.register_buffer("blend", torch.zeros(len(self.head_names), 1 + len(self.experts)))
         self.blend[:, 1:] = NEG_INF  # the fused network alone until fit_blend
-        self.choice = "fused"
 
     @property
     def head_names(self) -> list[str]:
@@ -301,13 +301,22 @@ class ExpertBlend(nn.Module):
     def fusion_name(self) -> str:
         return self.fused.fusion_name  # type: ignore[return-value]
 
-    def member_outputs(self, inputs: list[Any],
-                       mask: torch.Tensor) -> tuple[dict[str, Any], list[dict[str, torch.Tensor]], torch.Tensor]:
-        """The fused network's result, each expert's outputs, and which members have inputs (batch, 1 + experts)."""
+    def member_outputs(self, inputs: list[Any], mask: torch.Tensor, every: bool = False
+                       ) -> tuple[dict[str, Any], list[dict[str, torch.Tensor]], torch.Tensor]:
+        """The fused network's result, each expert's outputs, and which members have inputs (batch, 1 + experts).
+
+        An expert the fitted blend gives no weight is not run (``every``: run them all, to fit the blend):
+        most fitted blends keep one or two members, and a prediction with contributions runs the model once
+        per modality. It counts as absent, so an item missing its chosen expert's inputs gets the fused answer.
+        """
         result = self.fused(inputs, mask)
+        used = (self.blend > NEG_INF / 2).any(dim=0).tolist()
         expert_outputs, present = [], [torch.ones_like(mask[:, 0])]
-        for expert, ix in zip(self.experts, self.expert_inputs, strict=True):
-            expert.eval()
+        for e, (expert, ix) in enumerate(zip(self.experts, self.expert_inputs, strict=True)):
+            if not (every or used[1 + e]):
+                expert_outputs.append({h: torch.zeros_like(o) for h, o in result["outputs"].items()})
+                present.append(torch.zeros_like(mask[:, 0]))
+                continue
             sub_mask = mask[:, ix]
             expert_outputs.append(expert([inputs[i] for i in ix], sub_mask)["outputs"])
             present.append(sub_mask.any(dim=1))
@@ -338,7 +347,7 @@ class ExpertBlend(nn.Module):
         """
         self.eval()
         with torch.no_grad():
-            result, expert_outputs, present = self.member_outputs(inputs, mask)
+            result, expert_outputs, present = self.member_outputs(inputs, mask, every=True)
         candidates = {h: [result["outputs"][h], *(e[h] for e in expert_outputs)] for h in self.head_names}
         fitted = torch.zeros_like(self.blend)
         for index, head in enumerate(self.head_names):
@@ -350,12 +359,12 @@ class ExpertBlend(nn.Module):
                                       for i, h in enumerate(self.head_names)})}
             for e, name in enumerate(self.expert_names):
                 scores[name] = score({h: expert_outputs[e][h] for h in self.head_names})
-        self.choice = max(scores, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
-        if self.choice != "blend":
+        choice = max(scores, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
+        if choice != "blend":
             fitted.fill_(NEG_INF)
-            fitted[:, 1 + self.expert_names.index(self.choice)] = 0.0
+            fitted[:, 1 + self.expert_names.index(choice)] = 0.0
         self.blend.copy_(fitted)
-        return {"choice": self.choice, "validation": {k: round(v, 4) for k, v in scores.items()},
+        return {"choice": choice, "validation": {k: round(v, 4) for k, v in scores.items()},
                 "weights": {h: dict(zip(["fused", *self.expert_names],
                                         [round(w, 4) for w in torch.softmax(fitted[i], 0).tolist()], strict=True))
                             for i, h in enumerate(self.head_names)}}
@@ -462,8 +471,8 @@ class TuwenModel:
 
         The networks run on one torch thread when the batch is small: for a handful of items the work per
         operator is microseconds, and waking a second OpenMP thread (on a 2-core machine often busy with
-        the encoders) cost ~25 ms per GELU, most of a one-product prediction (measured 980 → see
-        ``benchmarks/predict_latency.py``).
+        the encoders) cost ~25 ms per GELU, most of a one-product prediction (see
+        ``benchmarks/predict_latency.py``: median 25 ms for one product, photo and title embedded live).
         """
         with torch_threads(1 if len(frame) <= 64 else 0):
             return self._predict(frame, workspace, contributions, neighbours)

@@ -38,11 +38,4 @@ def parse_mode(encoders: Any) -> dict[str, Any] | None:
     return {"mode": mode, "finetune_blocks": int(option or 3)}
 
 
-def train_endtoend(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`tuwen.endtoend.model.train_endtoend`."""
-    from tuwen.endtoend.model import train_endtoend as train
-
-    return train(*args, **kwargs)
-
-
-__all__ = ["MODES", "parse_mode", "train_endtoend"]
+__all__ = ["MODES", "parse_mode"]

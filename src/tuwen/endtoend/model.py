@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from tuwen.endtoend import MODES, parse_mode  # noqa: F401  (re-exported)
+from tuwen.embed import FEW_IDS
+from tuwen.endtoend import MODES
 from tuwen.endtoend.data import cache_folder, thumbnails, trunk_activations
 from tuwen.endtoend.image_encoders import MobileNetTail, SmallCNN
 from tuwen.endtoend.text_encoders import TEXT_ENCODERS
@@ -70,15 +71,16 @@ ENDTOEND_DEFAULTS: dict[str, dict[str, Any]] = {
 # --------------------------------------------------------------------------------------------- network
 
 
-def make_encoder(spec: dict[str, Any], hidden: int, dropout: float) -> nn.Module:
-    """The trainable module of one input, from its saved description."""
+def make_encoder(spec: dict[str, Any], hidden: int, dropout: float, pretrained: bool = True) -> nn.Module:
+    """The trainable module of one input, from its saved description (``pretrained``: start the fine-tuned
+    MobileNetV2 blocks from ImageNet, which a model about to load its own weights does not need)."""
     kind = spec["type"]
     if kind.startswith(TEXT_PREFIX):
         return TEXT_ENCODERS[kind[len(TEXT_PREFIX):]](spec["vocab"], hidden, dropout)
     if kind == IMAGE_CNN:
         return SmallCNN(hidden, dropout, spec["size"])
     if kind == IMAGE_FINETUNE:
-        return MobileNetTail(hidden, dropout, spec["blocks"])
+        return MobileNetTail(hidden, dropout, spec["blocks"], pretrained)
     raise ValueError(f"unknown trainable encoder {kind!r}")
 
 
@@ -87,15 +89,17 @@ class EndToEndNetwork(MultimodalModel):
 
     def __init__(self, inputs: list[dict[str, Any]], heads: dict[str, int], fusion: str = "gated",
                  hidden: int = 256, dropout: float = 0.2, input_dropout: float = 0.1,
-                 modality_dropout: float = 0.15, aux_weight: float = 0.5, wide: bool = False):
+                 modality_dropout: float = 0.15, aux_weight: float = 0.5, wide: bool = False,
+                 pretrained: bool = True):
         super().__init__(inputs, heads, fusion, hidden, dropout, input_dropout, modality_dropout, aux_weight, wide)
         self.projections = nn.ModuleList(
-            make_encoder(i["trainable"], hidden, dropout) if i.get("trainable") else projection
+            make_encoder(i["trainable"], hidden, dropout, pretrained) if i.get("trainable") else projection
             for i, projection in zip(inputs, self.projections, strict=True))
 
 
 def build_endtoend_network(config: dict[str, Any]) -> MultimodalModel | EnsembleModel:
-    return build_network(config, EndToEndNetwork)
+    """A saved network's skeleton: its weights are loaded next, so no ImageNet weights are read for it."""
+    return build_network({**config, "pretrained": False}, EndToEndNetwork)
 
 
 # -------------------------------------------------------------------------------------------- features
@@ -206,8 +210,10 @@ class EndToEndModel(TuwenModel):
     network_type = staticmethod(build_endtoend_network)
 
     def features(self, frame: pd.DataFrame, workspace: Any = None) -> FeatureSet:
-        """Token ids and pixels of items; photos already decoded for the workspace come from its cache."""
-        return self.builder.build(frame, cache=cache_folder(workspace))
+        """Token ids and pixels of items; for a batch, photos already decoded for the workspace come from its
+        cache. A few products (a prediction) decode their photos directly: reading the whole cache file, and
+        rewriting it with the new photos, costs far more than decoding them (the rule of ``load_vectors``)."""
+        return self.builder.build(frame, cache=cache_folder(workspace) if len(frame) > FEW_IDS else None)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> EndToEndModel:
