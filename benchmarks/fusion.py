@@ -152,11 +152,9 @@ def baselines(prepared: Prepared, predictions: dict[str, dict[str, np.ndarray]])
     image = prepared.inputs(("image",))  # every cached photo encoder, as tuwen's models get
     rows: list[dict[str, Any]] = []
 
-    kept = predictions
-
-    def record(variant: str, predictions: np.ndarray, setting: str, started: float) -> None:
-        metrics = task.metrics({head: predictions}, y_test)
-        kept[variant] = {head: predictions}
+    def record(variant: str, test_predictions: np.ndarray, setting: str, started: float) -> None:
+        metrics = task.metrics({head: test_predictions}, y_test)
+        predictions[variant] = {head: test_predictions}
         rows.append({"variant": variant, "metrics": {k: round(v, 4) for k, v in metrics.items()},
                      "setting": setting, "seconds": round(time.perf_counter() - started, 1)})
 
@@ -231,12 +229,12 @@ def paired_interval(prepared: Prepared, predictions: dict[str, dict[str, np.ndar
 
     Why: a few thousand test rows over dozens of classes move macro-F1 by about a point between samples;
     the interval says whether a difference between two variants is one the test part can see."""
-    task = prepared.task
-    y = {h: v[prepared.rows("test")] for h, v in prepared.targets.items()}
+    task, test = prepared.task, prepared.rows("test")
+    y = {h: v[test] for h, v in prepared.targets.items()}
     rng = np.random.default_rng(seed)
     differences = []
     for _ in range(resamples):
-        rows = rng.integers(0, len(prepared.rows("test")), len(prepared.rows("test")))
+        rows = rng.integers(0, len(test), len(test))
         sample = {h: v[rows] for h, v in y.items()}
         differences.append(task.metrics({h: p[rows] for h, p in predictions[a].items()}, sample)[task.primary]
                            - task.metrics({h: p[rows] for h, p in predictions[b].items()}, sample)[task.primary])
