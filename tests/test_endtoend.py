@@ -23,13 +23,14 @@ from typer.testing import CliRunner
 
 from tuwen.endtoend import parse_mode
 from tuwen.endtoend.data import cache_folder, thumbnails
-from tuwen.endtoend.model import EndToEndModel, train_endtoend
+from tuwen.endtoend.model import ENDTOEND_DEFAULTS, EndToEndModel, endtoend_config, train_endtoend
 from tuwen.endtoend.tokenizer import UNK, Tokenizer, words
 from tuwen.train import TrainConfig, load_model
 from tuwen.workspace import Workspace
 
 torch.set_num_threads(1)
-FAST = TrainConfig(hidden=32, epochs=6, patience=2, progress=False)
+FAST = endtoend_config("trainable", hidden=32, epochs=6, patience=2, progress=False)
+FAST_FT = endtoend_config("finetune", hidden=32, epochs=6, patience=2, progress=False)
 COLOURS = {"red": (200, 30, 30), "green": (30, 170, 40), "blue": (30, 50, 200)}
 KINDS = {"mug": ("陶瓷马克杯", "ceramic mug"), "vase": ("玻璃花瓶", "glass vase"), "lamp": ("台灯", "desk lamp")}
 FILLER = ("新款", "classic", "家居", "home", "精选", "gift", "简约", "modern")
@@ -91,6 +92,44 @@ def test_parse_mode_names_the_end_to_end_options() -> None:
     assert parse_mode(("use_multilingual",)) is None and parse_mode(None) is None
     with pytest.raises(ValueError, match="trainable text encoder"):
         parse_mode("trainable:lstm9")
+    assert parse_mode(("use_multilingual", "tfidf")) is None
+
+
+@pytest.mark.parametrize("encoders", [("trainable", "use_multilingual"), "trainable,use_multilingual",
+                                      ("tfidf", "finetune:2")])
+def test_an_end_to_end_mode_beside_cached_encoders_is_refused_not_dropped(encoders: object) -> None:
+    # It used to parse as "no mode" and train the frozen-feature model on the cached encoders instead.
+    with pytest.raises(ValueError, match=r"encoders (trainable,use_multilingual|tfidf,finetune:2): .*goes alone"):
+        parse_mode(encoders)
+
+
+def test_the_ablation_refuses_end_to_end_encoders_from_python_too(workspace: Workspace) -> None:
+    # The CLI had its own guard; the Python API ran a TF-IDF-only ablation (no cached encoder is called "trainable").
+    with pytest.raises(ValueError, match="encoders trainable: end-to-end encoders .*Workspace.train"):
+        workspace.evaluate("classify", "kind", encoders=("trainable",), report=False)
+    with pytest.raises(ValueError, match="goes alone"):
+        workspace.train("classify", "kind", encoders=("trainable", "use_multilingual"), save=False)
+
+
+def test_an_explicit_setting_is_kept_even_when_it_equals_the_frozen_default(workspace: Workspace) -> None:
+    # 40 epochs is TrainConfig's default: the old guess ("unchanged from the default, so not meant") made it 12.
+    given = TrainConfig(epochs=40, patience=1, hidden=16, progress=False)
+    model = train_endtoend(workspace, "classify", "kind", text_fields=("title",), modalities=("text",),
+                           config=given, save=False)
+    assert model.info["train"]["epochs"] == 40 and model.info["train"]["batch_size"] == given.batch_size
+    assert endtoend_config("trainable").epochs == ENDTOEND_DEFAULTS["trainable"]["epochs"] == 12
+    assert endtoend_config("finetune", epochs=40, lr=5e-4).epochs == 40  # the mode's defaults, then the caller's
+
+
+def test_cli_passes_end_to_end_defaults_only_where_the_user_set_nothing() -> None:
+    from tuwen.cli_models import _config
+
+    assert _config(40, 0, encoders="trainable").epochs == 40  # asked for, so kept (was silently 12)
+    chosen = _config(None, 3, False, encoders="finetune:2")
+    assert (chosen.epochs, chosen.lr, chosen.ensemble, chosen.seed) == (8, 1e-3, 1, 3)
+    assert _config(None, 0, ensemble=3, encoders="trainable").ensemble == 3
+    assert _config(None, 0) == TrainConfig(seed=0)  # the frozen-feature path keeps TrainConfig's defaults
+    assert _config(7, 0, encoders="use_multilingual").epochs == 7
 
 
 def test_learns_a_label_that_only_the_photo_shows(workspace: Workspace, colour_model: EndToEndModel) -> None:
@@ -177,6 +216,9 @@ def test_cli_train_and_predict_with_trainable_encoders(workspace: Workspace, tmp
     refused = runner.invoke(app, ["evaluate", str(workspace.path), "--task", "classify", "--target", "kind",
                                   "--ablation", "--encoders", "trainable"])
     assert refused.exit_code == 2 and "tuwen train" in refused.output  # never a silent fall-back to stored features
+    mixed = runner.invoke(app, ["train", str(workspace.path), "--target", "kind", "--encoders",
+                                "trainable,use_multilingual"])
+    assert mixed.exit_code == 2 and "trainable,use_multilingual" in mixed.output and "goes alone" in mixed.output
 
 
 def test_thumbnails_are_cached_in_the_workspace_and_bad_photos_are_absent(workspace: Workspace,
@@ -206,7 +248,7 @@ def test_finetune_trains_mobilenet_tail_on_top_of_the_frozen_trunk(workspace: Wo
         whole = load_pretrained().features(pixels.permute(0, 3, 1, 2).float() * trunk.scale + trunk.shift)
         assert torch.allclose(tail.tail(trunk(pixels)), whole, atol=1e-4)
     model = train_endtoend(workspace, "classify", "photo_colour", mode="finetune", finetune_blocks=2, image_size=64,
-                           text_fields=("title",), modalities=("image",), config=FAST, name="colour-ft")
+                           text_fields=("title",), modalities=("image",), config=FAST_FT, name="colour-ft")
     assert model.info["inputs"] == ["image@mobilenet_v2_ft"]
     assert model.info["metrics"]["test"]["macro_f1"] >= 0.8
     weights = torch.load(workspace.artifacts / "models" / "colour-ft" / "weights.pt", weights_only=True)

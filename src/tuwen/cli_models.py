@@ -42,17 +42,24 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
-EnsembleOpt = Annotated[int, typer.Option(help="Networks averaged per model (0: 5 for small catalogs, 3 for "
-                                          "medium, 1 from 4,000 training items).")]
+EnsembleOpt = Annotated[int | None, typer.Option(help="Networks averaged per model (0: 5 for small catalogs, 3 "
+                                                 "for medium, 1 from 4,000 training items; end-to-end: 1).")]
 
 
-def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int = 0) -> Any:
+def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int | None = None,
+            encoders: str | None = None) -> Any:
+    """The TrainConfig of a command: its mode's defaults (end-to-end ones for ``--encoders trainable`` /
+    ``finetune``), then only the options the user gave, so an explicit ``--epochs 40`` stays 40."""
+    from tuwen.endtoend import parse_mode
     from tuwen.train import TrainConfig
 
-    config = TrainConfig(seed=seed, progress=progress, ensemble=ensemble)
-    if epochs:
-        config.epochs = epochs
-    return config
+    given = {k: v for k, v in {"epochs": epochs or None, "ensemble": ensemble}.items() if v is not None}
+    endtoend = parse_mode(_split(encoders))
+    if endtoend is None:
+        return TrainConfig(seed=seed, progress=progress, **given)
+    from tuwen.endtoend.model import endtoend_config
+
+    return endtoend_config(endtoend["mode"], seed=seed, progress=progress, **given)
 
 
 @app.command()
@@ -69,7 +76,7 @@ def train(
     name: Annotated[str | None, typer.Option(help="Model name (folder under WS/artifacts/models).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping usually ends sooner).")] = None,
-    ensemble: EnsembleOpt = 0,
+    ensemble: EnsembleOpt = None,
     recommender: RecommenderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's summary as JSON.")] = False,
 ) -> None:
@@ -91,7 +98,7 @@ def train(
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
                         modalities=_split(modalities), tabular=_split(tabular), encoders=_split(encoders) or None,
-                        fusion=fusion, seed=seed, config=_config(epochs, seed, not as_json, ensemble))
+                        fusion=fusion, seed=seed, config=_config(epochs, seed, not as_json, ensemble, encoders))
     summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics")}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
@@ -126,7 +133,7 @@ def evaluate(
     fusions: Annotated[str, typer.Option(help="Fusion strategies for --ablation.")] = ",".join(FUSIONS),
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs per variant.")] = None,
-    ensemble: EnsembleOpt = 0,
+    ensemble: EnsembleOpt = None,
     recommenders: RecommendersOpt = None,
     test_days: Annotated[int, typer.Option(help="--task recommend: the last N days are the test window.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON for scripts.")] = False,
@@ -145,9 +152,6 @@ def evaluate(
         rec_evaluate(workspace, models=recommenders or model or ",".join(COMPARED), test_days=test_days, k=12,
                      seed=seed, as_json=as_json)
         return
-    if any(e.split(":")[0] in ("trainable", "finetune") for e in _split(encoders)):
-        raise ValueError("--encoders trainable/finetune goes with `tuwen train` (end-to-end encoders); the ablation "
-                         "compares models on the workspace's stored features: name cached encoders, or none")
     ws = Workspace(workspace, create=False)
     if model:
         summary = evaluate_saved(ws, model)

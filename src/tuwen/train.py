@@ -535,7 +535,8 @@ def train_model(workspace: Any, task: str | Task, target: str | None = None, *, 
                 limit: int | None = None) -> TuwenModel:
     """Train one model on a workspace and save it under ``WS/artifacts/models/NAME``.
 
-    ``encoders="trainable"`` / ``"finetune"`` trains end-to-end encoders instead (see :mod:`tuwen.endtoend`).
+    ``encoders="trainable"`` / ``"finetune"`` trains end-to-end encoders instead (see :mod:`tuwen.endtoend`);
+    there ``config=None`` means the mode's defaults (:func:`tuwen.endtoend.model.endtoend_config`).
     """
     task_obj = make_task(task, target) if isinstance(task, str) else task
     from tuwen.endtoend import parse_mode
@@ -604,6 +605,14 @@ def evaluate_task(workspace: Any, task: str | Task, target: str | None = None, *
     Returns ``{"task", "target", "split", "results": [{"variant", "metrics", ...}]}`` and (``report``)
     writes a Markdown report with charts into ``WS/artifacts/reports/``.
     """
+    from tuwen.endtoend import MODES, encoder_names, names_mode
+
+    if names_mode(encoders):  # here it would only filter the cached encoders down to none: TF-IDF alone
+        cached = sorted({e for e, _ in available_vectors(workspace)})
+        raise ValueError(f"encoders {','.join(encoder_names(encoders))}: end-to-end encoders ({', '.join(MODES)}) "
+                         "train with `tuwen train` or Workspace.train; the ablation compares models on the "
+                         f"workspace's stored features: name cached encoders ({', '.join(cached) or 'none yet'}), "
+                         "or none")
     task_obj = make_task(task, target) if isinstance(task, str) else task
     config = config or TrainConfig()
     if task_obj.name == "purchase":

@@ -15,20 +15,34 @@ MODES = ("trainable", "finetune")
 TEXT_KINDS = ("gru", "cnn")  # tuwen.endtoend.text_encoders.TEXT_ENCODERS
 
 
+def encoder_names(encoders: Any) -> list[str]:
+    """The encoder names of an ``encoders`` value: a tuple/list of names, or one string (commas split it)."""
+    if isinstance(encoders, str):
+        encoders = encoders.split(",")
+    if not isinstance(encoders, (list, tuple)):
+        return []
+    return [str(e).strip() for e in encoders if str(e).strip()]
+
+
+def names_mode(encoders: Any) -> bool:
+    """Whether ``encoders`` names an end-to-end mode anywhere (``trainable``, ``finetune:4``, ...)."""
+    return any(name.partition(":")[0] in MODES for name in encoder_names(encoders))
+
+
 def parse_mode(encoders: Any) -> dict[str, Any] | None:
     """``"trainable"``, ``"trainable:cnn"``, ``"finetune"``, ``"finetune:4"`` (also as a one-item tuple) → options.
 
-    None when ``encoders`` names ordinary cached encoders (the fast path).
+    None when ``encoders`` names only ordinary cached encoders (the fast path). A mode beside other names
+    (``trainable,use_multilingual``) is a ValueError, not the fast path: the end-to-end encoders replace the
+    cached ones, so the caller asked for two different models and training either would be a silent guess.
     """
-    if isinstance(encoders, (list, tuple)):
-        if len(encoders) != 1:
-            return None
-        encoders = encoders[0]
-    if not isinstance(encoders, str):
+    names = encoder_names(encoders)
+    if not names_mode(names):
         return None
-    mode, _, option = encoders.partition(":")
-    if mode not in MODES:
-        return None
+    if len(names) > 1:
+        raise ValueError(f"encoders {','.join(names)}: an end-to-end mode ({', '.join(MODES)}) trains its own text "
+                         "and image encoders and goes alone; give one of them, or only cached encoders")
+    mode, _, option = names[0].partition(":")
     if mode == "trainable":
         if option and option not in TEXT_KINDS:
             raise ValueError(f"trainable text encoder {option!r}: choose one of {', '.join(TEXT_KINDS)}")
@@ -38,4 +52,4 @@ def parse_mode(encoders: Any) -> dict[str, Any] | None:
     return {"mode": mode, "finetune_blocks": int(option or 3)}
 
 
-__all__ = ["MODES", "parse_mode"]
+__all__ = ["MODES", "encoder_names", "names_mode", "parse_mode"]

@@ -21,7 +21,7 @@ vocabulary (built from the training texts only) and the image settings, and ``co
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,8 @@ IMAGE_CNN = "image_cnn"
 IMAGE_FINETUNE = "mobilenet_v2_ft"
 TEXT_PREFIX = "text_"
 
-# End-to-end training settings that replace TrainConfig's frozen-feature defaults (a field the caller changed
-# from its default is kept). Fewer epochs and a shorter patience: an epoch here runs CNNs, not linear layers.
+# End-to-end training settings in place of TrainConfig's frozen-feature defaults (see endtoend_config). Fewer
+# epochs and a shorter patience: an epoch here runs CNNs, not linear layers.
 ENDTOEND_DEFAULTS: dict[str, dict[str, Any]] = {
     "trainable": {"epochs": 12, "patience": 3, "batch_size": 128, "lr": 2e-3, "dropout": 0.3, "input_dropout": 0.0,
                   "ensemble": 1},
@@ -226,12 +226,15 @@ class EndToEndModel(TuwenModel):
 # -------------------------------------------------------------------------------------------- training
 
 
-def endtoend_config(config: Any, mode: str) -> Any:
-    """``config`` with the end-to-end defaults in every field the caller left at TrainConfig's default."""
-    base = TrainConfig()
-    defaults = ENDTOEND_DEFAULTS[mode]
-    return replace(config, **{k: v for k, v in defaults.items()
-                              if k in {f.name for f in fields(config)} and getattr(config, k) == getattr(base, k)})
+def endtoend_config(mode: str, **settings: Any) -> TrainConfig:
+    """A TrainConfig for end-to-end training: the mode's defaults (:data:`ENDTOEND_DEFAULTS`), then ``settings``.
+
+    Why a constructor: the end-to-end defaults apply exactly where the caller set nothing. Comparing a
+    given config with TrainConfig's defaults cannot tell "left at 40 epochs" from "asked for 40 epochs".
+    """
+    if mode not in MODES:
+        raise ValueError(f"end-to-end mode {mode!r}: choose one of {', '.join(MODES)}")
+    return TrainConfig(**{**ENDTOEND_DEFAULTS[mode], **settings})
 
 
 def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, *, mode: str = "trainable",
@@ -246,7 +249,8 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
     small CNN over ``image_size`` px thumbnails (default 64). ``mode="finetune"``: the same text
     encoder, and MobileNetV2 with its last ``finetune_blocks`` modules trained, at ``image_size``
     (default 224). The split is the fast path's (:func:`tuwen.train.split_frame`): the same rows as a
-    frozen-feature model of the same task, target and seed.
+    frozen-feature model of the same task, target and seed. ``config`` is used as given; without one, the
+    mode's defaults (:func:`endtoend_config`; ``endtoend_config(mode, epochs=5)`` changes only the epochs).
     """
     if mode not in MODES:
         raise ValueError(f"end-to-end mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -256,7 +260,7 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
     if task_obj.items != "products":
         raise ValueError(f"end-to-end encoders train on products; task {task_obj.name!r} is not supported "
                          "(use the frozen-feature path)")
-    config = endtoend_config(replace(config or TrainConfig(), fusion=fusion, seed=seed), mode)
+    config = replace(config or endtoend_config(mode), fusion=fusion, seed=seed)
 
     frame, split, info_split = split_frame(workspace, task_obj, seed, test_size, val_size, limit)  # as the fast path
     text_fields = canonical_fields(text_fields or task_obj.default_text_fields)
