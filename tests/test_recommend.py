@@ -224,6 +224,18 @@ def test_ranker_reads_type_colour_and_department_from_any_catalog() -> None:
     assert (codes["variant"] == -1).all()
 
 
+def test_ranker_parses_each_products_attributes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    products = pd.DataFrame({"id": ["a", "b", "c"], "category": ["Dresses", "Dresses", "Socks"], "price": [1.0, 2, 3],
+                             "attributes": [json.dumps({"colour": "Red", "product_code": "7"}),
+                                            json.dumps({"colour": "Blue", "product_code": "7"}), ""]})
+    real, parsed = json.loads, []
+    monkeypatch.setattr(json, "loads", lambda text, *a, **kw: parsed.append(text) or real(text, *a, **kw))
+    codes = catalog_codes(products, variant_key="product_code")
+    assert len(parsed) == 2  # the two products with attributes, once each (type/colour facts + variant key)
+    assert codes.loc["a", "variant"] == codes.loc["b", "variant"] >= 0 and codes.loc["c", "variant"] == -1
+    assert codes.loc["a", "key1"] != codes.loc["b", "key1"]  # the colours were read from the same parse
+
+
 def test_unknown_shopper_gets_popular_products_and_a_late_shopper_is_folded_in(shop: Workspace,
                                                                                 content: ItemContent) -> None:
     events = shop.read("interactions")

@@ -52,9 +52,18 @@ def pseudonymise(user_id: str, salt: str) -> str:
 # ----------------------------------------------------------------------------------------- product facts
 
 
-def product_facts(products: pd.DataFrame) -> pd.DataFrame:
-    """One row per product id: type, colour, department, price (empty string / NaN when unknown)."""
-    attrs = [json.loads(a) if isinstance(a, str) and a else {} for a in products["attributes"]]
+def parse_attributes(products: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each product's ``attributes`` JSON as a dict (``{}`` when it has none), in row order."""
+    return [json.loads(a) if isinstance(a, str) and a else {} for a in products["attributes"]]
+
+
+def product_facts(products: pd.DataFrame, attrs: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per product id: type, colour, department, price (empty string / NaN when unknown).
+
+    ``attrs``: the rows' attributes already parsed (:func:`parse_attributes`), for a caller that reads other
+    keys too: parsing the JSON of a large catalog costs more than everything else here.
+    """
+    attrs = parse_attributes(products) if attrs is None else attrs
 
     def first(keys: tuple[str, ...], fallback: pd.Series | None = None) -> list[str]:
         out = []

@@ -28,7 +28,6 @@ The generators are then refitted on all the data for serving.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +54,19 @@ def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.
     Type, colour and department come from :func:`tuwen.profiles.product_facts`, which knows the
     attribute names of several catalogs (H&M, the fashion set, generic ``type`` / ``colour``) and
     falls back to the ``category`` path, so the "same type as the history" features are not
-    H&M-only. Parsed once per fit (the label weeks reuse it).
+    H&M-only. Built once per fit (the label weeks reuse it), each product's attributes JSON parsed once.
     """
     columns = ["key0", "key1", "key2", "variant", "price"]
     if products is None or products.empty:
         return pd.DataFrame(columns=columns)
-    from tuwen.profiles import product_facts
+    from tuwen.profiles import parse_attributes, product_facts
 
-    facts = product_facts(products)
+    attrs = parse_attributes(products)  # once: the facts and the variant key both read them
+    facts = product_facts(products, attrs)
     data: dict[str, Any] = {}
     for j, key in enumerate(("type", "colour", "department")):
         data[f"key{j}"] = pd.factorize(facts[key].replace("", None), use_na_sentinel=True)[0]
-    values = pd.Series([json.loads(a).get(variant_key) if variant_key and isinstance(a, str) and a else None
-                        for a in products["attributes"]], dtype=object)
+    values = pd.Series([a.get(variant_key) if variant_key else None for a in attrs], dtype=object)
     data["variant"] = pd.factorize(values, use_na_sentinel=True)[0]
     data["price"] = products["price"].to_numpy(np.float32)
     return pd.DataFrame(data, index=products["id"].astype(str))
