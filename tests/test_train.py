@@ -320,3 +320,35 @@ def test_single_modality_classifier_picks_class_weighting_on_validation(workspac
     assert prepared.task.label.weights == before  # the task's weights are left as they were
     _, once = fit_variant(prepared, names, replace(FAST, class_weights=()))
     assert once["class_weight"] is None
+
+
+def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(workspace: Workspace, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first candidate is made to win: the old loop left the *last* candidate's metrics.jsonl and
+    TensorBoard run in the model folder, beside the first one's weights."""
+    import tuwen.train as train_module
+    from tuwen.tasks import make_task
+    from tuwen.train import fit_variant, prepare
+
+    real, written = train_module.fit_members, []
+
+    def first_wins(*args, **kwargs):  # the real training; its validation score rigged, what it wrote recorded
+        network, fit = real(*args, **kwargs)
+        folder = args[8] if len(args) > 8 else kwargs["folder"]
+        written.append({"log": (folder / "metrics.jsonl").read_text(),
+                        "events": [p.read_bytes() for p in sorted((folder / "tensorboard").rglob("events.*"))]})
+        fit["val"] = {**fit["val"], "macro_f1": 1.0 if len(written) == 1 else 0.0}
+        return network, fit
+
+    monkeypatch.setattr(train_module, "fit_members", first_wins)
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
+    folder = tmp_path / "model"
+    _, outcome = fit_variant(prepared, prepared.inputs(("text",)), replace(FAST, class_weights=("none",)), folder)
+    assert outcome["class_weight"]["choice"] == prepared.task.class_weight and len(written) == 2
+    assert written[0]["log"] != written[1]["log"]  # the candidates' logs differ, so the check below means something
+    assert (folder / "metrics.jsonl").read_text() == written[0]["log"]
+    assert [p.read_bytes() for p in sorted((folder / "tensorboard").rglob("events.*"))] == written[0]["events"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "tensorboard"]
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)
+    for key, value in outcome["network"].state_dict().items():
+        assert torch.equal(saved[key], value), key

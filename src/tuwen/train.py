@@ -404,11 +404,11 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         folder.mkdir(parents=True, exist_ok=True)
     members = config.ensemble or (5 if len(train) < 1500 else 3 if len(train) < 4000 else 1)
 
-    def train_members() -> tuple[Any, dict[str, Any]]:
+    def train_members(into: Path | None = folder) -> tuple[Any, dict[str, Any]]:
         return fit_members(lambda: MultimodalModel(network_inputs(train), prepared.task.heads(), config.fusion,
                                                    config.hidden, config.dropout, config.input_dropout,
                                                    config.modality_dropout, config.aux_weight, config.wide),
-                           prepared.task, train, y_train, val, y_val, config, members, folder)
+                           prepared.task, train, y_train, val, y_val, config, members, into)
 
     experts = {m: e for m, e in (experts or {}).items() if set(e[1]) < set(names)}
     from tuwen.tasks.classify import ClassifyTask
@@ -421,9 +421,13 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         # that blend with them): soft ("sqrt") balancing helped H&M types, no weighting fashion colours.
         original, trained = list(label.weights), []
         sign = 1.0 if prepared.task.higher_is_better else -1.0
-        for choice in choices:
+        # each candidate writes its checkpoints and logs into its own folder; the chosen one's are kept
+        candidates = [folder / f".class-weight-{k}" for k in range(len(choices))] if folder else []
+        for k, choice in enumerate(choices):
             label.fit(prepared.frame[prepared.split == "train"], choice)
-            network, fit = train_members()
+            if folder:
+                candidates[k].mkdir(parents=True, exist_ok=True)
+            network, fit = train_members(candidates[k] if folder else None)
             value = fit["val"].get(prepared.task.primary, math.nan)
             trained.append((sign * value if math.isfinite(value) else -math.inf, -len(trained), choice, network, fit))
             label.weights = list(original)
@@ -431,10 +435,8 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         fit["seconds"] = round(sum(t[4]["seconds"] for t in trained), 3)
         fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
         fit["experts"] = None
-        if folder:  # the checkpoints on disk are the last candidate's: write the kept one's
-            kept = list(network.members) if isinstance(network, EnsembleModel) else [network]
-            for member, net in enumerate(kept):
-                torch.save(net.state_dict(), folder / f"checkpoint-{member}.pt" if member else folder / "checkpoint.pt")
+        if folder:
+            keep_candidate(folder, candidates, candidates[choices.index(chosen)])
         network.class_weight = chosen  # read by the fused networks that blend with this one
     else:
         # A fused network trains (and fits its blend) with the weighting its experts picked, when they agree.
@@ -465,6 +467,22 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
                    "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
                    "experts": fit["experts"], "network": network, "class_weight": fit["class_weight"]}
+
+
+def keep_candidate(folder: Path, candidates: list[Path], chosen: Path) -> None:
+    """Move the chosen candidate's files (checkpoints, ``metrics.jsonl``, ``tensorboard/``) into ``folder``,
+    replacing what is there, and delete every candidate folder: the model's logs describe the kept network."""
+    import shutil
+
+    for path in chosen.iterdir():
+        target = folder / path.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        path.rename(target)
+    for candidate in candidates:
+        shutil.rmtree(candidate, ignore_errors=True)
 
 
 def fit_members(build: Callable[[], MultimodalModel], task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
