@@ -173,9 +173,11 @@ def test_vbpr_starts_from_its_id_only_bpr_and_scores_new_products_by_content(sho
     np.testing.assert_array_equal(plain.item_id_f, warm.item_id_f)
     vbpr, bpr = fit(content_epochs=2), fit(content=False, content_epochs=2)
     assert not np.array_equal(vbpr.item_id_f, plain.item_id_f)  # phase 2 went on training the ids
-    # 32 learnt content factors, then the direct match profile . f over the [image | text] features
+    # the 32 learnt content factors, the direct match profile . f and beta . f are all linear in the
+    # [image | text] features f: one feature-width vector per shopper holds them (not [theta | alpha profile])
     dim = content.image.shape[1] + content.text.shape[1]
-    assert vbpr.user_content_f.shape == (len(vbpr.histories), 32 + dim) and bpr.user_content_f.shape[1] == 0
+    assert vbpr.user_content_w.shape == (len(vbpr.histories), dim) and bpr.user_content_w.shape[1] == 0
+    assert vbpr.item_features.shape == (len(vbpr.item_ids), dim) and not hasattr(vbpr, "content_bias")
     assert np.isfinite(vbpr.score(user, [favourite])[0])  # never bought, scored through its photo + text
     assert not np.isfinite(bpr.score(user, [favourite])[0])
 
@@ -193,7 +195,7 @@ def test_vbpr_content_term_reaches_the_scores_of_bought_products(shop: Workspace
     for user in list(split.truth)[:10]:
         k = vbpr.histories.index[user]
         id_part = vbpr.item_bias + vbpr.item_id_f @ vbpr.user_id_f[k]
-        content_part = (vbpr.item_content_f @ vbpr.user_content_f[k] + vbpr.content_bias)[:n]
+        content_part = (vbpr.item_features @ vbpr.user_content_w[k])[:n]
         np.testing.assert_allclose(vbpr.score(user)[:n], id_part + content_part, rtol=1e-5, atol=1e-5)
         assert content_part.std() > 1e-3  # the content term is there and not flat
         changed += vbpr.recommend(user, 12) != bpr.recommend(user, 12)

@@ -35,7 +35,8 @@ import pandas as pd
 # How much each kind of event says about taste; purchases are what the evaluation predicts.
 KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
 # 2: the ranker gained its look-alike sales features and VBPR its direct content match (array widths changed)
-FORMAT_VERSION = 2
+# 3: VBPR keeps one feature-width content vector per shopper and the product features (other arrays)
+FORMAT_VERSION = 3
 DAY = 86400.0
 
 
