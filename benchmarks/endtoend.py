@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from tuwen.endtoend.data import cache_folder, thumbnails, trunk_activations
-from tuwen.endtoend.model import train_endtoend
+from tuwen.endtoend.model import endtoend_config, train_endtoend
 from tuwen.features import first_image
 from tuwen.tasks import make_task
 from tuwen.train import TrainConfig, load_items, train_model
@@ -44,14 +44,17 @@ VARIANTS = ("frozen", "gru+cnn64", "textcnn+cnn64", "gru", "cnn64", "finetune")
 
 def run(ws: Workspace, variant: str, task: str, target: str, seed: int, epochs: int | None,
         finetune_size: int) -> dict[str, Any]:
-    config = TrainConfig(progress=False, seed=seed, ensemble=1)
+    settings: dict[str, Any] = {"progress": False, "seed": seed, "ensemble": 1}
     if epochs:
-        config.epochs = epochs
+        settings["epochs"] = epochs
+    mode = "frozen" if variant == "frozen" else "finetune" if variant == "finetune" else "trainable"
+    # End-to-end variants start from their mode's defaults (fewer epochs, smaller batches), not the fast path's.
+    config = TrainConfig(**settings) if mode == "frozen" else endtoend_config(mode, **settings)
     started = time.perf_counter()
     common: dict[str, Any] = {"text_fields": ("title",), "seed": seed, "config": config, "save": False}
-    if variant == "frozen":
+    if mode == "frozen":
         model = train_model(ws, task, target, modalities=("text", "image"), fusion="gated", **common)
-    elif variant == "finetune":
+    elif mode == "finetune":
         model = train_endtoend(ws, task, target, mode="finetune", image_size=finetune_size, **common)
     else:
         text = {"gru+cnn64": "gru", "textcnn+cnn64": "cnn", "gru": "gru", "cnn64": "gru"}[variant]
