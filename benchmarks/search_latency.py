@@ -43,6 +43,7 @@ from tuwen.search import (  # noqa: E402
 )
 from tuwen.search.build import ANN_INDEXES, has_ann_index, has_index, resolve_ann  # noqa: E402
 from tuwen.search.common import read_meta, write_meta  # noqa: E402
+from tuwen.shared import l2  # noqa: E402
 from tuwen.workspace import Workspace, table_names  # noqa: E402
 from workspaces import BENCH_WS
 
@@ -98,6 +99,9 @@ def report(title: str, frame: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------------------------------- part 1
 
 
+ALL_FEATURES = {"lexical": 0.3, "semantic": 0.2, "crossmodal": 0.2, "coverage": 0.3}
+
+
 def part1(args: argparse.Namespace) -> dict:
     folder = args.work / "fashion"
     if not (folder / "tuwen.json").exists():
@@ -113,6 +117,8 @@ def part1(args: argparse.Namespace) -> dict:
     modes = {"lexical": {"mode": "lexical"}, "semantic": {"mode": "semantic"}, "crossmodal": {"mode": "crossmodal"},
              "hybrid (rrf)": {"mode": "hybrid", "fusion": "rrf"},
              "hybrid (learnt weights)": {"mode": "hybrid", "fusion": "weighted"},
+             # every feature weighted, word coverage included (the index-time weights may leave it out)
+             "hybrid (all features)": {"mode": "hybrid", "fusion": "weighted", "weights": ALL_FEATURES},
              "image (photo query)": {"mode": "image"}}
     for warm in queries[:5]:  # load models, index files and caches once
         for kwargs in modes.values():
@@ -146,7 +152,7 @@ def _mix(base: np.ndarray, n: int, rng: np.random.Generator, noise: float) -> tu
         sl = slice(lo, lo + 100_000)
         mixed = weight[sl] * base[first[sl]] + (1 - weight[sl]) * base[second[sl]]
         mixed += rng.normal(0, noise, mixed.shape).astype(np.float32)
-        out[sl] = mixed / np.maximum(np.linalg.norm(mixed, axis=1, keepdims=True), 1e-12)
+        out[sl] = l2(mixed)
     return out, first
 
 
@@ -305,7 +311,8 @@ def part2(args: argparse.Namespace) -> dict:
             print(sweep[-1], flush=True)
     engine.settings = chosen
     modes = {"lexical": {"mode": "lexical"}, "semantic": {"mode": "semantic"}, "crossmodal": {"mode": "crossmodal"},
-             "hybrid (rrf)": {"mode": "hybrid", "fusion": "rrf"}}
+             "hybrid (rrf)": {"mode": "hybrid", "fusion": "rrf"},
+             "hybrid (all features)": {"mode": "hybrid", "fusion": "weighted", "weights": ALL_FEATURES}}
     for warm in queries[:5]:
         for kwargs in modes.values():
             engine.search(warm, **kwargs)

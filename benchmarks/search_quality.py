@@ -55,6 +55,7 @@ from tuwen.search import (  # noqa: E402
     mrr,
     ndcg_at,
 )
+from tuwen.shared import l2  # noqa: E402
 from tuwen.workspace import Workspace  # noqa: E402
 from workspaces import BENCH_WS
 
@@ -119,7 +120,7 @@ def evaluate(ws: Workspace, queries: list[dict], k: int = 10) -> pd.DataFrame:
             rows.append({"query": n, "lang": q["lang"], "mode": mode, "ndcg@10": ndcg_at(ids, relevant, k),
                          "R@10": capped_recall_at(ids, relevant, k), "MRR": mrr(ids, relevant)})
     frame = pd.DataFrame(rows)
-    frame.attrs["learnt"] = {k: v for k, v in learnt.items() if k.startswith(("weights", "scale"))}
+    frame.attrs["learnt"] = {k: v for k, v in learnt.items() if k.startswith(("weights", "scale", "held_out"))}
     frame.attrs["index_weights"] = {k: v for k, v in (index_weights or {}).items()
                                     if k.startswith(("weights", "scale"))}
     return frame
@@ -186,10 +187,6 @@ def part1(args: argparse.Namespace) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- part 2
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _std(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -308,22 +305,22 @@ def part2(args: argparse.Namespace) -> dict:
     Isq = np.sqrt(np.maximum(Im, 0))
     t = time.perf_counter()
     ridge = Ridge(alpha=1.0).fit(_std(T[tr], T[tr]), _std(Isq[tr], Isq[tr]))
-    g = _l2(_std(Isq[te], Isq[tr]))
-    record("ridge text→image (standardised, √image)", _l2(ridge.predict(_std(T[te], T[tr]))) @ g.T,
-           time.perf_counter() - t, g, lambda x: _l2(ridge.predict(_std(x, T[tr]))))
+    g = l2(_std(Isq[te], Isq[tr]))
+    record("ridge text→image (standardised, √image)", l2(ridge.predict(_std(T[te], T[tr]))) @ g.T,
+           time.perf_counter() - t, g, lambda x: l2(ridge.predict(_std(x, T[tr]))))
     from tuwen.align import fit_cca
 
     t = time.perf_counter()
     xt, xi = _std(T[tr], T[tr]), _std(Isq[tr], Isq[tr])
     a, b = fit_cca(xt, xi, 512, 0.1)
-    g = _l2(_std(Isq[te], Isq[tr]) @ b)
-    record("CCA, 512 dims (regularised, closed form)", _l2(_std(T[te], T[tr]) @ a) @ g.T, time.perf_counter() - t, g,
-           lambda x: _l2(_std(x, T[tr]) @ a))
+    g = l2(_std(Isq[te], Isq[tr]) @ b)
+    record("CCA, 512 dims (regularised, closed form)", l2(_std(T[te], T[tr]) @ a) @ g.T, time.perf_counter() - t, g,
+           lambda x: l2(_std(x, T[tr]) @ a))
     t = time.perf_counter()
     ft, fi = reference_infonce(_std(T[tr], T[tr]), _std(Im[tr], Im[tr]), epochs=args.reference_epochs)
-    g = _l2(fi(_std(Im[te], Im[tr])))
+    g = l2(fi(_std(Im[te], Im[tr])))
     record(f"reference InfoNCE (2-layer, T=0.07, {args.reference_epochs} epochs)",
-           _l2(ft(_std(T[te], T[tr]))) @ g.T, time.perf_counter() - t, g, lambda x: _l2(ft(_std(x, T[tr]))))
+           l2(ft(_std(T[te], T[tr]))) @ g.T, time.perf_counter() - t, g, lambda x: l2(ft(_std(x, T[tr]))))
     variants = [("MobileNetV2", Im), ("MobileNetV2 + colour histogram", np.hstack([Im, colour]))]
     config = AlignConfig(epochs=args.epochs)
     for label, feats in variants:
@@ -344,8 +341,8 @@ def part2(args: argparse.Namespace) -> dict:
         p, count = attribute_precision(lambda q, g=gallery: g @ q, te_labels, lambda s, e=encode: e(use.encode([s]))[0])
         precision[name] = p
         print(f"  {name:58s} P@10 {p:.3f}  ({count} queries)")
-    titles_te = _l2(T[te])
-    p, count = attribute_precision(lambda q: titles_te @ q, te_labels, lambda s: _l2(use.encode([s]))[0])
+    titles_te = l2(T[te])
+    p, count = attribute_precision(lambda q: titles_te @ q, te_labels, lambda s: l2(use.encode([s]))[0])
     precision["text-to-text (query vs test titles)"] = p
     print(f"  {'text-to-text (query vs test titles, USE)':58s} P@10 {p:.3f}  ({count} queries)")
     return {"retrieval": rows, "attribute_p@10": precision}

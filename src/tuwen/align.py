@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 
 from tuwen.encoders.images import torch_threads
-from tuwen.search.common import as_workspace as _as_workspace
-from tuwen.search.common import l2 as _l2
+from tuwen.shared import as_workspace, l2
 
 ALIGN_DIR = "align"
 DEFAULT_IMAGE = "mobilenet_v2+color_histogram"
@@ -246,12 +245,12 @@ class Aligner:
             raise RuntimeError("the aligner is not fitted; call fit() or load()")
         std = self.text_std if side == "text" else self.image_std
         z = std(np.asarray(x, np.float32).reshape(len(x), -1))
-        nce = _l2(self._numpy_head(side)(z))
+        nce = l2(self._numpy_head(side)(z))
         w = self.config.cca_weight if self.cca is not None else 0.0
         if w <= 0 or self.cca is None:
             out = nce
         else:
-            cca = _l2(z @ self.cca[0 if side == "text" else 1])
+            cca = l2(z @ self.cca[0 if side == "text" else 1])
             out = np.hstack([math.sqrt(1 - w) * nce, math.sqrt(w) * cca])
         blank = np.abs(np.asarray(x)).sum(1) == 0
         out[blank] = 0.0  # no text / no photo stays "no signal", never a confident vector
@@ -429,7 +428,7 @@ def _head(d_in: int, hidden: int, d_out: int, dropout: float) -> Any:
 
 def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """Recall@k and MRR when query ``i``'s only correct answer is gallery item ``i`` (ties count against)."""
-    scores = _l2(queries) @ _l2(gallery).T
+    scores = l2(queries) @ l2(gallery).T
     rank = (scores > np.diag(scores)[:, None]).sum(1)
     out = {f"R@{k}": float((rank < k).mean()) for k in ks}
     out["MRR"] = float((1.0 / (rank + 1)).mean())
@@ -538,7 +537,7 @@ def align_workspace(workspace: Any, text_encoder: str = "use_multilingual", imag
         if clip is not None:
             report = _configure_clip(workspace, Path(clip), tmp, progress)
         else:
-            sources = [workspace, *(_as_workspace(w) for w in also)]
+            sources = [workspace, *(as_workspace(w) for w in also)]
             for source in sources:
                 ensure_image_features(source, image_encoder, progress)
             data = _concat([load_pairs(source, text_encoder, image_encoder, fields) for source in sources])
@@ -615,14 +614,14 @@ class AlignmentModel:
         """
         if self.aligner is not None:
             return self.aligner.index_images(image_vectors)
-        return _l2(image_vectors)
+        return l2(image_vectors)
 
     def text_space(self, text_vectors: np.ndarray, csls: float = 0.0) -> np.ndarray:
         """Query vectors for features from ``text_encoder`` (pairs with :meth:`image_space`); ``csls``: the
         hubness penalty weight (trained alignments only)."""
         if self.aligner is not None:
             return self.aligner.query_texts(text_vectors, csls)
-        return _l2(text_vectors)
+        return l2(text_vectors)
 
 
 def load_alignment(workspace: Any) -> AlignmentModel | None:

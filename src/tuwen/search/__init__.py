@@ -11,9 +11,10 @@ Signals (each one a ranked list of products):
 * **image** — an uploaded photo against product photos (MobileNetV2 features).
 
 ``hybrid`` fuses the text signals (plus the photo, if one is given) by reciprocal rank fusion (RRF) or
-by a weighted sum of per-signal scores whose weights are *learnt* from labelled queries
-(:func:`learn_weights`); both are measured in ``benchmarks/search_quality.py``. Every hit says which
-signals found it, at what rank and score, and which query words it matched.
+by a weighted sum of per-signal scores and word coverage (the share of the query's words a candidate's text
+contains) whose weights are *learnt* from labelled queries (:func:`learn_weights`); both are measured in
+``benchmarks/search_quality.py``. Every hit says which signals found it, at what rank and score, and which
+query words it matched.
 
 The parts, one job each:
 

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, column_name, l2, read_meta, write_meta
+from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, column_name, read_meta, write_meta
 from tuwen.search.tokens import segment
+from tuwen.shared import l2
 
 
 def _aligned(ids: Sequence[str], have: Sequence[str], vectors: np.ndarray) -> np.ndarray:
@@ -179,8 +180,6 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
     weights are then fitted on pseudo-queries made from the catalog's category names
     (:func:`tuwen.search.learn.learn_weights`).
     """
-    from tuwen.search.engines import clear_engines
-
     settings = resolve_ann(settings or IndexSettings())
     start = time.perf_counter()
     docs, report = _docs_frame(workspace, settings, progress)
@@ -209,7 +208,6 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
         writer.versions[table_name] = table.version
         if previous and previous.get("table") and previous["table"] != table_name:
             writer.drop(previous["table"])
-    clear_engines()
     if learn and len(report["signals"]) > 1:
         report.update(_learn_at_index_time(workspace))
     report["seconds"] = round(time.perf_counter() - start, 2)

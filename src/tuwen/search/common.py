@@ -14,6 +14,7 @@ import pyarrow as pa
 MODES = ("hybrid", "lexical", "semantic", "crossmodal", "image")
 SIGNALS = ("lexical", "semantic", "crossmodal", "image")
 FUSIONS = ("auto", "rrf", "weighted")
+COVERAGE = "coverage"  # weighted fusion's word-coverage feature (see tuwen.search.fusion); not a mode of its own
 META_TABLE = "search_meta"
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
@@ -73,12 +74,6 @@ def column_name(key: str) -> str:
     return name
 
 
-def l2(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def top(scores: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` highest scores, best first (ties keep their order)."""
     n = min(n, len(scores))
@@ -95,17 +90,6 @@ def candidate_count(k: int, candidates: int | None = None) -> int:
     these candidates, so weights learnt on one pool size only mean the same on that pool size.
     """
     return max(candidates or 0, 5 * k, 50)
-
-
-def as_workspace(workspace: Any) -> Any:
-    """A Workspace from a Workspace or a folder path."""
-    from pathlib import Path
-
-    if isinstance(workspace, str | Path):
-        from tuwen.workspace import Workspace
-
-        return Workspace(workspace, create=False)
-    return workspace
 
 
 def read_meta(workspace: Any, key: str = "settings") -> dict[str, Any] | None:

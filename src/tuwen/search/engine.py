@@ -31,13 +31,13 @@ from tuwen.search.common import (
     IndexSettings,
     SearchError,
     candidate_count,
-    l2,
     query_error,
     read_meta,
     top,
 )
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
-from tuwen.search.tokens import query_terms, segment
+from tuwen.search.tokens import coverage, match_terms, query_terms, segment, word_set
+from tuwen.shared import l2
 from tuwen.workspace import sql_list
 
 
@@ -78,6 +78,7 @@ class SearchEngine:
         self.row: dict[str, int] = {}
         self.info: dict[str, list[Any]] | None = None
         self.matrices: dict[str, np.ndarray] = {}
+        self._words: dict[Any, frozenset[str]] = {}  # exact mode: each row's words, read on first need
         if not self.ann:
             self._load_exact()
 
@@ -239,9 +240,32 @@ class SearchEngine:
             return None
         return self.matrices[SIGNAL_COLUMNS[signal]][np.asarray(keys, dtype=np.int64)] @ queries[signal]
 
-    def features(self, lists: dict[str, Ranked], queries: dict[str, np.ndarray], keys: list[Any]) -> dict[str, Any]:
-        """Per-signal scores of every candidate (see :func:`tuwen.search.fusion.features`)."""
-        return fusion_.features(lists, keys, lambda signal, ks: self.exact_scores(signal, queries, ks))
+    def features(self, query: str, lists: dict[str, Ranked], queries: dict[str, np.ndarray],
+                 keys: list[Any]) -> dict[str, Any]:
+        """Per-signal scores and word coverage of every candidate (see :func:`tuwen.search.fusion.features`)."""
+        return fusion_.features(lists, keys, lambda signal, ks: self.exact_scores(signal, queries, ks),
+                                lambda ks: self.coverage(query, ks, lists))
+
+    def coverage(self, query: str, keys: list[Any], lists: dict[str, Ranked]) -> np.ndarray | None:
+        """Share of the query's words each candidate's indexed text contains; None when the query has none."""
+        terms = match_terms(query)
+        if not terms:
+            return None
+        return np.array([coverage(terms, self._word_set(key, lists)) for key in keys], np.float32)
+
+    def _word_set(self, key: Any, lists: dict[str, Ranked]) -> frozenset[str]:
+        """A candidate's words: cached per row in exact mode, read from the fetched rows with ANN."""
+        if not self.ann:
+            words = self._words.get(key)
+            if words is None:
+                assert self.info is not None
+                words = self._words[key] = word_set(self.info["tokens"][key])
+            return words
+        for ranked in lists.values():
+            row = (ranked.rows or {}).get(key)
+            if row is not None:
+                return word_set(row.get("tokens"))
+        return frozenset()
 
     # ----------------------------------------------------------------------------------------- search
     def search(self, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
@@ -264,7 +288,7 @@ class SearchEngine:
             fusion_used = fusion if fusion != "auto" else ("weighted" if self.weights else "rrf")
             keys, scores = fusion_.fuse(lists, fusion_used,
                                         lambda signal, ks: self.exact_scores(signal, queries, ks),
-                                        weights, self.weights)
+                                        weights, self.weights, lambda ks: self.coverage(query, ks, lists))
         else:
             name = next(iter(lists), None)
             keys = list(lists[name].keys) if name else []

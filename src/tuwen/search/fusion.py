@@ -1,5 +1,12 @@
 """Fusing several signals' ranked lists into one: reciprocal rank fusion, or a learnt weighted sum of scores.
 
+Besides the signals' own scores the weighted sum can use **coverage**: the share of the query's words a
+candidate's indexed text contains (:func:`tuwen.search.tokens.coverage`). BM25 ranks by rare words, so for
+"black dress" a product called "Zoe" whose description says "dress" can outrank one that says both; an
+attribute query wants *every* word, and coverage says how many a candidate has. It only reorders candidates
+the signals found (it retrieves nothing) and is weighed like any signal, so a catalog whose texts do not name
+what shoppers type learns a weight of 0 for it.
+
 The weighted sum works on one of two scales, learnt with the weights (:mod:`tuwen.search.learn`): ``raw``
 (lexical BM25 over the query's best, cosines as they are) or ``standardised`` (each signal's scores turned
 into z-scores over the query's candidates). Raw cosines of different signals spread very differently (the
@@ -14,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.search.common import DEFAULT_WEIGHTS, RRF_K
+from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, RRF_K
 from tuwen.search.results import Ranked
 
 ExactScores = Callable[[str, list[Any]], "np.ndarray | None"]
+Coverage = Callable[[list[Any]], "np.ndarray | None"]
 
 
 def candidate_keys(lists: dict[str, Ranked]) -> list[Any]:
@@ -35,14 +43,19 @@ def rrf(lists: dict[str, Ranked], keys: list[Any]) -> np.ndarray:
     return total
 
 
-def features(lists: dict[str, Ranked], keys: list[Any], exact: ExactScores) -> dict[str, np.ndarray]:
+def features(lists: dict[str, Ranked], keys: list[Any], exact: ExactScores,
+             coverage: Coverage | None = None) -> dict[str, np.ndarray]:
     """Per-signal scores of every candidate, comparable across queries (the inputs of weighted fusion).
 
     lexical: BM25 divided by the query's best BM25 (0 when the words do not occur); vector signals: the
     exact cosine (``exact(signal, keys)``, exact mode) or, for candidates an ANN list did not return, that
-    list's lowest score.
+    list's lowest score; ``coverage`` (when given and the query has words to match): ``coverage(keys)``.
     """
     out: dict[str, np.ndarray] = {}
+    if coverage is not None and "lexical" in lists:
+        shares = coverage(keys)
+        if shares is not None:
+            out[COVERAGE] = np.asarray(shares, np.float32)
     for signal, ranked in lists.items():
         if signal == "lexical":
             best = float(ranked.scores.max()) if len(ranked.scores) else 1.0
@@ -83,16 +96,19 @@ def choose_weights(lists: dict[str, Ranked], weights: dict[str, Any] | None,
 
 
 def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dict[str, Any] | None = None,
-         learnt: dict[str, Any] | None = None) -> tuple[list[Any], np.ndarray]:
-    """One ranking from several: ``fusion`` is ``rrf`` or ``weighted``; returns keys and scores, best first."""
+         learnt: dict[str, Any] | None = None, coverage: Coverage | None = None) -> tuple[list[Any], np.ndarray]:
+    """One ranking from several: ``fusion`` is ``rrf`` or ``weighted``; returns keys and scores, best first.
+
+    ``coverage`` is only called when the chosen weights give it a share (it reads every candidate's words).
+    """
     keys = candidate_keys(lists)
     if not keys:
         return [], np.zeros(0)
     if fusion == "rrf":
         total = rrf(lists, keys)
     else:
-        values = features(lists, keys, exact)
         w, scale = choose_weights(lists, weights, learnt)
+        values = features(lists, keys, exact, coverage if w.get(COVERAGE, 0.0) > 0 else None)
         if scale == "standardised":
             values = {s: standardise(v) for s, v in values.items()}
         total = sum(w.get(s, 0.0) * values[s] for s in values)

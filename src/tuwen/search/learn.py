@@ -1,4 +1,8 @@
-"""Learning the hybrid fusion weights from labelled queries (a cross-validated grid search over the weight simplex)."""
+"""Learning the hybrid fusion weights from labelled queries (a cross-validated grid search over the weight simplex).
+
+The weights cover the text signals and the word-coverage feature (:mod:`tuwen.search.fusion`); coverage never
+ranks alone (it only has a few distinct values per query: ties everywhere), so the grid keeps it below 1.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.search.common import DEFAULT_WEIGHTS, SearchError, as_workspace, candidate_count, top, write_meta
+from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, SearchError, candidate_count, top, write_meta
 from tuwen.search.fusion import candidate_keys, standardise
 from tuwen.search.metrics import ndcg_at
+from tuwen.shared import as_workspace
 
 Prepared = tuple[np.ndarray, list[str], set[str], bool]  # features (signals × candidates), ids, relevant, words?
 
@@ -36,49 +41,49 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     """Fit the hybrid weights: a grid over the simplex of signal weights, chosen for held-out mean nDCG@k.
 
     Two sets are learnt, because how much the vectors are worth depends on whether the words matched at
-    all: ``weights`` for queries with BM25 hits, and ``weights_without_lexical`` for queries without (a
-    Chinese query on an English catalog, a misspelling) — learnt on such queries when at least 5 are given,
-    otherwise on all queries with the lexical signal left out. Each set comes with its score ``scale``
-    (see :func:`_fit`). The per-query candidate features are computed once, so each grid point costs a few
-    vector sums. Learn on queries kept apart from the ones you judge the result on (the benchmark learns on
-    one half of its queries and reports the other).
+    all: ``weights`` for queries with BM25 hits (the signals and word coverage), and ``weights_without_lexical``
+    for queries without (a Chinese query on an English catalog, a misspelling) — learnt on such queries when at
+    least 5 are given, otherwise on all queries with the lexical signal and coverage left out. Each set comes
+    with its score ``scale`` (see :func:`_fit`). The per-query candidate features are computed once, so each
+    grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the result on (the
+    benchmark learns on one half of its queries and reports the other).
     """
-    from tuwen.search.engines import clear_engines, engine_for
+    from tuwen.search.engines import engine_for
 
     engine = engine_for(workspace)
     signals = [s for s in ("lexical", "semantic", "crossmodal") if s in engine.signals]
     if len(signals) < 2:
         raise SearchError("learning fusion weights needs at least two text signals in the index")
-    prepared = _prepare(engine, signals, queries, relevant, candidate_count(k, candidates))
+    names = [*signals, COVERAGE] if "lexical" in signals else signals
+    prepared = _prepare(engine, names, queries, relevant, candidate_count(k, candidates))
     with_words = [p for p in prepared if p[3]] or prepared
-    result: dict[str, Any] = {**_fit(with_words, signals, signals, k, step, ""), "queries": len(with_words)}
+    result: dict[str, Any] = {**_fit(with_words, names, names, k, step, ""), "queries": len(with_words)}
     vector_signals = [s for s in signals if s != "lexical"]
     if "lexical" in signals and len(vector_signals) >= 2:
         without = [p for p in prepared if not p[3]]
         pool = without if len(without) >= 5 else prepared
-        result.update(_fit(pool, signals, vector_signals, k, step, "_without_lexical"))
+        result.update(_fit(pool, names, vector_signals, k, step, "_without_lexical"))
         result["queries_without_lexical"] = len(without)
-    if save:
+    if save:  # the engine cache notices the meta table's new version: no cache to clear
         ws = as_workspace(workspace)
         with ws.transaction("search weights") as writer:
             write_meta(writer, {"weights": result})
-        clear_engines()
     return result
 
 
-def _prepare(engine: Any, signals: list[str], queries: Sequence[str], relevant: Sequence[set[str]],
+def _prepare(engine: Any, names: list[str], queries: Sequence[str], relevant: Sequence[set[str]],
              candidates: int) -> list[Prepared]:
-    """Each query's candidates with their per-signal features, computed once for the whole grid."""
+    """Each query's candidates with their features (``names``: signals, coverage), computed once for the grid."""
     prepared = []
     for query, rel in zip(queries, relevant, strict=True):
         lists, vectors = engine.signal_lists(query, None, "hybrid", None, candidates)
         keys = candidate_keys(lists)
         if not keys:
             continue
-        feats = engine.features(lists, vectors, keys)
+        feats = engine.features(query, lists, vectors, keys)
         ids = [engine.product_id(key) for key in keys]
         has_words = bool("lexical" in lists and lists["lexical"].keys)
-        prepared.append((np.stack([feats.get(s, np.zeros(len(keys))) for s in signals]), ids, set(rel), has_words))
+        prepared.append((np.stack([feats.get(s, np.zeros(len(keys))) for s in names]), ids, set(rel), has_words))
     if not prepared:
         raise SearchError("no query retrieved anything; cannot learn fusion weights")
     return prepared
@@ -89,15 +94,16 @@ FAMILIES = ("single", "raw", "standardised")  # simplest first: a tie in held-ou
 
 def _fit(prepared: list[Prepared], signals: list[str], use: list[str], k: int, step: float,
          suffix: str) -> dict[str, Any]:
-    """One weight set over the ``use`` signals (others weigh 0), from three families of candidates.
+    """One weight set over the ``use`` features (others weigh 0), from three families of candidates.
 
-    ``single`` (one signal alone: the simplex corners), ``raw`` (the whole grid on raw scores) and
-    ``standardised`` (the whole grid on per-query z-scores, :func:`~tuwen.search.fusion.standardise`). The
-    family is picked by repeated 5-fold cross-validation on these queries, the weights then by mean nDCG@k on
-    all of them. Why not just the best grid point: with ~100 queries a mix that wins by a hair in-sample
-    usually loses to the best signal alone on new queries (H&M: +0.010 nDCG@10 on the fitting half, −0.010
-    on the other); cross-validation prices in that optimism, so a mix is used only where it also wins on
-    queries it was not fitted to, and hybrid then falls back to its best component instead of below it.
+    ``single`` (one signal alone: the simplex corners; coverage is no ranking of its own), ``raw`` (the whole
+    grid on raw scores) and ``standardised`` (the whole grid on per-query z-scores,
+    :func:`~tuwen.search.fusion.standardise`). The family is picked by repeated 5-fold cross-validation on
+    these queries, the weights then by mean nDCG@k on all of them. Why not just the best grid point: with ~100
+    queries a mix that wins by a hair in-sample usually loses to the best signal alone on new queries (H&M:
+    +0.010 nDCG@10 on the fitting half, −0.010 on the other); cross-validation prices in that optimism, so a
+    mix is used only where it also wins on queries it was not fitted to, and hybrid then falls back to its
+    best component instead of below it.
     """
     grid = _grid(signals, use, step)
     corners = grid.max(axis=1) == 1.0
@@ -117,10 +123,13 @@ def _fit(prepared: list[Prepared], signals: list[str], use: list[str], k: int, s
 
 
 def _grid(signals: list[str], use: list[str], step: float) -> np.ndarray:
-    """Simplex points over the ``use`` signals, as full weight vectors over ``signals`` (rows)."""
+    """Simplex points over the ``use`` features, as full weight vectors over ``signals`` (rows); coverage alone
+    (weight 1) is left out: it ties most candidates and would leave their order to chance."""
     points = np.array(_simplex(len(use), step))
     grid = np.zeros((len(points), len(signals)))
     grid[:, [signals.index(s) for s in use]] = points
+    if COVERAGE in signals:
+        grid = grid[grid[:, signals.index(COVERAGE)] < 1.0]
     return grid
 
 

@@ -40,3 +40,45 @@ def segment(text: str | None) -> str:
 def query_terms(text: str) -> list[str]:
     """The words of a query as the hit explanations report them (lower case, de-duplicated, in order)."""
     return list(dict.fromkeys(w.lower() for w in _WORD.findall(segment(text)) if len(w) > 1 or _CJK.match(w)))
+
+
+# The English stop words LanceDB's ``simple`` tokenizer drops (tantivy's list): BM25 never matches them, so the
+# coverage feature does not count them either ("shoes for men" has two words to find, not three).
+STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
+    "this to was will with".split())
+
+
+def match_form(word: str) -> str:
+    """A word as the coverage feature compares it: lower case, English plurals folded (dresses → dress, hoodies /
+    hoodie → hoodi, shoes → shoe).
+
+    Both sides go through it, so all it must do is give a word's singular and plural one form; no stemmer
+    ships with tuwen, and the BM25 index's own stemmer lives inside LanceDB. Chinese words pass unchanged.
+    """
+    w = word.lower()
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us")):
+        if w.endswith(("sses", "xes", "ches", "shes", "zes")):
+            w = w[:-2]
+        elif w.endswith("ies"):
+            w = w[:-2]
+        else:
+            w = w[:-1]
+    if len(w) > 3 and w.endswith(("ie", "y")):
+        w = w[:-2] + "i" if w.endswith("ie") else w[:-1] + "i"
+    return w
+
+
+def word_set(tokens: str | None) -> frozenset[str]:
+    """The distinct words of an indexed ``tokens`` text (already segmented), in :func:`match_form`."""
+    return frozenset(match_form(w) for w in _WORD.findall(tokens or ""))
+
+
+def match_terms(query: str) -> list[str]:
+    """The query words coverage counts: :func:`query_terms` without stop words, in :func:`match_form`."""
+    return list(dict.fromkeys(match_form(w) for w in query_terms(query) if w not in STOP_WORDS))
+
+
+def coverage(terms: list[str], words: frozenset[str]) -> float:
+    """Share of the query's ``terms`` (from :func:`match_terms`) found among a product's ``words``."""
+    return sum(t in words for t in terms) / len(terms) if terms else 0.0
