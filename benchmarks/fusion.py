@@ -1,16 +1,16 @@
 """Does fusing image and text beat either alone, and the simple scikit-learn baselines? Measured on real data.
 
 For each case (data set, task, target, text fields) this script builds (or reuses) a workspace
-under ``--ws-root`` with ``Workspace.ingest(preset=...)`` + ``.embed()`` (MobileNetV2 image,
+under ``--ws-root`` (``workspaces.build``: the default encoders, MobileNetV2 + colour histogram photos,
 multilingual USE text), prepares the task once with tuwen's split (stratified by target,
 grouped by ``product_code`` for H&M and by review ``group`` for Amazon; test 20 %, validation
 10 %, train 70 %; one seed) and then, on exactly that split and those features:
 
 * scikit-learn baselines: logistic regression on TF-IDF (the same word + character n-gram
-  TF-IDF tuwen's models use, fitted on the training rows), on USE vectors, on MobileNetV2
-  vectors, on early concatenation (TF-IDF + L2-normalised image vector), and the late average
-  of the TF-IDF and image models' probabilities; C is picked on the validation rows (by the
-  task's main metric) and the model is fitted on the training rows, as tuwen's models are.
+  TF-IDF tuwen's models use, fitted on the training rows), on USE vectors, on the photo vectors
+  (every cached photo encoder, as tuwen's models get), on early concatenation (TF-IDF + L2-normalised
+  photo vectors), and the late average of the TF-IDF and photo models' probabilities; C is picked on the
+  validation rows (by the task's main metric) and the model is fitted on the training rows, as tuwen's models are.
   Price: Ridge on TF-IDF, on image, on both (alpha picked the same way).
 * tuwen: text only, image only and every fusion strategy (``tuwen evaluate --ablation``).
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -43,18 +42,13 @@ from sklearn.preprocessing import normalize
 from tuwen.fusion import FUSIONS
 from tuwen.tasks import make_task
 from tuwen.train import Prepared, TrainConfig, ablation_variants, fit_variant, prepare
-from tuwen.workspace import Workspace
-from workspaces import BENCH_WS
-
-DATASETS = Path(os.environ.get("TUWEN_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-FOLDERS = {"fashion": "fashion-product-images", "hm": "hm", "flipkart": "flipkart",
-           "amazon-reviews": "amazon-fashion-reviews"}
+from workspaces import BENCH_WS, build
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    preset: str
+    dataset: str  # a key of workspaces.SETS
     task: str
     target: str
     fields: tuple[str, ...]
@@ -73,20 +67,9 @@ CASES = [
     Case("flipkart-category", "flipkart", "classify", "category:1", ("title",),
          "Flipkart top category (product_name)"),
     Case("flipkart-price", "flipkart", "price", "price", ("title",), "Flipkart retail price, INR (product_name)"),
-    Case("amazon-review", "amazon-reviews", "review", "rating", ("text", "title"),
+    Case("amazon-review", "amazon", "review", "rating", ("text", "title"),
          "Amazon fashion review rating (reviewText + summary)"),
 ]
-
-
-def workspace_for(preset: str, root: Path) -> Workspace:
-    """The preset's workspace under ``root``, ingested and embedded on first use, reused afterwards."""
-    folder = root / preset
-    ws = Workspace(folder)
-    if not ws.has_table("products") and not ws.has_table("reviews"):
-        ws.ingest(preset=preset, path=DATASETS / FOLDERS[preset])
-    if preset != "amazon-reviews":
-        ws.embed(image_encoder="mobilenet_v2", text_encoder="use_multilingual", progress=False)
-    return ws
 
 
 # ------------------------------------------------------------------------------------------- baselines
@@ -283,7 +266,7 @@ def speed(root: Path, seed: int) -> str:
 
     from tuwen.train import load_model, train_model
 
-    ws = workspace_for("fashion", root)
+    ws = build("fashion", root=root, reuse=True)
     started = time.perf_counter()
     model = train_model(ws, "classify", "articleType", name="bench-speed", text_fields=("title",), fusion="gated",
                         seed=seed, config=TrainConfig(progress=False, ensemble=1, seed=seed))
@@ -329,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     for case in (c for c in CASES if c.name in args.cases):
         started = time.perf_counter()
         print(f"[{case.name}] preparing", file=sys.stderr, flush=True)
-        ws = workspace_for(case.preset, args.ws_root)
+        ws = build(case.dataset, root=args.ws_root, reuse=True)
         prepared = prepare(ws, make_task(case.task, case.target), case.fields, modalities=("text", "image"),
                            seed=args.seed)
         predictions: dict[str, dict[str, np.ndarray]] = {}

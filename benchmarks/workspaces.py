@@ -16,23 +16,26 @@ from tuwen.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_WS = Path(os.environ.get("TUWEN_BENCH_WS", ROOT / "bench-ws"))
+DATASETS = Path(os.environ.get("TUWEN_DATASETS", ROOT.parent / "shared" / "datasets"))
 SETS = {"fashion": ("fashion", "fashion-product-images"), "hm": ("hm", "hm"), "flipkart": ("flipkart", "flipkart"),
         "amazon": ("amazon-reviews", "amazon-fashion-reviews")}
 
 
-def build(name: str, data: Path, root: Path = BENCH_WS) -> Workspace:
+def build(name: str, data: Path = DATASETS, root: Path = BENCH_WS, reuse: bool = False) -> Workspace:
+    """The data set's embedded workspace; ``reuse``: skip ingestion when it already holds the data set."""
     preset, folder = SETS[name]
     ws = Workspace(root / name)
-    ws.ingest(preset=preset, path=data / folder)
+    if not (reuse and (ws.has_table("products") or ws.has_table("reviews"))):
+        ws.ingest(preset=preset, path=data / folder)
     if name != "amazon":  # reviews carry no photos; the review models embed their text themselves
-        ws.embed(image_encoder="mobilenet_v2", text_encoder="use_multilingual")
+        ws.embed(text_encoder="use_multilingual")  # default photo encoders: MobileNetV2 + colour histogram
     return ws
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("sets", nargs="*", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--data", type=Path, default=DATASETS)
     parser.add_argument("--root", type=Path, default=BENCH_WS)
     args = parser.parse_args()
     for name in args.sets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from tuwen.workspace import Workspace
@@ -62,3 +63,22 @@ def test_ocr_text_is_stored_per_product_and_embedded(tmp_path: Path) -> None:
     assert "50" in texts["s1"] and texts["s2"] == ""
     assert report["use_multilingual/ocr"]["embedded"] == 1  # only products whose photo carried text
     assert ws.embed(image_encoder=None, text_encoder=None, ocr=True, progress=False)["ocr"] == {"read": 0, "cached": 2}
+
+
+def test_several_photo_encoders_embed_into_their_own_tables(tmp_path: Path) -> None:
+    """``mobilenet_v2+color_histogram``: both vector tables filled, both cached on a re-run; a text encoder
+    in the list is refused by name before anything is embedded."""
+    photo(tmp_path / "red.png", "red")
+    photo(tmp_path / "blue.png", "blue")
+    file = write_csv(tmp_path / "p.csv", ["id", "title", "image"], [["r", "red top", "red.png"],
+                                                                      ["b", "blue top", "blue.png"]])
+    ws = Workspace(tmp_path / "ws")
+    ws.ingest(catalog=file)
+    first = ws.embed(image_encoder="mobilenet_v2+color_histogram", text_encoder=None, progress=False)
+    assert first == {"mobilenet_v2/image": {"embedded": 2, "cached": 0},
+                     "color_histogram/image": {"embedded": 2, "cached": 0}}
+    again = ws.embed(image_encoder="mobilenet_v2 + color_histogram", text_encoder=None, progress=False)
+    assert all(counts == {"embedded": 0, "cached": 2} for counts in again.values()) and len(again) == 2
+    assert ws.vectors("color_histogram")[1].shape == (2, 128) and ws.vectors("mobilenet_v2")[1].shape == (2, 1280)
+    with pytest.raises(ValueError, match="'tfidf' is a text encoder"):
+        ws.embed(image_encoder="color_histogram+tfidf", text_encoder=None, progress=False)

@@ -65,6 +65,7 @@ def test_real_slice_embeds_image_and_text(fashion_dir: Path, tmp_path: Path) -> 
     assert report["mobilenet_v2/image"] == {"embedded": 40, "cached": 0}
     assert report["use_multilingual/title"] == {"embedded": 40, "cached": 0}
     info = ws.info()
-    assert info["vectors"] == {"mobilenet_v2": 40, "use_multilingual": 40}
+    assert report["color_histogram/image"] == {"embedded": 40, "cached": 0}  # the default photo encoders
+    assert info["vectors"] == {"mobilenet_v2": 40, "color_histogram": 40, "use_multilingual": 40}
     ids, vectors = ws.vectors("mobilenet_v2", "image")
     assert vectors.shape == (40, 1280) and (vectors.std(axis=0) > 0).sum() > 500

@@ -322,6 +322,27 @@ def test_single_modality_classifier_picks_class_weighting_on_validation(workspac
     assert once["class_weight"] is None
 
 
+def test_fused_network_trains_with_its_best_experts_class_weighting(workspace: Workspace) -> None:
+    """Text picked no weighting and validates best: the fused network trains with none, even though the
+    photo expert kept "sqrt" (the old rule needed the experts to agree and fell back to the task's own)."""
+    from tuwen.tasks import make_task
+    from tuwen.train import fit_variant, prepare
+
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text", "image"))
+    experts = {}
+    for modality in ("text", "image"):
+        names = prepared.inputs((modality,))
+        model, _ = fit_variant(prepared, names, replace(FAST, class_weights=()))
+        experts[modality] = (model.network, names)
+    everything = prepared.inputs(("text", "image"))
+    picks = {"text": "none", "image": "sqrt"}
+    for best, other, expected in (("text", "image", "none"), ("image", "text", None)):
+        experts[best][0].class_weight, experts[best][0].class_weight_score = picks[best], 0.9
+        experts[other][0].class_weight, experts[other][0].class_weight_score = picks[other], 0.5
+        _, outcome = fit_variant(prepared, everything, FAST, experts=experts)
+        assert (outcome["class_weight"] or {}).get("choice") == expected  # None: the task's own "sqrt"
+
+
 def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(workspace: Workspace, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The first candidate is made to win: the old loop left the *last* candidate's metrics.jsonl and

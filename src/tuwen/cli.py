@@ -20,7 +20,7 @@ from tuwen.catalog import Batch, RejectedInput
 from tuwen.datasets import PRESETS
 from tuwen.datasets.generic import MappingError
 from tuwen.datasets.readers import InputFileError
-from tuwen.workspace import Workspace, WorkspaceError
+from tuwen.workspace import DEFAULT_IMAGE_ENCODERS, Workspace, WorkspaceError
 
 app = typer.Typer(help="tuwen (图文): image + text learning for e-commerce catalogs.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -107,7 +107,8 @@ def ingest(
 @friendly
 def embed(
     workspace: WorkspaceArg,
-    image_encoder: Annotated[str, typer.Option(help="Image encoder name, CLIP folder, or 'none'.")] = "mobilenet_v2",
+    image_encoder: Annotated[str, typer.Option(
+        help="Image encoder name, several joined by +, CLIP folder, or 'none'.")] = DEFAULT_IMAGE_ENCODERS,
     text_encoder: Annotated[str, typer.Option(help="Text encoder name, CLIP folder, or 'none'.")] = "use_multilingual",
     ocr: Annotated[bool, typer.Option(help="Also read text printed on photos (OCR) and embed it.")] = False,
     fields: Annotated[str, typer.Option(help="Product text fields to embed, comma separated.")] = "title,description",

@@ -130,15 +130,18 @@ def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str
                     fields: Sequence[str], batch_size: int, progress: bool) -> dict[str, Any]:
     products = workspace.read("products", ["id", "title", "description", "image_paths", "has_image"])
     report: dict[str, Any] = {}
-    if image_encoder:
-        encoder = get_encoder(image_encoder)
+    # "mobilenet_v2+color_histogram": several photo encoders, each its own vector table (models read them all)
+    image_encoders = [get_encoder(n.strip()) for n in (image_encoder or "").split("+") if n.strip()]
+    for encoder in image_encoders:
         if encoder.modality != "image":
-            raise ValueError(f"{image_encoder!r} is a {encoder.modality} encoder, not an image encoder")
+            raise ValueError(f"{encoder.name!r} is a {encoder.modality} encoder, not an image encoder")
+    if image_encoders:
         with_image = products[products["has_image"]]
         paths = [p[0] for p in with_image["image_paths"]]
-        report[f"{encoder.name}/image"] = embed_items(
-            workspace, encoder, "image", list(with_image["id"]), paths, [file_digest(p) for p in paths],
-            min(batch_size, 256), progress)
+        digests = [file_digest(p) for p in paths]
+        for encoder in image_encoders:
+            report[f"{encoder.name}/image"] = embed_items(workspace, encoder, "image", list(with_image["id"]), paths,
+                                                          digests, min(batch_size, 256), progress)
     if ocr:
         report["ocr"] = read_ocr(workspace, products, progress=progress)
     if text_encoder:

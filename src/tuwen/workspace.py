@@ -51,6 +51,11 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "rejects": REJECT_SCHEMA,
 }
 
+# The photo features every model and the search alignment read: MobileNetV2 sees shape and kind, the colour
+# histogram sees colour, which ImageNet features barely keep (fashion baseColour from the photo, seed 1:
+# macro-F1 0.41 with MobileNetV2 alone, 0.50 with the histogram beside it) and which costs ~400 photos/s.
+DEFAULT_IMAGE_ENCODERS = "mobilenet_v2+color_histogram"
+
 
 def table_names(db: lancedb.DBConnection) -> list[str]:
     """Every table in the database (LanceDB pages its listing; a single page silently stops at a limit)."""
@@ -254,10 +259,12 @@ class Workspace:
         return found
 
     # -------------------------------------------------------------------- embed
-    def embed(self, image_encoder: str | None = "mobilenet_v2", text_encoder: str | None = "use_multilingual",
+    def embed(self, image_encoder: str | None = DEFAULT_IMAGE_ENCODERS, text_encoder: str | None = "use_multilingual",
               ocr: bool = False, fields: tuple[str, ...] = ("title", "description"), batch_size: int = 256,
               progress: bool = True) -> dict[str, Any]:
-        """Compute (or reuse from cache) feature vectors for every product; see :mod:`tuwen.embed`."""
+        """Compute (or reuse from cache) feature vectors for every product; see :mod:`tuwen.embed`.
+
+        ``image_encoder`` may name several encoders joined by ``+``; each gets its own vector table."""
         from tuwen.embed import embed_workspace
 
         return embed_workspace(self, image_encoder, text_encoder, ocr, fields, batch_size, progress)
