@@ -41,6 +41,7 @@ from tuwen.search.fusion import fuse, standardise
 from tuwen.search.learn import _fit, _grid, _ndcg_table
 from tuwen.search.results import Ranked
 from tuwen.search.tokens import coverage, match_form, match_terms, word_set
+from tuwen.search.vocab import SoftMatcher, soft_hits, vocabulary
 from tuwen.workspace import Workspace
 
 from .helpers import synthetic_shop
@@ -262,13 +263,14 @@ def test_coverage_counts_the_query_words_each_product_text_contains(shop: Worksp
     engine = engine_for(shop)
     products = shop.read("products").set_index("id")
     keys = list(range(len(engine.ids)))
-    shares = engine.coverage("Red ceramics for the table", keys, {})  # stop words do not count
+    matched = {"lexical": Ranked([0], np.ones(1, np.float32))}  # BM25 found the words: coverage is exact
+    shares = engine.coverage("Red ceramics for the table", keys, matched)  # stop words do not count
     for key, share in zip(keys, shares, strict=True):
         words = set(re.findall(r"\w+", f"{products.loc[engine.ids[key], 'title']} "
                                        f"{products.loc[engine.ids[key], 'description']}".lower()))
         expected = (("red" in words) + bool({"ceramic", "ceramics"} & words) + bool({"table", "tables"} & words)) / 3
         assert share == pytest.approx(expected), engine.ids[key]
-    assert 0 < shares.mean() < 1 and engine.coverage("the of", keys, {}) is None
+    assert 0 < shares.mean() < 1 and engine.coverage("the of", keys, matched) is None
 
 
 def test_match_forms_fold_plurals_and_skip_stop_words() -> None:
@@ -280,6 +282,37 @@ def test_match_forms_fold_plurals_and_skip_stop_words() -> None:
     words = word_set(segment("Men Black Casual Shoe 红色连衣裙"))
     assert coverage(match_terms("black shoes for women"), words) == pytest.approx(2 / 3)
     assert coverage(match_terms("红色连衣裙"), words) == 1.0 and coverage([], words) == 0.0
+
+
+def test_soft_coverage_finds_a_chinese_word_in_its_translation_only() -> None:
+    from tuwen.encoders import get_encoder
+
+    encoder = get_encoder("use_multilingual")
+    texts = [segment("Black leather handbag"), segment("Umbrella with wooden handle"), segment("Black umbrella")]
+    words = vocabulary(texts, 100)
+    assert "handbag" in words and "with" not in words  # stop words are no meaning to match
+    matcher = SoftMatcher(list(words), np.asarray(encoder.encode(list(words.values())), np.float32))
+    similarity = matcher.similarity(np.asarray(encoder.encode(["黑色", "雨伞"]), np.float32))
+    hits = soft_hits(similarity, [matcher.ids(word_set(t)) for t in texts] + [np.zeros(0, np.int64)])
+    assert hits[0, 0] > 0.8 and hits[0, 1] == 0.0 and hits[0, 2] > 0.8  # 黑色 is "black", not "umbrella"
+    assert hits[1, 1] > hits[1, 0] + 0.3 and hits[:, 3].tolist() == [0.0, 0.0]  # 雨伞: umbrella; no words: 0
+    assert matcher.unknown(["black", "黑色"]) == [1]  # words the catalog uses are matched exactly, never softly
+
+
+def test_engine_coverage_is_soft_for_foreign_words_and_exact_for_the_catalog_s_own(shop: Workspace) -> None:
+    engine = engine_for(shop)
+    assert engine.matcher() is not None  # the index stored its vocabulary
+    keys = list(range(len(engine.ids)))
+    sets = [word_set(engine.info["tokens"][key]) for key in keys]
+    english = engine.coverage("red", keys, {})
+    assert english.tolist() == [float("red" in ws) for ws in sets]  # exact: full coverage, nothing partial
+    soft = engine.coverage("Umbrella", keys, {})  # a word no product uses: only soft matches, and none close
+    assert "umbrella" not in engine.matcher().index and soft.max() < 0.5
+    rainbow = engine.coverage("彩虹 red", keys, {})
+    alone = engine.coverage("彩虹", keys, {})
+    assert rainbow.tolist() == pytest.approx([(float("red" in ws) + s) / 2 for ws, s in zip(sets, alone, strict=True)])
+    assert alone.max() > 0  # soft matches exist ... but not once BM25 matched words: then coverage is exact
+    assert engine.coverage("彩虹", keys, {"lexical": Ranked([0], np.ones(1, np.float32))}).max() == 0.0
 
 
 def test_standardised_fusion_ranks_by_weighted_z_scores() -> None:

@@ -201,7 +201,10 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
             table.optimize()  # folds new/changed rows into the existing FTS and vector indexes, no rebuild
         report["seconds_indexes"] = round(time.perf_counter() - t1, 2)
         report["ann"] = use_ann
+        vocabulary = _vocabulary(workspace, writer, docs, settings, report["signals"])
+        report["vocabulary"] = vocabulary
         meta = {**asdict(settings), "table": table_name, "ann_built": use_ann, "signals": report["signals"],
+                "vocabulary": vocabulary["table"] if vocabulary else None,
                 "rows": report["rows"], "alignment_version": report["alignment_version"],
                 "price_edges": _price_edges(docs), "built_at": time.time()}
         write_meta(writer, {"settings": meta})
@@ -248,6 +251,21 @@ def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
     for lo in range(0, len(removed), 500):
         table.delete(f"id IN ({sql_list(removed[lo:lo + 500])})")
     return table, changed, removed
+
+
+def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSettings,
+                signals: list[str]) -> dict[str, Any] | None:
+    """The catalog's word vectors for soft (cross-lingual) coverage (:mod:`tuwen.search.vocab`), embedded with
+    the semantic signal's encoder: only when that signal exists (its encoder is known to load) and
+    ``settings.soft_vocabulary`` allows any words."""
+    if "semantic" not in signals or settings.soft_vocabulary <= 0:
+        return None
+    from tuwen.search.engine import _encoder
+    from tuwen.search.vocab import update_vocabulary
+
+    encoder = _encoder(settings.text_encoder)
+    return update_vocabulary(workspace, writer, docs.column("tokens").to_pylist(), settings.text_encoder,
+                             lambda words: np.asarray(encoder.encode(words), np.float32), settings.soft_vocabulary)
 
 
 def _learn_at_index_time(workspace: Any) -> dict[str, Any]:

@@ -43,10 +43,12 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     Two sets are learnt, because how much the vectors are worth depends on whether the words matched at
     all: ``weights`` for queries with BM25 hits (the signals and word coverage), and ``weights_without_lexical``
     for queries without (a Chinese query on an English catalog, a misspelling) — learnt on such queries when at
-    least 5 are given, otherwise on all queries with the lexical signal and coverage left out. Each set comes
-    with its score ``scale`` (see :func:`_fit`). The per-query candidate features are computed once, so each
-    grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the result on (the
-    benchmark learns on one half of its queries and reports the other).
+    least 5 are given, otherwise on all queries with the lexical signal left out. Coverage counts there only
+    when learnt on such queries and the index stored its vocabulary (then it is soft coverage,
+    :mod:`tuwen.search.vocab`); else it is left out too.
+    Each set comes with its score ``scale`` (see :func:`_fit`). The per-query candidate features are computed
+    once, so each grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the
+    result on (the benchmark learns on one half of its queries and reports the other).
     """
     from tuwen.search.engines import engine_for
 
@@ -62,7 +64,12 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     if "lexical" in signals and len(vector_signals) >= 2:
         without = [p for p in prepared if not p[3]]
         pool = without if len(without) >= 5 else prepared
-        result.update(_fit(pool, names, vector_signals, k, step, "_without_lexical"))
+        # soft coverage (a stored vocabulary) can find a query's words in meaning where BM25 found none; its worth
+        # is only learnt on such queries: on queries whose words matched, coverage is exact, a different feature
+        # (H&M's index-time weights learnt it from English category names and lost 0.03 on Chinese queries)
+        soft = pool is without and engine.matcher() is not None
+        use = [*vector_signals, COVERAGE] if soft else vector_signals
+        result.update(_fit(pool, names, use, k, step, "_without_lexical"))
         result["queries_without_lexical"] = len(without)
     if save:  # the engine cache notices the meta table's new version: no cache to clear
         ws = as_workspace(workspace)

@@ -69,14 +69,29 @@ def match_form(word: str) -> str:
     return w
 
 
+def word_tokens(tokens: str | None) -> list[str]:
+    """The words of an indexed ``tokens`` text (already segmented), as written."""
+    return _WORD.findall(tokens or "")
+
+
 def word_set(tokens: str | None) -> frozenset[str]:
     """The distinct words of an indexed ``tokens`` text (already segmented), in :func:`match_form`."""
-    return frozenset(match_form(w) for w in _WORD.findall(tokens or ""))
+    return frozenset(match_form(w) for w in word_tokens(tokens))
+
+
+def match_words(query: str) -> dict[str, str]:
+    """The query words coverage counts, match form → the word as typed (soft coverage embeds the typed word:
+    "grei" is no word, "grey" is)."""
+    out: dict[str, str] = {}
+    for w in query_terms(query):
+        if w not in STOP_WORDS:
+            out.setdefault(match_form(w), w)
+    return out
 
 
 def match_terms(query: str) -> list[str]:
     """The query words coverage counts: :func:`query_terms` without stop words, in :func:`match_form`."""
-    return list(dict.fromkeys(match_form(w) for w in query_terms(query) if w not in STOP_WORDS))
+    return list(match_words(query))
 
 
 def coverage(terms: list[str], words: frozenset[str]) -> float:
