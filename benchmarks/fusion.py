@@ -146,8 +146,8 @@ def baselines(prepared: Prepared, predictions: dict[str, dict[str, np.ndarray]])
                                                                                      tfidf + image)):
             if names:
                 started = time.perf_counter()
-                predictions, alpha = _fit_ridge(prepared, _matrix(prepared, names), (0.1, 0.3, 1.0, 3.0, 10.0))
-                record(variant, predictions, f"alpha={alpha}", started)
+                prices, alpha = _fit_ridge(prepared, _matrix(prepared, names), (0.1, 0.3, 1.0, 3.0, 10.0))
+                record(variant, prices, f"alpha={alpha}", started)
         return rows
     balanced = task.name == "review"
     grid = (1.0, 10.0, 100.0)
