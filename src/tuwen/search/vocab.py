@@ -23,9 +23,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from tuwen.search.tokens import STOP_WORDS, match_form, word_tokens
+from tuwen.shared import l2
 
 RAMP_FLOOR = 0.4  # cosine at and below which a word is unrelated (soft coverage 0)
 VOCAB_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("vec", pa.list_(pa.float32()))])
@@ -64,8 +66,6 @@ def update_vocabulary(workspace: Any, writer: Any, tokens: Sequence[str | None],
         have = set(workspace.table(name).to_arrow().column("id").to_pylist())
     new = [form for form in words if form not in have]
     vectors = [np.asarray(encode([words[f] for f in new[lo:lo + 512]]), np.float32) for lo in range(0, len(new), 512)]
-    import pandas as pd
-
     frame = pd.DataFrame({"id": new, "text": [words[f] for f in new],
                           "vec": [list(v) for block in vectors for v in block]})
     writer.upsert(name, frame, schema=VOCAB_SCHEMA)
@@ -78,8 +78,7 @@ class SoftMatcher:
     def __init__(self, words: list[str], vectors: np.ndarray) -> None:
         self.words = words
         self.index = {w: i for i, w in enumerate(words)}
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        self.vectors = l2(vectors)
 
     @classmethod
     def load(cls, workspace: Any, table: str) -> SoftMatcher | None:
@@ -101,9 +100,7 @@ class SoftMatcher:
 
     def similarity(self, term_vectors: np.ndarray) -> np.ndarray:
         """Ramped cosine of each query word (rows) to every vocabulary word: 0 up to :data:`RAMP_FLOOR`, 1 at 1."""
-        z = np.asarray(term_vectors, np.float32)
-        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        return np.clip((z @ self.vectors.T - RAMP_FLOOR) / (1.0 - RAMP_FLOOR), 0.0, 1.0)
+        return np.clip((l2(term_vectors) @ self.vectors.T - RAMP_FLOOR) / (1.0 - RAMP_FLOOR), 0.0, 1.0)
 
 
 def soft_hits(similarity: np.ndarray, word_ids: Sequence[np.ndarray]) -> np.ndarray:
