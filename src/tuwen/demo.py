@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from tuwen.shared import l2
 from tuwen.workspace import Workspace
 
 
 def _nearest(ws: Workspace, encoder: str, field: str, product_id: str, k: int = 3) -> list[str]:
     ids, vectors = ws.vectors(encoder, field)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = l2(vectors)
     row = ids.index(product_id)
     order = np.argsort(-(unit @ unit[row]))
     return [ids[i] for i in order if ids[i] != product_id][:k]

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
 from tuwen.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
+from tuwen.shared import l2
 from tuwen.tasks import Task, task_from_state
 
 FORMAT_VERSION = 1
@@ -524,7 +525,7 @@ class TuwenModel:
         if self._bank is None:  # float32 once, not on every prediction (10k x 256 values)
             self._bank = np.ascontiguousarray(self.neighbours["vectors"], dtype=np.float32)
         bank = self._bank
-        query = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
+        query = l2(fused)
         similarity = query @ bank.T
         order = np.argsort(-similarity, axis=1)[:, :k]
         ids, labels = self.neighbours["ids"], self.neighbours["labels"]
@@ -533,7 +534,7 @@ class TuwenModel:
 
     def set_neighbours(self, features: FeatureSet, labels: Sequence[str]) -> None:
         fused = self.outputs(features)["fused"]
-        fused = fused / np.linalg.norm(fused, axis=1, keepdims=True).clip(min=1e-9)
+        fused = l2(fused)
         self.neighbours = {"ids": np.array(features.ids), "labels": np.array([str(x) for x in labels]),
                            "vectors": fused.astype(np.float16)}
         self._bank = None

@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tuwen.shared import l2
+
 # How much each kind of event says about taste; purchases are what the evaluation predicts.
 KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
 # 2: the ranker gained its look-alike sales features and VBPR its direct content match (array widths changed)
@@ -47,25 +49,20 @@ class RecommendError(ValueError):
 # ---------------------------------------------------------------------------------------------- content
 
 
-def _normalise(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
 def _reduce(matrix: np.ndarray, mask: np.ndarray, dim: int | None, seed: int = 0) -> np.ndarray:
     """Normalise, centre (MobileNet features are all positive; centring makes cosine discriminate)
     and PCA-reduce the rows that have content; rows without content stay zero."""
     out = np.zeros((len(matrix), 0), dtype=np.float32)
     if not mask.any():
         return out
-    rows = _normalise(matrix[mask].astype(np.float32))
+    rows = l2(matrix[mask].astype(np.float32))
     rows -= rows.mean(axis=0, keepdims=True)
     if dim is not None and dim < rows.shape[1] and len(rows) > dim:
         from sklearn.decomposition import PCA
 
         rows = PCA(n_components=dim, random_state=seed, svd_solver="randomized").fit_transform(rows)
     out = np.zeros((len(matrix), rows.shape[1]), dtype=np.float32)
-    out[mask] = _normalise(rows)
+    out[mask] = l2(rows)
     return out
 
 
@@ -143,7 +140,7 @@ class ItemContent:
         text_matrix = None
         for source in text_sources or []:
             part = _vectors_for(workspace, source, index)
-            part = _normalise(part) * (np.linalg.norm(part, axis=1, keepdims=True) > 0)
+            part = l2(part)  # zero rows (no vector) stay zero
             text_matrix = part if text_matrix is None else text_matrix + part
         content = cls.from_arrays(ids, image_matrix, text_matrix, dim, seed)
         content.sources = {"image": image_source, "text": list(text_sources or []), "dim": dim}
