@@ -343,6 +343,31 @@ def test_fused_network_trains_with_its_best_experts_class_weighting(workspace: W
         assert (outcome["class_weight"] or {}).get("choice") == expected  # None: the task's own "sqrt"
 
 
+def test_a_failing_class_weight_candidate_leaves_nothing_behind(workspace: Workspace, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second candidate crashes: the task keeps its own class weights and no candidate folder is left."""
+    import tuwen.train as train_module
+    from tuwen.tasks import make_task
+    from tuwen.train import fit_variant, prepare
+
+    real, calls = train_module.fit_members, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit_members", second_fails)
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
+    before = list(prepared.task.label.weights)
+    folder = tmp_path / "model"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fit_variant(prepared, prepared.inputs(("text",)), replace(FAST, class_weights=("none",)), folder)
+    assert prepared.task.label.weights == before and len(calls) == 2
+    assert not list(folder.glob(".class-weight-*"))
+
+
 def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(workspace: Workspace, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The first candidate is made to win: the old loop left the *last* candidate's metrics.jsonl and

@@ -34,11 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.encoders import encoder_names
 from tuwen.encoders.images import torch_threads
 from tuwen.shared import as_workspace, l2
+from tuwen.workspace import DEFAULT_IMAGE_ENCODERS
 
 ALIGN_DIR = "align"
-DEFAULT_IMAGE = "mobilenet_v2+color_histogram"
+DEFAULT_IMAGE = DEFAULT_IMAGE_ENCODERS  # the photo features `tuwen embed` computes by default
 BANK_SIZE = 8192  # training texts kept (projected, float16) to estimate each photo's hubness
 FORMAT_VERSION = 1
 
@@ -457,7 +459,7 @@ def image_features(workspace: Any, image_encoder: str) -> tuple[list[str], np.nd
     trained to ignore colour, yet colour is the word shoppers type most ("black", "navy blue").
     Products missing from any of the encoders are left out.
     """
-    parts = [workspace.vectors(name.strip(), "image") for name in image_encoder.split("+") if name.strip()]
+    parts = [workspace.vectors(name, "image") for name in encoder_names(image_encoder)]
     if len(parts) == 1:
         return parts[0]
     rows = [{pid: i for i, pid in enumerate(ids)} for ids, _ in parts]
@@ -470,8 +472,7 @@ def ensure_image_features(workspace: Any, image_encoder: str, progress: bool = T
     ~400 photos/s); expensive ones (a CNN) must come from `tuwen embed` and are reported missing instead."""
     from tuwen.embed import table_name
 
-    for name in image_encoder.split("+"):
-        name = name.strip()
+    for name in encoder_names(image_encoder):
         if name == "color_histogram" and not workspace.has_table(table_name(name, "image")):
             workspace.embed(image_encoder=name, text_encoder=None, progress=progress)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tuwen.encoders import Encoder, get_encoder
+from tuwen.encoders import Encoder, encoder_names, get_encoder
 from tuwen.progress import progress_bar
 from tuwen.workspace import sql_list
 
@@ -131,7 +131,7 @@ def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str
     products = workspace.read("products", ["id", "title", "description", "image_paths", "has_image"])
     report: dict[str, Any] = {}
     # "mobilenet_v2+color_histogram": several photo encoders, each its own vector table (models read them all)
-    image_encoders = [get_encoder(n.strip()) for n in (image_encoder or "").split("+") if n.strip()]
+    image_encoders = [get_encoder(name) for name in encoder_names(image_encoder)]
     for encoder in image_encoders:
         if encoder.modality != "image":
             raise ValueError(f"{encoder.name!r} is a {encoder.modality} encoder, not an image encoder")

@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -199,8 +200,6 @@ def event_writer(folder: Path | None, member: int) -> Any:
     re-run does not draw two curves), or ``None`` when nothing is saved."""
     if folder is None:
         return None
-    import shutil
-
     from tensorboardX import SummaryWriter
 
     run = folder / "tensorboard" / f"member-{member}"
@@ -423,14 +422,21 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         sign = 1.0 if prepared.task.higher_is_better else -1.0
         # each candidate writes its checkpoints and logs into its own folder; the chosen one's are kept
         candidates = [folder / f".class-weight-{k}" for k in range(len(choices))] if folder else []
-        for k, choice in enumerate(choices):
-            label.fit(prepared.frame[prepared.split == "train"], choice)
-            if folder:
-                candidates[k].mkdir(parents=True, exist_ok=True)
-            network, fit = train_members(candidates[k] if folder else None)
-            value = fit["val"].get(prepared.task.primary, math.nan)
-            trained.append((sign * value if math.isfinite(value) else -math.inf, -len(trained), choice, network, fit))
+        try:
+            for k, choice in enumerate(choices):
+                label.fit(prepared.frame[prepared.split == "train"], choice)
+                if folder:  # fresh: a crashed run's event files must not end up in this model
+                    shutil.rmtree(candidates[k], ignore_errors=True)
+                    candidates[k].mkdir(parents=True)
+                network, fit = train_members(candidates[k] if folder else None)
+                value = fit["val"].get(prepared.task.primary, math.nan)
+                trained.append((sign * value if math.isfinite(value) else -math.inf, -k, choice, network, fit))
+                label.weights = list(original)
+        except BaseException:
             label.weights = list(original)
+            for candidate in candidates:
+                shutil.rmtree(candidate, ignore_errors=True)
+            raise
         score, _, chosen, network, fit = max(trained, key=lambda t: (t[0], t[1]))  # ties keep the first candidate
         fit["seconds"] = round(sum(t[4]["seconds"] for t in trained), 3)
         fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
@@ -444,7 +450,9 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         # the modality that predicts the target best is the one whose errors the weighting was chosen for.
         picks = [(e[0].class_weight_score, e[0].class_weight) for e in experts.values()
                  if getattr(e[0], "class_weight", None) is not None]
-        agreed = max(picks)[1] if picks and type(task) is ClassifyTask and label is not None else None
+        # ties go to the first expert (the text one when both exist), not to the weighting's name
+        agreed = max(picks, key=lambda p: p[0])[1] if picks and type(task) is ClassifyTask and label is not None \
+            else None
         if agreed == getattr(task, "class_weight", None):
             agreed = None
         original = list(label.weights) if label is not None else []
@@ -475,8 +483,6 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
 def keep_candidate(folder: Path, candidates: list[Path], chosen: Path) -> None:
     """Move the chosen candidate's files (checkpoints, ``metrics.jsonl``, ``tensorboard/``) into ``folder``,
     replacing what is there, and delete every candidate folder: the model's logs describe the kept network."""
-    import shutil
-
     for path in chosen.iterdir():
         target = folder / path.name
         if target.is_dir():
@@ -596,8 +602,6 @@ def train_model(workspace: Any, task: str | Task, target: str | None = None, *, 
 
 def publish_model(model: TuwenModel, prepared: Prepared, staging: Path, folder: Path) -> None:
     """Save into the staging folder (beside its training log and checkpoints), add ``split.json``, swap it in."""
-    import shutil
-
     model.save(staging)
     ids = {part: [str(i) for i in prepared.frame["id"].iloc[prepared.rows(part)]] for part in ("train", "val", "test")}
     (staging / "split.json").write_text(json.dumps(ids), encoding="utf-8")

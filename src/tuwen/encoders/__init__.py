@@ -4,6 +4,6 @@
 encoder module imports its heavy backend lazily, so importing this package is cheap.
 """
 
-from tuwen.encoders.base import Encoder, FittableEncoder, available, get_encoder, register
+from tuwen.encoders.base import Encoder, FittableEncoder, available, encoder_names, get_encoder, register
 
-__all__ = ["Encoder", "FittableEncoder", "available", "get_encoder", "register"]
+__all__ = ["Encoder", "FittableEncoder", "available", "encoder_names", "get_encoder", "register"]

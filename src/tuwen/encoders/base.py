@@ -75,6 +75,11 @@ def available() -> list[str]:
     return sorted(set(_REGISTRY) | set(BUILTIN_MODULES))
 
 
+def encoder_names(spec: str | None) -> list[str]:
+    """The encoder names in ``"mobilenet_v2+color_histogram"`` (several photo encoders, each its own vectors)."""
+    return [name.strip() for name in (spec or "").split("+") if name.strip()]
+
+
 def get_encoder(name: str, **kwargs: Any) -> Encoder:
     """Build an encoder by registry name, or from a local CLIP-style checkpoint folder.
 
