@@ -60,7 +60,8 @@ def queries_from(ws: Workspace, n: int) -> list[str]:
 
 def time_modes(engine: SearchEngine, queries: list[str], photos: list[str], modes: dict[str, dict],
                where: str | None = None) -> pd.DataFrame:
-    """Run every mode on every query, modes rotated per query; cold query-vector cache each time."""
+    """Run every mode on every query, modes rotated per query; cold caches each time (query vectors, filter masks,
+    the rows' words: :meth:`SearchEngine.clear_caches`), the index's own data loaded as in a running server."""
     rows = []
     names = list(modes)
     for i, query in enumerate(queries):

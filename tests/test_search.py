@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,10 +39,11 @@ from tuwen.search import (
     segment,
     similar,
 )
-from tuwen.search.fusion import fuse, standardise
-from tuwen.search.learn import _fit, _grid, _ndcg_table
+from tuwen.search.common import read_meta, write_meta
+from tuwen.search.fusion import choose_weights, fuse, standardise
+from tuwen.search.learn import _fit, _grid, _ndcg_table, _prepare
 from tuwen.search.results import Ranked
-from tuwen.search.tokens import coverage, match_form, match_terms, word_set
+from tuwen.search.tokens import match_form, match_words, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher, soft_hits, vocabulary
 from tuwen.workspace import Workspace
 
@@ -247,7 +250,8 @@ def test_coverage_reorders_candidates_by_the_share_of_query_words_they_contain()
     exact = {"crossmodal": np.array([0.1, 0.3, 0.5], np.float32)}
     asked: list[list[int]] = []
 
-    def cover(keys: list[int]) -> np.ndarray:
+    def cover(keys: list[int], soft: bool) -> np.ndarray:
+        assert not soft  # explicit weights were learnt on no soft coverage
         asked.append(list(keys))
         return np.array([0.5, 1.0, 0.0], np.float32)[keys]
 
@@ -274,14 +278,14 @@ def test_coverage_counts_the_query_words_each_product_text_contains(shop: Worksp
 
 
 def test_match_forms_fold_plurals_and_skip_stop_words() -> None:
-    assert match_terms("Black Casual Shoes for Men") == ["black", "casual", "shoe", "men"]
+    assert list(match_words("Black Casual Shoes for Men")) == ["black", "casual", "shoe", "men"]
     for plural, singular in (("dresses", "dress"), ("hoodies", "hoodie"), ("watches", "watch"), ("shoes", "shoe"),
                              ("accessories", "accessory"), ("bikinis", "bikini"), ("glasses", "glass")):
         assert match_form(plural) == match_form(singular), plural
     assert match_form("dress") != match_form("dresser") and match_form("bus") == "bus"
     words = word_set(segment("Men Black Casual Shoe 红色连衣裙"))
-    assert coverage(match_terms("black shoes for women"), words) == pytest.approx(2 / 3)
-    assert coverage(match_terms("红色连衣裙"), words) == 1.0 and coverage([], words) == 0.0
+    assert word_hits(list(match_words("black shoes for women")), [words]).mean() == pytest.approx(2 / 3)
+    assert word_hits(list(match_words("红色连衣裙")), [words]).mean() == 1.0 and word_hits([], [words]).shape == (0, 1)
 
 
 def test_soft_coverage_finds_a_chinese_word_in_its_translation_only() -> None:
@@ -304,15 +308,143 @@ def test_engine_coverage_is_soft_for_foreign_words_and_exact_for_the_catalog_s_o
     assert engine.matcher() is not None  # the index stored its vocabulary
     keys = list(range(len(engine.ids)))
     sets = [word_set(engine.info["tokens"][key]) for key in keys]
-    english = engine.coverage("red", keys, {})
+    english = engine.coverage("red", keys, {}, soft=True)
     assert english.tolist() == [float("red" in ws) for ws in sets]  # exact: full coverage, nothing partial
-    soft = engine.coverage("Umbrella", keys, {})  # a word no product uses: only soft matches, and none close
+    soft = engine.coverage("Umbrella", keys, {}, soft=True)  # a word no product uses: only soft matches, none close
     assert "umbrella" not in engine.matcher().index and soft.max() < 0.5
-    rainbow = engine.coverage("彩虹 red", keys, {})
-    alone = engine.coverage("彩虹", keys, {})
+    rainbow = engine.coverage("彩虹 red", keys, {}, soft=True)
+    alone = engine.coverage("彩虹", keys, {}, soft=True)
     assert rainbow.tolist() == pytest.approx([(float("red" in ws) + s) / 2 for ws, s in zip(sets, alone, strict=True)])
-    assert alone.max() > 0  # soft matches exist ... but not once BM25 matched words: then coverage is exact
-    assert engine.coverage("彩虹", keys, {"lexical": Ranked([0], np.ones(1, np.float32))}).max() == 0.0
+    assert alone.max() > 0  # soft matches exist ... but only when asked for: exact coverage has none
+    assert engine.coverage("彩虹", keys, {}).max() == 0.0
+
+
+def test_coverage_is_soft_only_for_weights_learnt_on_soft_coverage() -> None:
+    no_words = {"lexical": Ranked([], np.zeros(0, np.float32)),
+                "semantic": Ranked([0, 1], np.array([0.5, 0.4], np.float32))}
+    cover = {"semantic": 0.5, "coverage": 0.5}
+    without = {"weights": {"lexical": 0.5, "coverage": 0.5}, "weights_without_lexical": cover}
+    for weights, learnt, soft in ((cover, None, False),  # explicit weights: exact coverage
+                                  (None, {"weights": cover}, False),  # learnt with words only (two text signals)
+                                  (None, {**without, "soft_coverage_without_lexical": True}, True),
+                                  (None, {**without, "soft_coverage_without_lexical": False}, False),
+                                  (None, without, True),  # learnt before the flag: coverage there meant soft
+                                  (None, {**without, "weights_without_lexical": {"semantic": 1.0}}, False)):
+        assert choose_weights(no_words, weights, learnt)[2] is soft, (weights, learnt)
+        asked: list[bool] = []
+        fuse(no_words, "weighted", lambda s, ks: None, weights, learnt,
+             lambda ks, soft_, asked=asked: asked.append(soft_) or np.zeros(len(ks), np.float32))
+        assert asked == ([soft] if choose_weights(no_words, weights, learnt)[0].get("coverage") else [])
+    words = {**no_words, "lexical": Ranked([0], np.ones(1, np.float32))}
+    assert choose_weights(words, None, {**without, "soft_coverage_without_lexical": True})[2] is False
+
+
+def test_explicit_weights_weigh_exact_coverage_on_a_query_bm25_finds_nothing_for(shop: Workspace) -> None:
+    engine = engine_for(shop)
+    assert not engine.lexical("彩虹", None, 100).keys  # no product text has the word
+    with_coverage = engine.search("彩虹", fusion="weighted", k=20, weights={"semantic": 0.5, "coverage": 0.5})
+    alone = engine.search("彩虹", fusion="weighted", k=20, weights={"semantic": 0.5})
+    assert with_coverage.ids == alone.ids  # exact coverage is 0 everywhere; soft coverage was never learnt here
+
+
+def test_weights_for_queries_with_words_are_never_learnt_on_queries_without(tmp_path: Path, shop: Workspace) -> None:
+    queries = ["彩虹", "雨伞", "火箭", "钢琴", "香蕉"]
+    engine = engine_for(shop)
+    assert not any(engine.lexical(q, None, 100).keys for q in queries)
+    ids = list(engine.ids)
+    learnt = learn_weights(shop, queries, [set(ids[i::5]) for i in range(5)], save=False)
+    assert "weights" not in learnt and learnt["queries"] == 0 and learnt["queries_without_lexical"] == 5
+    assert learnt["soft_coverage_without_lexical"] is True and "weights_without_lexical" in learnt
+    prepared = _prepare(engine, ["lexical", "semantic", "coverage"], ["彩虹", "red mug"], [{ids[0]}, {ids[0]}],
+                        100, soft=True)
+    keys = list(range(len(ids)))
+    assert [p[3] for p in prepared] == [False, True]
+    assert prepared[0][0][2].max() > 0  # without BM25 hits: soft coverage, the feature searched with
+    exact = engine.coverage("red mug", keys, {})
+    assert set(prepared[1][0][2].tolist()) <= set(exact.tolist())  # with hits: exact coverage
+
+
+def test_restricted_soft_similarity_equals_the_whole_vocabulary_s() -> None:
+    rng = np.random.default_rng(0)
+    matcher = SoftMatcher([f"w{i}" for i in range(300)], rng.normal(size=(300, 16)).astype(np.float32))
+    terms = rng.normal(size=(3, 16)).astype(np.float32)
+    terms[0] = matcher.vectors[7] + 0.1 * terms[0]  # close to a word: ramped similarity well above 0
+    word_ids = [rng.choice(300, size=n, replace=False) for n in (5, 0, 40, 1, 12)] + [np.array([7, 7, 299])]
+    full = soft_hits(matcher.similarity(terms), word_ids)
+    assert full[0].max() > 0.5
+    assert np.array_equal(matcher.soft_hits(terms, word_ids), full)
+    assert matcher.soft_hits(terms, [np.zeros(0, np.int64)]).tolist() == [[0.0]] * 3
+
+
+def test_word_vectors_survive_another_thread_evicting_the_cache(shop: Workspace) -> None:
+    from tuwen.search.engine import SearchEngine
+
+    class Evicting(OrderedDict):
+        def __setitem__(self, key: Any, value: Any) -> None:  # another request empties the cache meanwhile
+            self.clear()
+            super().__setitem__(key, value)
+
+    engine = SearchEngine(shop)
+    red = engine.word_vectors(["red"])[0]
+    engine._query_vectors = Evicting(engine._query_vectors)
+    both = engine.word_vectors(["red", "彩虹", "red"])
+    assert both.shape[0] == 3 and np.array_equal(both[0], red) and np.array_equal(both[2], red)
+
+
+def test_the_vocabulary_loads_once_across_threads(shop: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from tuwen.search import engine as engine_module
+    from tuwen.search.engine import SearchEngine
+
+    loads: list[int] = []
+    original = SoftMatcher.load
+
+    def slow(workspace: Any, table: str) -> Any:
+        loads.append(1)
+        time.sleep(0.05)
+        return original(workspace, table)
+
+    monkeypatch.setattr(engine_module.SoftMatcher, "load", staticmethod(slow))
+    engine = SearchEngine(shop)
+    threads = [threading.Thread(target=engine.matcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loads) == 1 and engine.matcher() is not None
+    assert engine.matcher().vectors.dtype == np.float32 and len(engine.matcher().words) > 20
+
+
+def test_clear_caches_forgets_the_rows_words_too(shop: Workspace) -> None:
+    from tuwen.search.engine import SearchEngine
+
+    engine = SearchEngine(shop)
+    engine.coverage("彩虹 red", [0, 1, 2], {}, soft=True)
+    assert engine._words and engine._word_ids and engine._query_vectors
+    engine.clear_caches()
+    assert not engine._words and not engine._word_ids and not engine._query_vectors
+    assert engine.matcher() is not None  # the index's vocabulary stays loaded, like its vectors
+
+
+def test_an_index_from_before_word_coverage_still_searches(tmp_path: Path, shop: Workspace) -> None:
+    ws = _copy(shop, tmp_path)
+    settings = read_meta(ws)
+    settings.pop("vocabulary", None)
+    old = {"weights": {"lexical": 0.4, "semantic": 0.3, "crossmodal": 0.3, "image": 0.5}, "scale": "raw",
+           "weights_without_lexical": {"lexical": 0.0, "semantic": 0.6, "crossmodal": 0.4, "image": 0.5},
+           "scale_without_lexical": "standardised", "ndcg@10": 0.5, "queries": 10}
+    with ws.transaction("an index from before word coverage") as writer:
+        write_meta(writer, {"settings": settings, "weights": old})
+    clear_engines()
+    engine = engine_for(ws)
+    assert "vocabulary" not in engine.meta and engine.matcher() is None and "coverage" not in engine.weights
+    for query in ("red mug", "红色", "彩虹"):
+        result = engine.search(query, k=5)
+        assert result.fusion == "weighted" and len(result.hits) == 5, query
+    explicit = engine.search("彩虹 red", k=5, weights={"semantic": 0.5, "coverage": 0.5}, fusion="weighted")
+    assert len(explicit.hits) == 5
 
 
 def test_standardised_fusion_ranks_by_weighted_z_scores() -> None:

@@ -277,7 +277,7 @@ def _learn_at_index_time(workspace: Any) -> dict[str, Any]:
         if len(queries) < 5:
             return {}
         learnt = learn_weights(workspace, queries, relevant)
-        return {"weights": learnt["weights"], "weights_ndcg@10": learnt["ndcg@10"]}
+        return {"weights": learnt.get("weights"), "weights_ndcg@10": learnt.get("ndcg@10")}
     except SearchError as error:
         return {"weights_error": str(error)}
 

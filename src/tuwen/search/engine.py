@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,8 +37,8 @@ from tuwen.search.common import (
     top,
 )
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
-from tuwen.search.tokens import match_words, query_terms, segment, word_set
-from tuwen.search.vocab import SoftMatcher, soft_hits
+from tuwen.search.tokens import match_words, query_terms, segment, word_hits, word_set
+from tuwen.search.vocab import SoftMatcher
 from tuwen.shared import l2
 from tuwen.workspace import sql_list
 
@@ -82,6 +83,7 @@ class SearchEngine:
         self._words: dict[Any, frozenset[str]] = {}  # exact mode: each row's words, read on first need
         self._word_ids: dict[Any, np.ndarray] = {}  # exact mode: each row's vocabulary rows (soft coverage)
         self._matcher: SoftMatcher | None | bool = False  # False: not loaded yet
+        self._matcher_lock = threading.Lock()  # the web server asks from several threads: load it once
         if not self.ann:
             self._load_exact()
 
@@ -148,9 +150,13 @@ class SearchEngine:
         return out
 
     def clear_caches(self) -> None:
-        """Forget cached query vectors and filter masks (benchmarks measure cold queries)."""
+        """Forget what earlier queries left behind: query and query-word vectors, filter masks and the per-row
+        word caches (benchmarks measure cold queries: a query must not find the rows another mode of the same
+        query read). The index's own data (vectors, vocabulary) stays loaded, as in a running server."""
         self._query_vectors.clear()
         self._filters.clear()
+        self._words.clear()
+        self._word_ids.clear()
 
     def _image_vector(self, path: str | Path) -> np.ndarray:
         path = Path(path)
@@ -244,54 +250,72 @@ class SearchEngine:
         return self.matrices[SIGNAL_COLUMNS[signal]][np.asarray(keys, dtype=np.int64)] @ queries[signal]
 
     def features(self, query: str, lists: dict[str, Ranked], queries: dict[str, np.ndarray],
-                 keys: list[Any]) -> dict[str, Any]:
-        """Per-signal scores and word coverage of every candidate (see :func:`tuwen.search.fusion.features`)."""
+                 keys: list[Any], soft: bool = False) -> dict[str, Any]:
+        """Per-signal scores and word coverage (soft or exact) of every candidate (see
+        :func:`tuwen.search.fusion.features`)."""
         return fusion_.features(lists, keys, lambda signal, ks: self.exact_scores(signal, queries, ks),
-                                lambda ks: self.coverage(query, ks, lists))
+                                lambda ks, soft_: self.coverage(query, ks, lists, soft_), soft)
 
-    def coverage(self, query: str, keys: list[Any], lists: dict[str, Ranked]) -> np.ndarray | None:
+    def coverage(self, query: str, keys: list[Any], lists: dict[str, Ranked], soft: bool = False) -> np.ndarray | None:
         """Share of the query's words each candidate's indexed text contains; None when the query has none.
 
-        When BM25 found nothing (a Chinese query on an English catalog) and the index stored its vocabulary, a
-        word the catalog never uses counts softly, by the candidate's closest word in meaning
-        (:mod:`tuwen.search.vocab`). Queries whose words matched keep exact coverage: the benchmark's English
-        queries lost with soft matches for their rare unknown words ("blue" on H&M matched "blueberry").
+        Exact (:func:`tuwen.search.tokens.word_hits`) unless ``soft``, which the caller asks only for weights
+        learnt on soft coverage (:func:`tuwen.search.fusion.choose_weights`: queries BM25 found nothing for, a
+        Chinese query on an English catalog). Then, when the index stored its vocabulary, a word the catalog
+        never uses counts by the candidate's closest word in meaning (:mod:`tuwen.search.vocab`). Queries whose
+        words matched keep exact coverage: the benchmark's English queries lost with soft matches for their rare
+        unknown words ("blue" on H&M matched "blueberry").
         """
         words = match_words(query)
         terms = list(words)
         if not terms:
             return None
         sets = [self._word_set(key, lists) for key in keys]
-        hits = np.array([[t in ws for ws in sets] for t in terms], np.float32).reshape(len(terms), len(keys))
-        matcher = self.matcher() if not (lists.get("lexical") and lists["lexical"].keys) else None
+        hits = word_hits(terms, sets)
+        matcher = self.matcher() if soft else None
         unknown = matcher.unknown(terms) if matcher is not None else []
         if matcher is not None and unknown:
             vectors = self.word_vectors([words[terms[j]] for j in unknown])
-            soft = soft_hits(matcher.similarity(vectors), [self._ids_of(key, ws, matcher)
-                                                           for key, ws in zip(keys, sets, strict=True)])
-            hits[unknown] = np.maximum(hits[unknown], soft)
+            found = matcher.soft_hits(vectors, [self._ids_of(key, ws, matcher)
+                                                for key, ws in zip(keys, sets, strict=True)])
+            hits[unknown] = np.maximum(hits[unknown], found)
         return hits.mean(axis=0)
 
     def matcher(self) -> SoftMatcher | None:
-        """The index's vocabulary for soft coverage, loaded on first need; None for indexes built without one."""
+        """The index's vocabulary for soft coverage, loaded once on first need; None for indexes built without
+        one."""
         if self._matcher is False:
-            table = self.meta.get("vocabulary")
-            self._matcher = SoftMatcher.load(self.workspace, table) if table else None
+            with self._matcher_lock:
+                if self._matcher is False:
+                    table = self.meta.get("vocabulary")
+                    self._matcher = SoftMatcher.load(self.workspace, table) if table else None
         return self._matcher or None
 
     def word_vectors(self, words: list[str]) -> np.ndarray:
-        """Text-encoder vectors of single query words: cached ones reused, the rest encoded in one batch."""
+        """Text-encoder vectors of single query words: cached ones reused, the rest encoded in one batch.
+
+        The cache is shared by the request threads, which may evict entries at any time: the vectors are read
+        once into a local dict and the answer is built from that alone.
+        """
         encoder = self.settings.text_encoder
-        missing = [w for w in dict.fromkeys(words) if (encoder, w) not in self._query_vectors]
+        found: dict[str, np.ndarray] = {}
+        for w in dict.fromkeys(words):
+            cached = self._query_vectors.get((encoder, w))
+            if cached is not None:
+                found[w] = cached
+        missing = [w for w in dict.fromkeys(words) if w not in found]
         if missing:
             with _BLAS.limit(limits=1, user_api="blas"):
                 fresh = np.asarray(_encoder(encoder).encode(missing), np.float32)
             for w, v in zip(missing, fresh, strict=True):
+                found[w] = v
                 self._query_vectors[(encoder, w)] = v
-        out = np.stack([self._query_vectors[(encoder, w)] for w in words])
         while len(self._query_vectors) > 4096:
-            self._query_vectors.popitem(last=False)
-        return out
+            try:
+                self._query_vectors.popitem(last=False)
+            except KeyError:  # another thread emptied it meanwhile
+                break
+        return np.stack([found[w] for w in words])
 
     def _ids_of(self, key: Any, words: frozenset[str], matcher: SoftMatcher) -> np.ndarray:
         """A candidate's vocabulary rows: cached per row in exact mode."""
@@ -337,7 +361,7 @@ class SearchEngine:
             fusion_used = fusion if fusion != "auto" else ("weighted" if self.weights else "rrf")
             keys, scores = fusion_.fuse(lists, fusion_used,
                                         lambda signal, ks: self.exact_scores(signal, queries, ks),
-                                        weights, self.weights, lambda ks: self.coverage(query, ks, lists))
+                                        weights, self.weights, lambda ks, soft: self.coverage(query, ks, lists, soft))
         else:
             name = next(iter(lists), None)
             keys = list(lists[name].keys) if name else []

@@ -1,7 +1,8 @@
 """Fusing several signals' ranked lists into one: reciprocal rank fusion, or a learnt weighted sum of scores.
 
 Besides the signals' own scores the weighted sum can use **coverage**: the share of the query's words a
-candidate's indexed text contains (:func:`tuwen.search.tokens.coverage`). BM25 ranks by rare words, so for
+candidate's indexed text contains (:meth:`tuwen.search.engine.SearchEngine.coverage`; exact matching is
+:func:`tuwen.search.tokens.word_hits`, soft matching :mod:`tuwen.search.vocab`). BM25 ranks by rare words, so for
 "black dress" a product called "Zoe" whose description says "dress" can outrank one that says both; an
 attribute query wants *every* word, and coverage says how many a candidate has. It only reorders candidates
 the signals found (it retrieves nothing) and is weighed like any signal, so a catalog whose texts do not name
@@ -25,7 +26,7 @@ from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, RRF_K
 from tuwen.search.results import Ranked
 
 ExactScores = Callable[[str, list[Any]], "np.ndarray | None"]
-Coverage = Callable[[list[Any]], "np.ndarray | None"]
+Coverage = Callable[[list[Any], bool], "np.ndarray | None"]  # (keys, soft) -> each key's coverage
 
 
 def candidate_keys(lists: dict[str, Ranked]) -> list[Any]:
@@ -44,16 +45,17 @@ def rrf(lists: dict[str, Ranked], keys: list[Any]) -> np.ndarray:
 
 
 def features(lists: dict[str, Ranked], keys: list[Any], exact: ExactScores,
-             coverage: Coverage | None = None) -> dict[str, np.ndarray]:
+             coverage: Coverage | None = None, soft: bool = False) -> dict[str, np.ndarray]:
     """Per-signal scores of every candidate, comparable across queries (the inputs of weighted fusion).
 
     lexical: BM25 divided by the query's best BM25 (0 when the words do not occur); vector signals: the
     exact cosine (``exact(signal, keys)``, exact mode) or, for candidates an ANN list did not return, that
-    list's lowest score; ``coverage`` (when given and the query has words to match): ``coverage(keys)``.
+    list's lowest score; ``coverage`` (when given and the query has words to match): ``coverage(keys, soft)``,
+    soft coverage only when the weights it is for were learnt on it (:func:`choose_weights`).
     """
     out: dict[str, np.ndarray] = {}
     if coverage is not None and "lexical" in lists:
-        shares = coverage(keys)
+        shares = coverage(keys, soft)
         if shares is not None:
             out[COVERAGE] = np.asarray(shares, np.float32)
     for signal, ranked in lists.items():
@@ -80,19 +82,28 @@ def standardise(values: np.ndarray) -> np.ndarray:
 
 
 def choose_weights(lists: dict[str, Ranked], weights: dict[str, Any] | None,
-                   learnt: dict[str, Any] | None) -> tuple[dict[str, float], str]:
-    """The weights and score scale for one query: explicit ``{signal: w}`` (raw scale), else a learnt set
-    (``learn_weights`` result) — the one for queries without word matches when BM25 found nothing — else
-    the defaults."""
-    if weights and "weights" not in weights:
-        return weights, "raw"
+                   learnt: dict[str, Any] | None) -> tuple[dict[str, float], str, bool]:
+    """The weights, score scale and coverage kind for one query: explicit ``{signal: w}`` (raw scale), else a
+    learnt set (``learn_weights`` result) — the one for queries without word matches when BM25 found nothing —
+    else the defaults.
+
+    The last value says whether coverage is soft (:mod:`tuwen.search.vocab`): only for the set learnt on soft
+    coverage, ``weights_without_lexical`` with ``soft_coverage_without_lexical``. Every other set weighs exact
+    coverage, the feature it was learnt on (or, for explicit and default weights, the one that needs no
+    vocabulary). Sets learnt before the flag existed gave the set without lexical a coverage weight only when
+    it was learnt soft, so that weight stands for the flag there.
+    """
+    if weights and "weights" not in weights and "weights_without_lexical" not in weights:
+        return weights, "raw", False
     learnt = weights if weights else (learnt or {})
     no_words = "lexical" in lists and not lists["lexical"].keys
-    if no_words and learnt.get("weights_without_lexical"):
-        return learnt["weights_without_lexical"], learnt.get("scale_without_lexical", "raw")
+    without = learnt.get("weights_without_lexical")
+    if no_words and without:
+        soft = learnt.get("soft_coverage_without_lexical", without.get(COVERAGE, 0.0) > 0)
+        return without, learnt.get("scale_without_lexical", "raw"), bool(soft)
     if learnt.get("weights"):
-        return learnt["weights"], learnt.get("scale", "raw")
-    return DEFAULT_WEIGHTS, "raw"
+        return learnt["weights"], learnt.get("scale", "raw"), False
+    return DEFAULT_WEIGHTS, "raw", False
 
 
 def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dict[str, Any] | None = None,
@@ -107,8 +118,8 @@ def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dic
     if fusion == "rrf":
         total = rrf(lists, keys)
     else:
-        w, scale = choose_weights(lists, weights, learnt)
-        values = features(lists, keys, exact, coverage if w.get(COVERAGE, 0.0) > 0 else None)
+        w, scale, soft = choose_weights(lists, weights, learnt)
+        values = features(lists, keys, exact, coverage if w.get(COVERAGE, 0.0) > 0 else None, soft)
         if scale == "standardised":
             values = {s: standardise(v) for s, v in values.items()}
         total = sum(w.get(s, 0.0) * values[s] for s in values)

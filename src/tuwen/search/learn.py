@@ -45,7 +45,10 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     for queries without (a Chinese query on an English catalog, a misspelling) — learnt on such queries when at
     least 5 are given, otherwise on all queries with the lexical signal left out. Coverage counts there only
     when learnt on such queries and the index stored its vocabulary (then it is soft coverage,
-    :mod:`tuwen.search.vocab`); else it is left out too.
+    :mod:`tuwen.search.vocab`, and ``soft_coverage_without_lexical`` says so: search computes coverage softly
+    for that set alone); else it is left out too. ``weights`` is learnt on queries with BM25 hits only (exact
+    coverage); when none of the queries has any, no ``weights`` set is learnt (queries with word matches then
+    get the default weights), and with no set without lexical to learn either it is an error.
     Each set comes with its score ``scale`` (see :func:`_fit`). The per-query candidate features are computed
     once, so each grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the
     result on (the benchmark learns on one half of its queries and reports the other).
@@ -57,11 +60,20 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     if len(signals) < 2:
         raise SearchError("learning fusion weights needs at least two text signals in the index")
     names = [*signals, COVERAGE] if "lexical" in signals else signals
-    prepared = _prepare(engine, names, queries, relevant, candidate_count(k, candidates))
-    with_words = [p for p in prepared if p[3]] or prepared
-    result: dict[str, Any] = {**_fit(with_words, names, names, k, step, ""), "queries": len(with_words)}
+    # queries without BM25 hits get soft coverage features (when the index stored its vocabulary): the only
+    # queries the set without lexical learns coverage from; queries with hits get exact coverage
+    prepared = _prepare(engine, names, queries, relevant, candidate_count(k, candidates),
+                        soft=engine.matcher() is not None)
+    with_words = [p for p in prepared if p[3]]
     vector_signals = [s for s in signals if s != "lexical"]
-    if "lexical" in signals and len(vector_signals) >= 2:
+    learns_without = "lexical" in signals and len(vector_signals) >= 2
+    if not with_words and not learns_without:
+        raise SearchError("no query has words BM25 finds in the catalog: the weights for such queries cannot be "
+                          "learnt from them")
+    result: dict[str, Any] = {"queries": len(with_words)}
+    if with_words:  # never from queries without hits: their coverage is another feature (soft) or none at all
+        result.update(_fit(with_words, names, names, k, step, ""))
+    if learns_without:
         without = [p for p in prepared if not p[3]]
         pool = without if len(without) >= 5 else prepared
         # soft coverage (a stored vocabulary) can find a query's words in meaning where BM25 found none; its worth
@@ -70,6 +82,7 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
         soft = pool is without and engine.matcher() is not None
         use = [*vector_signals, COVERAGE] if soft else vector_signals
         result.update(_fit(pool, names, use, k, step, "_without_lexical"))
+        result["soft_coverage_without_lexical"] = soft
         result["queries_without_lexical"] = len(without)
     if save:  # the engine cache notices the meta table's new version: no cache to clear
         ws = as_workspace(workspace)
@@ -79,17 +92,19 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
 
 
 def _prepare(engine: Any, names: list[str], queries: Sequence[str], relevant: Sequence[set[str]],
-             candidates: int) -> list[Prepared]:
-    """Each query's candidates with their features (``names``: signals, coverage), computed once for the grid."""
+             candidates: int, soft: bool = False) -> list[Prepared]:
+    """Each query's candidates with their features (``names``: signals, coverage), computed once for the grid;
+    coverage is soft for queries without BM25 hits when ``soft``, else exact (as search computes it for the set
+    learnt on them)."""
     prepared = []
     for query, rel in zip(queries, relevant, strict=True):
         lists, vectors = engine.signal_lists(query, None, "hybrid", None, candidates)
         keys = candidate_keys(lists)
         if not keys:
             continue
-        feats = engine.features(query, lists, vectors, keys)
-        ids = [engine.product_id(key) for key in keys]
         has_words = bool("lexical" in lists and lists["lexical"].keys)
+        feats = engine.features(query, lists, vectors, keys, soft=soft and not has_words)
+        ids = [engine.product_id(key) for key in keys]
         prepared.append((np.stack([feats.get(s, np.zeros(len(keys))) for s in names]), ids, set(rel), has_words))
     if not prepared:
         raise SearchError("no query retrieved anything; cannot learn fusion weights")

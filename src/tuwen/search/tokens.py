@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from tuwen.chinese import CJK_RUN as _CJK
 from tuwen.chinese import jieba as _jieba
 
@@ -89,11 +91,7 @@ def match_words(query: str) -> dict[str, str]:
     return out
 
 
-def match_terms(query: str) -> list[str]:
-    """The query words coverage counts: :func:`query_terms` without stop words, in :func:`match_form`."""
-    return list(match_words(query))
-
-
-def coverage(terms: list[str], words: frozenset[str]) -> float:
-    """Share of the query's ``terms`` (from :func:`match_terms`) found among a product's ``words``."""
-    return sum(t in words for t in terms) / len(terms) if terms else 0.0
+def word_hits(terms: list[str], sets: list[frozenset[str]]) -> np.ndarray:
+    """Exact word coverage, the one definition: 1 where a query term (rows, from :func:`match_words`) is among a
+    candidate's words (columns, from :func:`word_set`), else 0. A candidate's coverage is its column's mean."""
+    return np.array([[t in ws for ws in sets] for t in terms], np.float32).reshape(len(terms), len(sets))
