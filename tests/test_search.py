@@ -675,3 +675,23 @@ def test_clip_checkpoint_is_used_zero_shot_for_crossmodal(tmp_path: Path, shop: 
     unit = photo_vectors / np.linalg.norm(photo_vectors, axis=1, keepdims=True)
     best = photo_ids[int(np.argmax(unit @ engine.text_vector(f"{folder.resolve()}:text", "red")))]
     assert result.hits[0].id == best  # zero-shot: the CLIP text tower's query against its image tower's photos
+
+
+def test_reindexing_deletes_vocabulary_words_the_catalog_no_longer_has(tmp_path: Path) -> None:
+    """A word whose products are gone leaves the vocabulary: kept, it would count as "known" and never be
+    matched softly, and the table would only grow."""
+    from tuwen.search.vocab import update_vocabulary, vocabulary_table
+
+    ws = Workspace(tmp_path / "ws")
+
+    def encode(words: list[str]) -> np.ndarray:
+        return np.ones((len(words), 4), np.float32)
+
+    with ws.transaction("vocabulary") as writer:
+        first = update_vocabulary(ws, writer, ["red umbrella", "blue scarf"], "test", encode, 100)
+    assert first["embedded"] == 4 and first["deleted"] == 0
+    with ws.transaction("vocabulary") as writer:
+        again = update_vocabulary(ws, writer, ["red umbrella", "green hat"], "test", encode, 100)
+    assert again["embedded"] == 2 and again["deleted"] == 2  # green, hat in; blue, scarf out
+    stored = set(ws.table(vocabulary_table("test")).to_arrow().column("id").to_pylist())
+    assert stored == {match_form(w) for w in ("red", "umbrella", "green", "hat")}

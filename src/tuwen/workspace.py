@@ -414,5 +414,12 @@ class _Writer:
             table.add(pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
         self.versions[name] = table.version
 
+    def delete(self, name: str, values: list[str], key: str = "id") -> None:
+        """Delete the rows whose ``key`` is in ``values`` from an existing table (in chunks: long IN lists)."""
+        table = self.workspace.db.open_table(name)
+        for lo in range(0, len(values), 500):
+            table.delete(f"`{key}` IN ({sql_list(values[lo:lo + 500])})")
+        self.versions[name] = table.version
+
     def drop(self, name: str) -> None:
         self.dropped.add(name)

@@ -59,7 +59,9 @@ def vocabulary(tokens: Iterable[str | None], limit: int) -> dict[str, str]:
 
 def update_vocabulary(workspace: Any, writer: Any, tokens: Sequence[str | None], encoder: str, encode: Encode,
                       limit: int) -> dict[str, Any]:
-    """Embed the vocabulary's words not stored yet and upsert them (re-indexing embeds only new words)."""
+    """Embed the vocabulary's words not stored yet and upsert them (re-indexing embeds only new words); words
+    no longer in the catalog (its products deleted or changed) are deleted, or they would stay "known" and never
+    be matched softly, and the table would only grow."""
     words = vocabulary(tokens, limit)
     name = vocabulary_table(encoder)
     have: set[str] = set()
@@ -73,7 +75,10 @@ def update_vocabulary(workspace: Any, writer: Any, tokens: Sequence[str | None],
         frame = pd.DataFrame({"id": new, "text": [words[f] for f in new],
                               "vec": pd.Series(pd.arrays.ArrowExtensionArray(_lists(vectors)))})
         writer.upsert(name, frame, schema=VOCAB_SCHEMA)
-    return {"table": name, "words": len(words), "embedded": len(new)}
+    stale = sorted(have - set(words))
+    if stale:
+        writer.delete(name, stale)
+    return {"table": name, "words": len(words), "embedded": len(new), "deleted": len(stale)}
 
 
 class SoftMatcher:
