@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,13 @@ def table_names(db: lancedb.DBConnection) -> list[str]:
 def sql_list(values: Any) -> str:
     """Values as a quoted SQL ``IN (...)`` list (single quotes doubled), for LanceDB filters and deletes."""
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
+def delete_rows(table: Any, values: Sequence[str], key: str = "id") -> None:
+    """Delete a LanceDB table's rows whose ``key`` is in ``values``, 500 at a time (long IN lists are slow)."""
+    values = list(values)
+    for lo in range(0, len(values), 500):
+        table.delete(f"`{key}` IN ({sql_list(values[lo:lo + 500])})")
 
 
 class WorkspaceError(RuntimeError):
@@ -408,17 +415,15 @@ class _Writer:
         """Delete rows whose ``column`` is in ``values``, then add ``frame``."""
         schema = TABLE_SCHEMAS[name]
         table = self._open_or_create(name, schema)
-        if values:
-            table.delete(f"`{column}` IN ({sql_list(values)})")
+        delete_rows(table, values, column)
         if len(frame):
             table.add(pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
         self.versions[name] = table.version
 
     def delete(self, name: str, values: list[str], key: str = "id") -> None:
-        """Delete the rows whose ``key`` is in ``values`` from an existing table (in chunks: long IN lists)."""
+        """Delete the rows whose ``key`` is in ``values`` from an existing table."""
         table = self.workspace.db.open_table(name)
-        for lo in range(0, len(values), 500):
-            table.delete(f"`{key}` IN ({sql_list(values[lo:lo + 500])})")
+        delete_rows(table, values, key)
         self.versions[name] = table.version
 
     def drop(self, name: str) -> None:

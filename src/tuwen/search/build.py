@@ -221,7 +221,7 @@ def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
                 progress: bool) -> tuple[Any, pa.Table, list[str]]:
     """Write the new or changed rows (all of them when ``fresh``) and delete the removed ones."""
     from tuwen.progress import progress_bar
-    from tuwen.workspace import sql_list
+    from tuwen.workspace import delete_rows
 
     db = workspace.db
     if fresh:
@@ -248,8 +248,7 @@ def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
             else:
                 table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(chunk)
             advance(len(chunk))
-    for lo in range(0, len(removed), 500):
-        table.delete(f"id IN ({sql_list(removed[lo:lo + 500])})")
+    delete_rows(table, removed)
     return table, changed, removed
 
 
