@@ -34,11 +34,15 @@ def build(name: str, data: Path = DATASETS, root: Path = BENCH_WS, reuse: bool =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("sets", nargs="*", default=list(SETS), choices=list(SETS))
+    # checked below, not with ``choices``: Python 3.11's argparse refuses an empty list against choices
+    parser.add_argument("sets", nargs="*", help=f"data sets to build: {', '.join(SETS)} (default: all)")
     parser.add_argument("--data", type=Path, default=DATASETS)
     parser.add_argument("--root", type=Path, default=BENCH_WS)
     args = parser.parse_args()
-    for name in args.sets:
+    unknown = sorted(set(args.sets) - set(SETS))
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; known: {list(SETS)}")
+    for name in args.sets or list(SETS):
         started = time.perf_counter()
         ws = build(name, args.data, args.root)
         print(f"{name}: {ws.info()['products']:,} products in {ws.path} ({time.perf_counter() - started:.0f} s)")

@@ -22,6 +22,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
 from tuwen.fusion import FUSIONS
+from tuwen.linear import fit_linear
 from tuwen.models import (
     EnsembleModel,
     ExpertBlend,
@@ -72,6 +74,9 @@ class TrainConfig:
     # A fused model keeps one network per modality beside the fused one and blends them on the validation rows,
     # falling back to the best of them where fusing does not pay (models.ExpertBlend).
     experts: bool = True
+    # A fused model's blend also holds a regularised linear model over every input (tuwen.linear: logistic
+    # regression on TF-IDF + standardised vectors, the early-concatenation baseline), a differently-built member.
+    linear: bool = True
     # Class weightings tried besides the task's own ("sqrt" soft balancing by default) for a classifier's
     # single-modality networks; the best on the validation rows is kept, and a fused network trains with its
     # best expert's pick. Why both: which one wins depends on the target, and validation sees it. Fashion
@@ -459,10 +464,21 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
         if agreed is not None:
             label.fit(prepared.frame[prepared.split == "train"], agreed)
         try:
-            network, fit = train_members()
+            blending = bool(experts) and len(val) >= 20
+            # The linear member fits on the second core while the fused network trains on the first: it uses no
+            # random numbers, so the network trains exactly as it would alone. Both run at the same thread count,
+            # set once here, so neither changes the other's (process-wide) setting mid-run.
+            with torch_threads(config.threads if config.device == "cpu" else 0), ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(fit_linear, network_inputs(train), task, train, y_train, val, y_val,
+                                      device=config.device) if blending and config.linear else None
+                network, fit = train_members()
+                linear = pending.result() if pending else None
             fit["class_weight"] = {"choice": agreed, "from": "experts"} if agreed is not None else None
             fit["experts"] = None
-            if experts and len(val) >= 20:
+            if blending:
+                if linear is not None:
+                    experts = {**experts, "linear": (linear[0], names)}
+                    fit["linear"] = linear[1]
                 network, fit["experts"] = blend_experts(network, experts, names, task, val, y_val, config.device)
                 fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)
         finally:
@@ -473,7 +489,7 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     info = {"split": prepared.split_info, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
             "best_epoch": fit["best_epoch"], "epochs_run": fit["epochs_run"], "seconds": fit["seconds"],
             "blend": fit["blend"], "ensemble": members, "experts": fit["experts"], "class_weight": fit["class_weight"],
-            "metrics": {"val": fit["val"], "test": test_metrics}, "inputs": names}
+            "linear": fit.get("linear"), "metrics": {"val": fit["val"], "test": test_metrics}, "inputs": names}
     model = TuwenModel(prepared.task, prepared.builder.select(names), network, info)
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
                    "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
@@ -530,10 +546,31 @@ def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, 
         value = task.metrics({h: task.transform(h, o) for h, o in outputs.items()}, y_val).get(task.primary, math.nan)
         return sign * value if math.isfinite(value) else -math.inf
 
+    def standard_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        return paired_standard_error(task, {h: task.transform(h, o) for h, o in a.items()},
+                                     {h: task.transform(h, o) for h, o in b.items()}, y_val)
+
     inputs, mask = make_batch(val, None, device)
     fitted = blended.fit_blend(inputs, mask, _targets_tensor(y_val, np.arange(len(val)), device), task.head_loss,
-                               score)
+                               score, standard_error=standard_error)
     return blended, fitted
+
+
+def paired_standard_error(task: Task, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                          targets: dict[str, np.ndarray], resamples: int = 200, seed: int = 0) -> float:
+    """Standard deviation of main metric(a) − main metric(b) over bootstrap resamples of the rows (fixed seed,
+    so a re-run chooses the same): how far apart two models' scores on these rows must be to mean anything."""
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(targets.values())))
+    differences = []
+    for _ in range(resamples):
+        rows = rng.integers(0, n, n)
+        sample = {h: v[rows] for h, v in targets.items()}
+        first = task.metrics({h: p[rows] for h, p in a.items()}, sample).get(task.primary, math.nan)
+        second = task.metrics({h: p[rows] for h, p in b.items()}, sample).get(task.primary, math.nan)
+        differences.append(first - second)
+    finite = np.asarray(differences)[np.isfinite(differences)]
+    return float(finite.std()) if len(finite) > 1 else 0.0
 
 
 def train_experts(prepared: Prepared, names: list[str], config: TrainConfig) -> Experts:
