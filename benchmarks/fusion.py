@@ -40,6 +40,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import normalize
 
 from tuwen.fusion import FUSIONS
+from tuwen.report import describe_choice
 from tuwen.tasks import make_task
 from tuwen.train import Prepared, TrainConfig, ablation_variants, fit_variant, prepare
 from workspaces import BENCH_WS, build
@@ -181,9 +182,7 @@ def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, 
         chosen = outcome["experts"]
         setting = f"{len(names)} inputs, best epoch {outcome['best_epoch']}"
         if chosen:
-            setting += f", validation pick: {chosen['choice']}" + (
-                " (" + ", ".join(f"{k} {v:.2f}" for k, v in next(iter(chosen["weights"].values())).items()) + ")"
-                if chosen["choice"] == "blend" else "")
+            setting += f", validation pick: {describe_choice(chosen)}"
         rows.append({"variant": f"tuwen: {variant}", "metrics": {k: round(v, 4) for k, v in outcome["metrics"].items()},
                      "setting": setting, "seconds": outcome["seconds"], "experts": chosen})
         predictions[rows[-1]["variant"]] = outcome["predictions"]

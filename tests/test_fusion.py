@@ -262,3 +262,29 @@ def test_expert_blend_keeps_a_blend_only_beyond_one_standard_error_of_the_best_e
     assert fit(lambda a, b: lead + 0.01)["choice"] == "text"
     same = {"y": torch.softmax(fused(inputs, mask)["outputs"]["y"], 1).detach().numpy()}
     assert paired_standard_error(task, same, same, {"y": y_val}) == 0.0
+
+
+def test_a_member_outside_the_fallbacks_only_ever_contributes_through_the_blend() -> None:
+    """The linear member is not a fallback: where it alone is best, the blend carries it instead."""
+    torch.manual_seed(0)
+    features, y = _xor_features(300, seed=13)
+    strong = MultimodalModel(network_inputs(features), {"y": 4}, fusion="concat", hidden=16, dropout=0.0,
+                             input_dropout=0.0, modality_dropout=0.0)
+    _train(strong, features, y)
+    weak = MultimodalModel(network_inputs(features), {"y": 4}, fusion="concat", hidden=8).eval()  # untrained
+    text = MultimodalModel(network_inputs(features)[1:], {"y": 4}, fusion="concat", hidden=8).eval()
+    val, y_val = _xor_features(200, seed=14)
+    inputs, mask = make_batch(val)
+    with torch.no_grad():
+        alone = strong.eval()(inputs, mask)["outputs"]["y"]
+
+    def score(outputs: dict[str, torch.Tensor]) -> float:  # the strong member alone scores best, by fiat
+        return 1.0 if torch.equal(outputs["y"], alone) else _accuracy(outputs, y_val) / 2
+
+    def fit(fallbacks: list[str] | None) -> dict[str, object]:
+        blended = ExpertBlend(weak, [text, strong], [[1], [0, 1]], ["text", "linear"])
+        return blended.fit_blend(inputs, mask, {"y": torch.from_numpy(y_val)}, _ce, score, fallbacks=fallbacks)
+
+    assert fit(None)["choice"] == "linear"
+    kept = fit(["text"])
+    assert kept["choice"] == "blend" and kept["weights"]["y"]["linear"] > 0.5  # the loss-fitted blend leans on it

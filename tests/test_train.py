@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from tuwen.datasets.synthetic import COLOURS, SHAPES, generate_catalog
 from tuwen.encoders import register
 from tuwen.features import TABULAR, TFIDF, FeatureBuilder, InputSpec
+from tuwen.report import describe_choice
 from tuwen.train import TrainConfig, evaluate_task, load_model, split_items, train_model
 from tuwen.workspace import Workspace
 
@@ -130,6 +131,9 @@ def test_ablation_fusion_beats_each_modality_and_writes_report(workspace: Worksp
     report = Path(summary["report"])
     text = report.read_text(encoding="utf-8")
     assert "| fusion:late |" in text and "stratified by target" in text
+    assert "validation pick" in text  # each fused model says which member(s) its validation blend kept
+    picks = {r["variant"]: describe_choice(r["experts"]) for r in summary["results"]}
+    assert picks["text"] == "" and picks["fusion:concat"].split(":")[0] in {"blend", "text", "image", "linear"}
     for chart in ("ablation.png", "confusion.png", "per_class_f1.png"):
         assert (report.with_suffix("") / chart).stat().st_size > 1000
 

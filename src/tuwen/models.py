@@ -271,8 +271,10 @@ class ExpertBlend(nn.Module):
     learns one convex weight per (head, member) on the validation rows, where no member was
     fitted, and if that blend still scores below an expert alone on the task's main validation
     metric, the model *is* that expert. Averaging differently-built networks is also an
-    ensemble, which is most of the gain where modalities complement each other. An expert whose
-    inputs are all missing for an item (no photo) gets no weight for that item.
+    ensemble, which is most of the gain where modalities complement each other. Besides the
+    single-modality networks, training adds a regularised linear model over every input
+    (:mod:`tuwen.linear`), the most differently-built member of all. An expert whose inputs are
+    all missing for an item (no photo) gets no weight for that item.
     """
 
     def __init__(self, fused: nn.Module, experts: Sequence[nn.Module], expert_inputs: Sequence[Sequence[int]],
@@ -341,7 +343,8 @@ class ExpertBlend(nn.Module):
         return self.fused.weights(inputs, mask)  # type: ignore[operator]
 
     def fit_blend(self, inputs: list[Any], mask: torch.Tensor, targets: dict[str, torch.Tensor], loss: Any,
-                  score: Any, steps: int = 200, standard_error: Any = None) -> dict[str, Any]:
+                  score: Any, steps: int = 200, standard_error: Any = None,
+                  fallbacks: Sequence[str] | None = None) -> dict[str, Any]:
         """Fit the blend on validation rows by the task's loss; keep it only if it beats every expert alone.
 
         ``score(outputs)`` is the task's main validation metric of raw outputs per head (higher is better).
@@ -350,6 +353,8 @@ class ExpertBlend(nn.Module):
         rule). Why: a blend a few validation rows prefer is as likely to lose as to win on new products (H&M
         with descriptions: validation-preferred blends ended 0.005 below the text network on test), while
         the expert is the simpler model; where fusing really pays (H&M names: +0.07) the margin is clear.
+        ``fallbacks`` names the experts that may replace the blend alone (default: every one); the others
+        (the linear member) only ever contribute through the blend.
         Returns the blend weights per head, the validation scores and the choice ("blend" or an expert's name).
         """
         self.eval()
@@ -366,10 +371,11 @@ class ExpertBlend(nn.Module):
             scores = {"blend": score(blended)}
             for e, name in enumerate(self.expert_names):
                 scores[name] = score({h: expert_outputs[e][h] for h in self.head_names})
-        choice = max(scores, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
+        eligible = ["blend", *(n for n in self.expert_names if fallbacks is None or n in fallbacks)]
+        choice = max(eligible, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
         margin = None
-        if choice == "blend" and standard_error is not None and self.expert_names:
-            best = max(self.expert_names, key=lambda k: scores[k])  # ties: the first expert
+        if choice == "blend" and standard_error is not None and len(eligible) > 1:
+            best = max(eligible[1:], key=lambda k: scores[k])  # ties: the first expert
             margin = standard_error(blended, expert_outputs[self.expert_names.index(best)])
             if scores["blend"] - scores[best] <= margin:
                 choice = best

@@ -34,14 +34,28 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-") or "report"
 
 
+def describe_choice(experts: dict[str, Any] | None) -> str:
+    """What a fused model's validation blend settled on: one member's name, or the blend's main shares
+    ("blend: fused 0.65, linear 0.33"). Why shown: a fusion that falls back to its text expert scores
+    exactly as text alone, and the reader should see that it chose to, not guess it."""
+    if not experts:
+        return ""
+    if experts["choice"] != "blend":
+        return str(experts["choice"])
+    shares = next(iter(experts["weights"].values()))
+    return "blend: " + ", ".join(f"{k} {v:.2f}" for k, v in shares.items() if v >= 0.05)
+
+
 def metric_table(results: list[dict[str, Any]], markdown: bool = True) -> str:
-    """Variants as rows, metrics as columns (the same table the CLI prints)."""
+    """Variants as rows, metrics as columns (the same table the CLI prints), and each fused model's
+    validation pick."""
     keys = [k for k in results[0]["metrics"] if k not in SKIP and "/" not in k] if results else []
-    header = ["variant", *keys, "seconds", "best epoch"]
+    picks = [describe_choice(r.get("experts")) for r in results]
+    header = ["variant", *keys, "seconds", "best epoch", *(["validation pick"] if any(picks) else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
+    for r, pick in zip(results, picks, strict=True):
         cells = [r["variant"], *(f"{r['metrics'].get(k, float('nan')):.4f}" for k in keys), f"{r['seconds']:.1f}",
-                 str(r.get("best_epoch", ""))]
+                 str(r.get("best_epoch", "")), *([pick] if any(picks) else [])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) if markdown else "\n".join(line.replace("|", " ") for line in lines)
 

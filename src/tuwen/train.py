@@ -552,7 +552,8 @@ def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, 
 
     inputs, mask = make_batch(val, None, device)
     fitted = blended.fit_blend(inputs, mask, _targets_tensor(y_val, np.arange(len(val)), device), task.head_loss,
-                               score, standard_error=standard_error)
+                               score, standard_error=standard_error,
+                               fallbacks=[name for name in experts if name != "linear"])
     return blended, fitted
 
 
