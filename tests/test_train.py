@@ -133,7 +133,10 @@ def test_ablation_fusion_beats_each_modality_and_writes_report(workspace: Worksp
     assert "| fusion:late |" in text and "stratified by target" in text
     assert "validation pick" in text  # each fused model says which member(s) its validation blend kept
     picks = {r["variant"]: describe_choice(r["experts"]) for r in summary["results"]}
-    assert picks["text"] == "" and picks["fusion:concat"].split(":")[0] in {"blend", "text", "image", "linear"}
+    assert picks["text"] == "" and picks["fusion:concat"].split(":")[0] in {"blend", "text", "image"}
+    for variant in ("fusion:concat", "fusion:late"):  # each fused model also holds the linear member
+        experts = next(r["experts"] for r in summary["results"] if r["variant"] == variant)
+        assert set(experts["validation"]) == {"blend", "text", "image", "linear"}
     for chart in ("ablation.png", "confusion.png", "per_class_f1.png"):
         assert (report.with_suffix("") / chart).stat().st_size > 1000
 

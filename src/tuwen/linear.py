@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureSet
 from tuwen.tasks import Task
 
@@ -33,29 +33,30 @@ from tuwen.tasks import Task
 L2_PATH = (1.0, 0.1, 0.01)
 
 
-class LinearModel(nn.Module):
-    """Per input a linear map to every head's outputs (an EmbeddingBag for sparse TF-IDF), summed over the
-    inputs an item has, plus a bias. Same call signature as the networks, so an expert blend can hold it."""
+LINEAR = "linear"  # its name among a fused model's experts, and its config's "kind"
 
-    def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], l2: float = 0.0, kind: str = "linear"):
+
+class LinearModel(nn.Module):
+    """Per input a (dim × outputs) weight matrix, applied as a bag of weighted rows for sparse TF-IDF, summed
+    over the inputs an item has, plus a bias. Same call signature as the networks, so an expert blend can hold it.
+
+    The weights start at zero and are made without torch's random number generator: the model is built and
+    fitted in a thread beside a network's training loop, which must draw exactly the numbers it would alone.
+    """
+
+    def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], l2: float = 0.0, kind: str = LINEAR):
         super().__init__()
         self.config = {"kind": kind, "inputs": [dict(i) for i in inputs], "heads": dict(heads), "l2": l2}
         self.input_names = [i["name"] for i in inputs]
         self.head_names = list(heads)
         width = sum(heads.values())
-        self.parts = nn.ModuleList(nn.EmbeddingBag(i["dim"], width, mode="sum") if i["kind"] == "sparse"
-                                   else nn.Linear(i["dim"], width, bias=False) for i in inputs)
-        for part in self.parts:
-            nn.init.zeros_(part.weight)
+        self.sparse = [i["kind"] == "sparse" for i in inputs]
+        self.parts = nn.ParameterList(nn.Parameter(torch.zeros(i["dim"], width)) for i in inputs)
         self.bias = nn.Parameter(torch.zeros(width))
         for k, i in enumerate(inputs):  # dense inputs' standardisation (identity for sparse ones)
             dim = i["dim"] if i["kind"] != "sparse" else 0
             self.register_buffer(f"mean_{k}", torch.zeros(dim))
             self.register_buffer(f"scale_{k}", torch.ones(dim))
-
-    @property
-    def fusion_name(self) -> str:
-        return "linear"
 
     def fit_normalisation(self, features: FeatureSet) -> None:
         """Standardise each dense block on the training rows where it is present, then scale it to unit length."""
@@ -69,56 +70,54 @@ class LinearModel(nn.Module):
 
     def forward(self, inputs: list[Any], mask: torch.Tensor) -> dict[str, Any]:
         total = self.bias.expand(mask.shape[0], -1)
-        for k, (part, x) in enumerate(zip(self.parts, inputs, strict=True)):
-            if isinstance(part, nn.EmbeddingBag):
+        for k, (weight, x) in enumerate(zip(self.parts, inputs, strict=True)):
+            if self.sparse[k]:
                 indices, offsets, values = x
-                out = part(indices, offsets, per_sample_weights=values)
+                out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
             else:
-                out = part((x - getattr(self, f"mean_{k}")) / getattr(self, f"scale_{k}"))
+                out = ((x - getattr(self, f"mean_{k}")) / getattr(self, f"scale_{k}")) @ weight
             total = total + out * mask[:, k:k + 1].to(out.dtype)
         outputs = total.split(list(self.config["heads"].values()), dim=-1)
         return {"outputs": dict(zip(self.head_names, outputs, strict=True)), "mask": mask}
 
     def penalty(self) -> torch.Tensor:
-        return sum((part.weight ** 2).sum() for part in self.parts)  # type: ignore[return-value]
+        return sum((weight ** 2).sum() for weight in self.parts)  # type: ignore[return-value]
 
 
 def fit_linear(inputs: Sequence[dict[str, Any]], task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
-               val: FeatureSet, y_val: dict[str, np.ndarray], threads: int = 0, max_iter: int = 60,
-               device: str = "cpu") -> tuple[LinearModel, dict[str, Any]]:
+               val: FeatureSet, y_val: dict[str, np.ndarray], max_iter: int = 60, device: str = "cpu"
+               ) -> tuple[LinearModel, dict[str, Any]]:
     """Fit along :data:`L2_PATH` by full-batch L-BFGS on the task's loss; keep the strength that scores best on
     the validation rows (the task's main metric). Returns the model and ``{"l2": ..., "validation": {...}}``.
 
-    ``threads``: torch CPU threads while fitting (0: leave the process's setting alone, as when it runs beside
-    a network's training loop)."""
+    It leaves torch's thread count alone (the caller sets it: it may be fitting beside a training loop)."""
     from tuwen.models import make_batch  # models imports this module for build_network
 
     sign = 1.0 if task.higher_is_better else -1.0
-    with torch_threads(threads):
-        model = LinearModel(inputs, task.heads())
-        model.fit_normalisation(train)
-        model.to(device)
-        x_train, mask_train = make_batch(train, None, device)
-        x_val, mask_val = make_batch(val, None, device)
-        targets = {h: torch.from_numpy(v).to(device) for h, v in y_train.items()}
-        best: tuple[float, float, dict[str, torch.Tensor]] | None = None
-        scores: dict[str, float] = {}
-        for strength in L2_PATH:
-            l2 = strength / max(len(train), 1)
-            _minimise(model, task, x_train, mask_train, targets, l2, max_iter)
-            model.eval()
-            with torch.no_grad():
-                outputs = model(x_val, mask_val)["outputs"]
-            value = task.metrics({h: task.transform(h, o) for h, o in outputs.items()}, y_val).get(task.primary,
-                                                                                               math.nan)
-            scores[f"{strength:g}/n"] = round(value, 4)
-            score = sign * value if math.isfinite(value) else -math.inf
-            if best is None or score > best[0]:
-                best = (score, l2, {k: v.clone() for k, v in model.state_dict().items()})
-        assert best is not None
-        model.load_state_dict(best[2])
-        model.config["l2"] = best[1]
+    model = LinearModel(inputs, task.heads())
+    model.fit_normalisation(train)
+    model.to(device)
+    x_train, mask_train = make_batch(train, None, device)
+    x_val, mask_val = make_batch(val, None, device)
+    targets = {h: torch.from_numpy(v).to(device) for h, v in y_train.items()}
+    best: tuple[float, float, dict[str, torch.Tensor]] | None = None
+    scores: dict[str, float] = {}
+    for strength in L2_PATH:
+        l2 = strength / max(len(train), 1)
+        _minimise(model, task, x_train, mask_train, targets, l2, max_iter)
         model.eval()
+        with torch.no_grad():
+            outputs = model(x_val, mask_val)["outputs"]
+        predictions = {h: task.transform(h, o) for h, o in outputs.items()}
+        value = task.metrics(predictions, y_val).get(task.primary, math.nan)
+        scores[f"{strength:g}/n"] = round(value, 4)
+        score = sign * value if math.isfinite(value) else -math.inf
+        if best is None or score > best[0]:
+            best = (score, l2, {k: v.clone() for k, v in model.state_dict().items()})
+    assert best is not None
+    model.load_state_dict(best[2])
+    model.config["l2"] = best[1]
+    model.eval()
     return model, {"l2": best[1], "validation": scores}
 
 

@@ -345,7 +345,7 @@ class ExpertBlend(nn.Module):
     def fit_blend(self, inputs: list[Any], mask: torch.Tensor, targets: dict[str, torch.Tensor], loss: Any,
                   score: Any, steps: int = 200, standard_error: Any = None,
                   fallbacks: Sequence[str] | None = None) -> dict[str, Any]:
-        """Fit the blend on validation rows by the task's loss; keep it only if it beats every expert alone.
+        """Fit the blend on validation rows by the task's loss; keep it only if it beats every fallback expert.
 
         ``score(outputs)`` is the task's main validation metric of raw outputs per head (higher is better).
         ``standard_error(a, b)``, when given, is the standard error of ``score(a) - score(b)`` over resampled

@@ -35,7 +35,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
 from tuwen.fusion import FUSIONS
-from tuwen.linear import fit_linear
+from tuwen.linear import LINEAR, fit_linear
 from tuwen.models import (
     EnsembleModel,
     ExpertBlend,
@@ -477,7 +477,7 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
             fit["experts"] = None
             if blending:
                 if linear is not None:
-                    experts = {**experts, "linear": (linear[0], names)}
+                    experts = {**experts, LINEAR: (linear[0], names)}
                     fit["linear"] = linear[1]
                 network, fit["experts"] = blend_experts(network, experts, names, task, val, y_val, config.device)
                 fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)
@@ -553,7 +553,7 @@ def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, 
     inputs, mask = make_batch(val, None, device)
     fitted = blended.fit_blend(inputs, mask, _targets_tensor(y_val, np.arange(len(val)), device), task.head_loss,
                                score, standard_error=standard_error,
-                               fallbacks=[name for name in experts if name != "linear"])
+                               fallbacks=[name for name in experts if name != LINEAR])
     return blended, fitted
 
 
