@@ -420,70 +420,44 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     task, label = prepared.task, getattr(prepared.task, "label", None)
     choices = [task.class_weight] + [c for c in config.class_weights if c != task.class_weight] \
         if type(task) is ClassifyTask and not experts and len(val) >= 20 and label is not None else []
-    if len(choices) > 1:
-        # Class weighting picked on the validation rows (single-modality networks only, not the fused ones
-        # that blend with them): soft ("sqrt") balancing helped H&M types, no weighting fashion colours.
-        original, trained = list(label.weights), []
-        sign = 1.0 if prepared.task.higher_is_better else -1.0
-        # each candidate writes its checkpoints and logs into its own folder; the chosen one's are kept
-        candidates = [folder / f".class-weight-{k}" for k in range(len(choices))] if folder else []
-        try:
-            for k, choice in enumerate(choices):
-                label.fit(prepared.frame[prepared.split == "train"], choice)
-                if folder:  # fresh: a crashed run's event files must not end up in this model
-                    shutil.rmtree(candidates[k], ignore_errors=True)
-                    candidates[k].mkdir(parents=True)
-                network, fit = train_members(candidates[k] if folder else None)
-                value = fit["val"].get(prepared.task.primary, math.nan)
-                trained.append((sign * value if math.isfinite(value) else -math.inf, -k, choice, network, fit))
-                label.weights = list(original)
-        except BaseException:
-            label.weights = list(original)
-            for candidate in candidates:
-                shutil.rmtree(candidate, ignore_errors=True)
-            raise
-        score, _, chosen, network, fit = max(trained, key=lambda t: (t[0], t[1]))  # ties keep the first candidate
-        fit["seconds"] = round(sum(t[4]["seconds"] for t in trained), 3)
-        fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
-        fit["experts"] = None
-        if folder:
-            keep_candidate(folder, candidates, candidates[choices.index(chosen)])
-        network.class_weight = chosen  # read by the fused networks that blend with this one
-        network.class_weight_score = score  # sign-adjusted validation score: higher is better
-    else:
-        # A fused network trains (and fits its blend) with the weighting its best expert (on validation) picked:
-        # the modality that predicts the target best is the one whose errors the weighting was chosen for.
-        picks = [(e[0].class_weight_score, e[0].class_weight) for e in experts.values()
-                 if getattr(e[0], "class_weight", None) is not None]
-        # ties go to the first expert (the text one when both exist), not to the weighting's name
-        agreed = max(picks, key=lambda p: p[0])[1] if picks and type(task) is ClassifyTask and label is not None \
-            else None
-        if agreed == getattr(task, "class_weight", None):
-            agreed = None
-        original = list(label.weights) if label is not None else []
-        if agreed is not None:
-            label.fit(prepared.frame[prepared.split == "train"], agreed)
-        try:
-            blending = bool(experts) and len(val) >= 20
-            # The linear member fits on the second core while the fused network trains on the first: it uses no
-            # random numbers, so the network trains exactly as it would alone. Both run at the same thread count,
-            # set once here, so neither changes the other's (process-wide) setting mid-run.
-            with torch_threads(config.threads if config.device == "cpu" else 0), ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(fit_linear, network_inputs(train), task, train, y_train, val, y_val,
-                                      device=config.device) if blending and config.linear else None
+    # The linear member (tuwen.linear) fits on the second core while the networks train on the first. It draws no
+    # random numbers, so the networks train exactly as they would alone; it gets its own copy of the task, whose
+    # class weights the choice below changes; and both run at one thread count, set once here, so neither changes
+    # the other's (process-wide) setting mid-run.
+    with torch_threads(config.threads if config.device == "cpu" else 0), ThreadPoolExecutor(1) as pool:
+        def start_linear() -> Any:
+            return pool.submit(fit_linear, network_inputs(train), copy.deepcopy(task), train, y_train, val, y_val,
+                               device=config.device) if config.linear and len(val) >= 20 else None
+
+        if len(choices) > 1:
+            pending = start_linear()
+            network, fit, chosen, score = choose_class_weight(prepared, choices, train_members, folder)
+            linear = pending.result() if pending else None
+            network, fit = add_linear(network, fit, linear, {}, names, task, val, y_val, config.device)
+            network.class_weight = chosen  # read by the fused networks that blend with this one
+            network.class_weight_score = score  # sign-adjusted validation score: higher is better
+        else:
+            # A fused network trains (and fits its blend) with the weighting its best expert (on validation)
+            # picked: the modality that predicts the target best is the one whose errors the weighting was chosen
+            # for. Ties go to the first expert (the text one when both exist), not to the weighting's name.
+            picks = [(e[0].class_weight_score, e[0].class_weight) for e in experts.values()
+                     if getattr(e[0], "class_weight", None) is not None]
+            agreed = max(picks, key=lambda p: p[0])[1] if picks and type(task) is ClassifyTask and \
+                label is not None else None
+            if agreed == getattr(task, "class_weight", None):
+                agreed = None
+            original = list(label.weights) if label is not None else []
+            if agreed is not None:
+                label.fit(prepared.frame[prepared.split == "train"], agreed)
+            try:
+                pending = start_linear()
                 network, fit = train_members()
                 linear = pending.result() if pending else None
-            fit["class_weight"] = {"choice": agreed, "from": "experts"} if agreed is not None else None
-            fit["experts"] = None
-            if blending:
-                if linear is not None:
-                    experts = {**experts, LINEAR: (linear[0], names)}
-                    fit["linear"] = linear[1]
-                network, fit["experts"] = blend_experts(network, experts, names, task, val, y_val, config.device)
-                fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)
-        finally:
-            if label is not None:
-                label.weights = original
+                fit["class_weight"] = {"choice": agreed, "from": "experts"} if agreed is not None else None
+                network, fit = add_linear(network, fit, linear, experts, names, task, val, y_val, config.device)
+            finally:
+                if label is not None:
+                    label.weights = original
     outputs = network_outputs(network, prepared.task, test)
     test_metrics = prepared.task.metrics(outputs["predictions"], y_test) if len(test) else {}
     info = {"split": prepared.split_info, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
@@ -494,6 +468,59 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     return model, {"metrics": test_metrics, "val": fit["val"], "seconds": fit["seconds"],
                    "best_epoch": fit["best_epoch"], "predictions": outputs["predictions"], "y": y_test,
                    "experts": fit["experts"], "network": network, "class_weight": fit["class_weight"]}
+
+
+def choose_class_weight(prepared: Prepared, choices: list[str], train_members: Callable[[Path | None], Any],
+                        folder: Path | None) -> tuple[Any, dict[str, Any], str, float]:
+    """Train a single-modality network once per class weighting; keep the best on the validation rows.
+
+    Why: soft ("sqrt") balancing helped H&M types, no weighting fashion colours; validation sees which.
+    Returns the network, its fit, the chosen weighting and its sign-adjusted validation score.
+    """
+    label = prepared.task.label  # type: ignore[attr-defined]
+    original, trained = list(label.weights), []
+    sign = 1.0 if prepared.task.higher_is_better else -1.0
+    # each candidate writes its checkpoints and logs into its own folder; the chosen one's are kept
+    candidates = [folder / f".class-weight-{k}" for k in range(len(choices))] if folder else []
+    try:
+        for k, choice in enumerate(choices):
+            label.fit(prepared.frame[prepared.split == "train"], choice)
+            if folder:  # fresh: a crashed run's event files must not end up in this model
+                shutil.rmtree(candidates[k], ignore_errors=True)
+                candidates[k].mkdir(parents=True)
+            network, fit = train_members(candidates[k] if folder else None)
+            value = fit["val"].get(prepared.task.primary, math.nan)
+            trained.append((sign * value if math.isfinite(value) else -math.inf, -k, choice, network, fit))
+            label.weights = list(original)
+    except BaseException:
+        label.weights = list(original)
+        for candidate in candidates:
+            shutil.rmtree(candidate, ignore_errors=True)
+        raise
+    score, _, chosen, network, fit = max(trained, key=lambda t: (t[0], t[1]))  # ties keep the first candidate
+    fit["seconds"] = round(sum(t[4]["seconds"] for t in trained), 3)
+    fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
+    if folder:
+        keep_candidate(folder, candidates, candidates[choices.index(chosen)])
+    return network, fit, chosen, score
+
+
+def add_linear(network: Any, fit: dict[str, Any], linear: tuple[Any, dict[str, Any]] | None, experts: Experts,
+               names: list[str], task: Task, val: FeatureSet, y_val: dict[str, np.ndarray], device: str
+               ) -> tuple[Any, dict[str, Any]]:
+    """Blend a trained network with its experts and its linear member on the validation rows (when there are any).
+
+    A single-modality network has no experts: it blends with the linear model over its own inputs and is never
+    replaced by it, so "text alone" is the text network plus logistic regression on the same text.
+    """
+    fit["experts"] = None
+    members = {**experts, **({LINEAR: (linear[0], names)} if linear is not None else {})}
+    if linear is not None:
+        fit["linear"] = linear[1]
+    if members and len(val) >= 20:
+        network, fit["experts"] = blend_experts(network, members, names, task, val, y_val, device)
+        fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)
+    return network, fit
 
 
 def keep_candidate(folder: Path, candidates: list[Path], chosen: Path) -> None:
