@@ -4,7 +4,6 @@ what no single modality can (tiny synthetic tensors, no workspace)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -12,8 +11,7 @@ import torch
 from tuwen.features import FeatureSet, InputSpec
 from tuwen.fusion import FUSIONS, make_fusion, masked_softmax, modality_dropout
 from tuwen.models import EnsembleModel, ExpertBlend, MultimodalModel, build_network, make_batch, network_inputs
-from tuwen.tasks import make_task
-from tuwen.train import make_optimizers, paired_standard_error
+from tuwen.train import make_optimizers
 
 torch.set_num_threads(1)
 
@@ -229,39 +227,6 @@ def test_wide_part_is_a_linear_tfidf_path_that_starts_at_zero() -> None:
         assert torch.allclose(wide(inputs, mask)["outputs"]["y"], deep(inputs, mask)["outputs"]["y"])
     _train(wide, features, y)
     assert float(wide.wide[0].weight.detach().abs().sum()) > 0  # trained through SparseAdam with the rest
-
-
-def test_expert_blend_keeps_a_blend_only_beyond_one_standard_error_of_the_best_expert() -> None:
-    """Fusing pays clearly here (the label needs both inputs), so the blend stays; the same blend with a margin
-    larger than its lead over the expert falls back to the expert (the one-standard-error rule)."""
-    torch.manual_seed(0)
-    features, y = _xor_features(300, seed=11)
-    fused = MultimodalModel(network_inputs(features), {"y": 4}, fusion="concat", hidden=16, dropout=0.0,
-                            input_dropout=0.0, modality_dropout=0.0)
-    _train(fused, features, y)
-    text = MultimodalModel(network_inputs(features)[1:], {"y": 4}, fusion="concat", hidden=16, dropout=0.0,
-                           input_dropout=0.0, modality_dropout=0.0)
-    _train(text, features.select(["title@tfidf_sparse"]), y)
-    val, y_val = _xor_features(200, seed=12)
-    inputs, mask = make_batch(val)
-    task = make_task("classify", "y")
-    task.fit(pd.DataFrame({"y": [str(c) for c in range(4)]}))  # classes "0".."3", encoded 0..3
-
-    def margin(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-        return paired_standard_error(task, {"y": torch.softmax(a["y"], 1).numpy()},
-                                     {"y": torch.softmax(b["y"], 1).numpy()}, {"y": y_val})
-
-    def fit(standard_error: object) -> dict[str, object]:
-        blended = ExpertBlend(fused, [text], [[1]], ["text"])
-        return blended.fit_blend(inputs, mask, {"y": torch.from_numpy(y_val)}, _ce, lambda o: _accuracy(o, y_val),
-                                 standard_error=standard_error)
-
-    clear = fit(margin)
-    lead = clear["validation"]["blend"] - clear["validation"]["text"]
-    assert clear["choice"] == "blend" and 0 < clear["margin"] < lead
-    assert fit(lambda a, b: lead + 0.01)["choice"] == "text"
-    same = {"y": torch.softmax(fused(inputs, mask)["outputs"]["y"], 1).detach().numpy()}
-    assert paired_standard_error(task, same, same, {"y": y_val}) == 0.0
 
 
 def test_a_member_outside_the_fallbacks_only_ever_contributes_through_the_blend() -> None:

