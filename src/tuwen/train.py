@@ -430,10 +430,14 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
                                device=config.device) if config.linear and len(val) >= 20 else None
 
         if len(choices) > 1:
-            pending = start_linear()
-            network, fit, chosen, score = choose_class_weight(prepared, choices, train_members, folder)
-            linear = pending.result() if pending else None
-            network, fit = add_linear(network, fit, linear, {}, names, task, val, y_val, config.device)
+            network, fit, chosen, score, linear = choose_class_weight(prepared, choices, train_members, folder,
+                                                                      start_linear)
+            original = list(label.weights)
+            label.fit(prepared.frame[prepared.split == "train"], chosen)  # the blend's loss weighs as chosen
+            try:
+                network, fit = add_linear(network, fit, linear, {}, names, task, val, y_val, config.device)
+            finally:
+                label.weights = original
             network.class_weight = chosen  # read by the fused networks that blend with this one
             network.class_weight_score = score  # sign-adjusted validation score: higher is better
         else:
@@ -471,20 +475,24 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
 
 
 def choose_class_weight(prepared: Prepared, choices: list[str], train_members: Callable[[Path | None], Any],
-                        folder: Path | None) -> tuple[Any, dict[str, Any], str, float]:
+                        folder: Path | None, start_linear: Callable[[], Any]
+                        ) -> tuple[Any, dict[str, Any], str, float, Any]:
     """Train a single-modality network once per class weighting; keep the best on the validation rows.
 
     Why: soft ("sqrt") balancing helped H&M types, no weighting fashion colours; validation sees which.
-    Returns the network, its fit, the chosen weighting and its sign-adjusted validation score.
+    ``start_linear()`` starts fitting the linear member with the task as it is now (beside each candidate's
+    network, so the kept one's linear member learnt with the same weighting). Returns the network, its fit,
+    the chosen weighting, its sign-adjusted validation score and the linear member's ``(model, fit)`` or None.
     """
     label = prepared.task.label  # type: ignore[attr-defined]
-    original, trained = list(label.weights), []
+    original, trained, linears = list(label.weights), [], []
     sign = 1.0 if prepared.task.higher_is_better else -1.0
     # each candidate writes its checkpoints and logs into its own folder; the chosen one's are kept
     candidates = [folder / f".class-weight-{k}" for k in range(len(choices))] if folder else []
     try:
         for k, choice in enumerate(choices):
             label.fit(prepared.frame[prepared.split == "train"], choice)
+            linears.append(start_linear())
             if folder:  # fresh: a crashed run's event files must not end up in this model
                 shutil.rmtree(candidates[k], ignore_errors=True)
                 candidates[k].mkdir(parents=True)
@@ -502,7 +510,8 @@ def choose_class_weight(prepared: Prepared, choices: list[str], train_members: C
     fit["class_weight"] = {"choice": chosen, "validation": {t[2]: round(sign * t[0], 4) for t in trained}}
     if folder:
         keep_candidate(folder, candidates, candidates[choices.index(chosen)])
-    return network, fit, chosen, score
+    pending = linears[choices.index(chosen)]
+    return network, fit, chosen, score, pending.result() if pending else None
 
 
 def add_linear(network: Any, fit: dict[str, Any], linear: tuple[Any, dict[str, Any]] | None, experts: Experts,
