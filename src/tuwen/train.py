@@ -74,8 +74,8 @@ class TrainConfig:
     # A fused model keeps one network per modality beside the fused one and blends them on the validation rows,
     # falling back to the best of them where fusing does not pay (models.ExpertBlend).
     experts: bool = True
-    # A fused model's blend also holds a regularised linear model over every input (tuwen.linear: logistic
-    # regression on TF-IDF + standardised vectors, the early-concatenation baseline), a differently-built member.
+    # Every model's validation blend also holds a regularised linear model over its inputs (tuwen.linear: logistic
+    # regression on TF-IDF + standardised vectors), a differently-built member; it never replaces the blend alone.
     linear: bool = True
     # Class weightings tried besides the task's own ("sqrt" soft balancing by default) for a classifier's
     # single-modality networks; the best on the validation rows is kept, and a fused network trains with its
@@ -435,7 +435,7 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
             original = list(label.weights)
             label.fit(prepared.frame[prepared.split == "train"], chosen)  # the blend's loss weighs as chosen
             try:
-                network, fit = add_linear(network, fit, linear, {}, names, task, val, y_val, config.device)
+                network, fit = blend_members(network, fit, linear, {}, names, task, val, y_val, config.device)
             finally:
                 label.weights = original
             network.class_weight = chosen  # read by the fused networks that blend with this one
@@ -458,7 +458,7 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
                 network, fit = train_members()
                 linear = pending.result() if pending else None
                 fit["class_weight"] = {"choice": agreed, "from": "experts"} if agreed is not None else None
-                network, fit = add_linear(network, fit, linear, experts, names, task, val, y_val, config.device)
+                network, fit = blend_members(network, fit, linear, experts, names, task, val, y_val, config.device)
             finally:
                 if label is not None:
                     label.weights = original
@@ -514,7 +514,7 @@ def choose_class_weight(prepared: Prepared, choices: list[str], train_members: C
     return network, fit, chosen, score, pending.result() if pending else None
 
 
-def add_linear(network: Any, fit: dict[str, Any], linear: tuple[Any, dict[str, Any]] | None, experts: Experts,
+def blend_members(network: Any, fit: dict[str, Any], linear: tuple[Any, dict[str, Any]] | None, experts: Experts,
                names: list[str], task: Task, val: FeatureSet, y_val: dict[str, np.ndarray], device: str
                ) -> tuple[Any, dict[str, Any]]:
     """Blend a trained network with its experts and its linear member on the validation rows (when there are any).
