@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
 from tuwen.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
-from tuwen.linear import LinearModel
+from tuwen.linear import LINEAR, LinearModel
 from tuwen.shared import l2
 from tuwen.tasks import Task, task_from_state
 
@@ -383,7 +383,7 @@ class ExpertBlend(nn.Module):
 def build_network(config: dict[str, Any], kind: type[MultimodalModel] | None = None) -> MultimodalModel | EnsembleModel:
     """A network from its saved config (an ensemble when ``config["ensemble"] > 1``); ``kind``: a subclass to build."""
     config = dict(config)
-    if config.get("kind") == "linear":  # the linear member of an expert blend (tuwen.linear)
+    if config.get("kind") == LINEAR:  # the linear member of an expert blend (tuwen.linear)
         return LinearModel(**config)  # type: ignore[return-value]
     if "experts" in config:  # a fused network with its single-modality experts (ExpertBlend)
         experts = config.pop("experts")

@@ -35,9 +35,9 @@ def _slug(text: str) -> str:
 
 
 def describe_choice(experts: dict[str, Any] | None) -> str:
-    """What a fused model's validation blend settled on: one member's name, or the blend's main shares
-    ("blend: fused 0.65, linear 0.33"). Why shown: a fusion that falls back to its text expert scores
-    exactly as text alone, and the reader should see that it chose to, not guess it."""
+    """What a model's validation blend settled on: one member's name, or the blend's main shares
+    ("blend: fused 0.65, linear 0.33"; "fused" is the model's own network). Why shown: a fusion that falls
+    back to its text expert scores exactly as text alone, and the reader should see that it chose to."""
     if not experts:
         return ""
     if experts["choice"] != "blend":
