@@ -407,3 +407,23 @@ def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(wor
     network = outcome["network"].fused  # the text network, inside its blend with the linear member
     for key, value in network.state_dict().items():
         assert torch.equal(saved[key], value), key
+
+
+def test_variants_of_one_run_share_one_linear_member_per_inputs_and_weighting(workspace: Workspace) -> None:
+    """An ablation fits the linear member once, not once per fusion; another class weighting gets its own."""
+    from tuwen.tasks import make_task
+    from tuwen.train import fit_variant, prepare
+
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
+    names = prepared.inputs(("text",))
+    config = replace(FAST, class_weights=())
+    first, _ = fit_variant(prepared, names, replace(config, fusion="concat"))
+    second, _ = fit_variant(prepared, names, replace(config, fusion="mean"))
+    assert first.network.expert_names == ["linear"] and first.network.experts[0] is second.network.experts[0]
+    assert len(prepared.linears) == 1
+    prepared.task.label.fit(prepared.frame[prepared.split == "train"], "none")  # another weighting
+    try:
+        third, _ = fit_variant(prepared, names, replace(config, fusion="concat"))
+    finally:
+        prepared.task.label.fit(prepared.frame[prepared.split == "train"], prepared.task.class_weight)
+    assert third.network.experts[0] is not first.network.experts[0] and len(prepared.linears) == 2

@@ -131,12 +131,7 @@ def _minimise(model: LinearModel, task: Task, inputs: list[Any], mask: torch.Ten
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        outputs = model(inputs, mask)["outputs"]
-        loss = torch.zeros((), device=mask.device)
-        for head, output in outputs.items():
-            losses, valid = task.head_loss(head, output, targets[head])
-            loss = loss + losses.sum() / valid.sum().clamp(min=1)
-        loss = loss + 0.5 * l2 * model.penalty()
+        loss = task.loss(model(inputs, mask)["outputs"], targets) + 0.5 * l2 * model.penalty()
         loss.backward()
         return loss
 

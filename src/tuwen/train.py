@@ -155,13 +155,10 @@ def _targets_tensor(targets: dict[str, np.ndarray], rows: np.ndarray, device: st
 def _loss(network: MultimodalModel, task: Task, result: dict[str, Any],
           targets: dict[str, torch.Tensor]) -> torch.Tensor:
     """Fused loss per head plus ``aux_weight`` × the mean loss of the unimodal heads on present inputs."""
-    total = torch.zeros((), device=result["mask"].device)
+    total = task.loss(result["outputs"], targets)
     mask = result["mask"]
-    for head, output in result["outputs"].items():
-        losses, valid = task.head_loss(head, output, targets[head])
-        total = total + losses.sum() / valid.sum().clamp(min=1)
-        if network.aux_weight > 0:
-            unimodal = result["unimodal"][head]  # (batch, inputs, out)
+    if network.aux_weight > 0:
+        for head, unimodal in result["unimodal"].items():  # (batch, inputs, out)
             batch, inputs, width = unimodal.shape
             repeated = targets[head].repeat_interleave(inputs)
             losses, valid = task.head_loss(head, unimodal.reshape(batch * inputs, width), repeated)
@@ -322,6 +319,9 @@ class Prepared:
     features: FeatureSet
     split_info: dict[str, Any]
     targets: dict[str, np.ndarray] = field(default_factory=dict)
+    # Linear members' fits (futures) by (inputs, class weights, device): an ablation's fusions all hold the same
+    # one, which would otherwise be fitted once per fusion.
+    linears: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def rows(self, part: str) -> np.ndarray:
         return np.flatnonzero(self.split == part)
@@ -426,8 +426,13 @@ def fit_variant(prepared: Prepared, names: list[str], config: TrainConfig, folde
     # the other's (process-wide) setting mid-run.
     with torch_threads(config.threads if config.device == "cpu" else 0), ThreadPoolExecutor(1) as pool:
         def start_linear() -> Any:
-            return pool.submit(fit_linear, network_inputs(train), copy.deepcopy(task), train, y_train, val, y_val,
-                               device=config.device) if config.linear and len(val) >= 20 else None
+            if not config.linear or len(val) < 20:
+                return None
+            key = (tuple(names), tuple(label.weights if label is not None else ()), config.device)
+            if key not in prepared.linears:
+                prepared.linears[key] = pool.submit(fit_linear, network_inputs(train), copy.deepcopy(task), train,
+                                                    y_train, val, y_val, device=config.device)
+            return prepared.linears[key]
 
         if len(choices) > 1:
             network, fit, chosen, score, linear = choose_class_weight(prepared, choices, train_members, folder,

@@ -54,6 +54,15 @@ class Task(ABC):
     def head_loss(self, head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample loss and a validity mask (False where the target is missing)."""
 
+    def loss(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum over heads of each head's mean loss over the rows that have a target: what every model of the
+        task minimises (the networks' fused outputs, the linear member)."""
+        total = torch.zeros((), device=next(iter(outputs.values())).device)
+        for head, output in outputs.items():
+            losses, valid = self.head_loss(head, output, targets[head])
+            total = total + losses.sum() / valid.sum().clamp(min=1)
+        return total
+
     @abstractmethod
     def transform(self, head: str, output: torch.Tensor) -> np.ndarray:
         """Raw network output → probabilities (classes) or catalog units (regression)."""
