@@ -32,7 +32,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 @pytest.fixture(scope="module")
 def client(shop: Workspace) -> TestClient:
-    return TestClient(create_app(shop.path))
+    return TestClient(create_app(shop.path), base_url="http://localhost")
 
 
 def _photo(colour: tuple[int, int, int] = (200, 20, 20)) -> bytes:
@@ -69,7 +69,11 @@ def test_photo_search_and_similar_and_product(client: TestClient, shop: Workspac
     product = client.get(f"/api/products/{product_id}").json()
     assert product["id"] == product_id and not any(k.endswith("_vec") for k in product)
     picture = client.get(f"/api/products/{product_id}/image")
-    assert picture.status_code == 200 and picture.content == Path(product["image_paths"][0]).read_bytes()
+    assert "image_paths" not in product and product["photos"] == len(product["image_urls"]) >= 1
+    assert product["image_urls"][0] == product["image"] == f"/api/products/{product_id}/image?index=0"
+    stored = shop.read("products").set_index("id").loc[product_id, "image_paths"][0]
+    assert picture.status_code == 200 and picture.content == Path(stored).read_bytes()
+    assert client.get(product["image"]).content == picture.content
 
 
 def test_recommend_profile_and_cold_shopper(client: TestClient, shop: Workspace) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -88,6 +88,36 @@ def open_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Ima
         raise ImageDecodeError(path, "not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageDecodeError(path, f"{type(error).__name__}: {error}") from None
+
+
+def open_downscaled(source: str | os.PathLike[str] | BinaryIO, side: int, max_pixels: int) -> Image.Image:
+    """Decode an image as RGB with its short side no smaller than ``side`` but no larger than it has to be.
+
+    For photos that arrive from outside (uploads): the pixel count is checked from the header before anything
+    decodes, JPEGs decode straight at 1/2..1/8 scale (``draft``) and other formats are shrunk by a whole factor
+    (``reduce``, a fast box filter) right after decoding, so the encoders' own resize starts from a few hundred
+    pixels instead of tens of millions. Raises :class:`ImageDecodeError` with the reason.
+    """
+    name = getattr(source, "name", None) or (str(source) if isinstance(source, (str, os.PathLike)) else "upload")
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(name, f"image too large ({width}x{height} = {width * height:,} pixels; "
+                                             f"the limit is {max_pixels:,})")
+            if image.format == "JPEG":
+                image.draft("RGB", (side, side))
+            image.load()
+            work = image if image.mode in ("RGB", "L") else image.convert("RGB")  # reduce() skips palette modes
+            factor = min(work.size) // side
+            reduced = work.reduce(factor) if factor >= 2 else work
+            return reduced.convert("RGB") if reduced.mode != "RGB" else reduced.copy()
+    except UnidentifiedImageError:
+        raise ImageDecodeError(name, "not an image file (format not recognised)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        if isinstance(error, ImageDecodeError):
+            raise
+        raise ImageDecodeError(name, f"{type(error).__name__}: {error}") from None
 
 
 def load_image(path: str | os.PathLike[str], size: int) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 Below the ANN threshold the engine keeps unit-length matrices in memory and scores exactly (a 10k × 512
 matrix-vector product is ~1 ms; LanceDB's flat scan of the same table is 15-250 ms because it re-reads the
-column per query); above it, it searches LanceDB's ANN indexes (IVF-flat by default). Filters are SQL ``where`` clauses
-evaluated by LanceDB either way.
+column per query); above it, it searches LanceDB's ANN indexes (IVF-flat by default). Filters (``where``) are parsed by
+:mod:`tuwen.search.filters` (a small grammar of our own) and the re-serialised SQL is evaluated by LanceDB either way.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tuwen.search.common import (
     read_meta,
     top,
 )
+from tuwen.search.filters import column_kinds, parse_filter
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
 from tuwen.search.tokens import match_words, query_terms, segment, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher
@@ -169,6 +170,17 @@ class SearchEngine:
         return l2(vector)
 
     # ------------------------------------------------------------------------------------------ filters
+    @functools.cached_property
+    def filter_columns(self) -> dict[str, str]:
+        """The columns a filter may name and their kinds: the index's scalar columns, less its BM25 words, its
+        content hash and the photo's file path (a filter must not probe server paths)."""
+        return column_kinds(self.table.schema, {"tokens", "hash", "image"})
+
+    def filter_sql(self, where: str | None) -> str | None:
+        """A user's filter checked against the grammar and rewritten as safe SQL (a :class:`FilterError` names
+        what is wrong and what is allowed); every entry point (Python, CLI, HTTP) goes through here."""
+        return parse_filter(where, self.filter_columns)
+
     def _mask(self, where: str | None) -> np.ndarray | None:
         """Rows passing the SQL filter (exact mode), evaluated by LanceDB and cached per filter text."""
         if not where:
@@ -352,9 +364,10 @@ class SearchEngine:
         start = time.perf_counter()
         query = (query or "").strip()
         self._validate(query, image, mode, k, fusion)
+        sql = self.filter_sql(where)
         timings: dict[str, float] = {}
         n = candidate_count(k, candidates)
-        lists, queries = self.signal_lists(query, image, mode, where, n, timings)
+        lists, queries = self.signal_lists(query, image, mode, sql, n, timings)
         t = time.perf_counter()
         fusion_used = None
         if mode == "hybrid" and len(lists) > 1:
@@ -398,7 +411,8 @@ class SearchEngine:
 
     def signal_lists(self, query: str, image: Any, mode: str, where: str | None, n: int,
                      timings: dict[str, float] | None = None) -> tuple[dict[str, Ranked], dict[str, np.ndarray]]:
-        """Each wanted signal's top ``n`` candidates, and the query vectors they were found with."""
+        """Each wanted signal's top ``n`` candidates, and the query vectors they were found with (``where``: SQL that
+        :meth:`filter_sql` produced, never a user's raw text)."""
         timings = {} if timings is None else timings
         wanted = [s for s in SIGNALS if s in self.signals and (mode == s or mode == "hybrid")]
         if not query:
@@ -469,6 +483,7 @@ class SearchEngine:
                 facets: Sequence[str] | None = None) -> SearchResult:
         """Products like this one by its fused (text + photo) embedding; the product itself is left out."""
         _check_k(k)
+        sql = self.filter_sql(where)
         t = time.perf_counter()
         vectors = self._product_vectors(product_id)
         column = "fused_vec" if "text_vec" in vectors and "image_vec" in vectors else \
@@ -478,7 +493,7 @@ class SearchEngine:
             query = np.concatenate([math.sqrt(1 - w) * vectors["text_vec"], math.sqrt(w) * vectors["image_vec"]])
         else:
             query = vectors[column]
-        ranked = self.vector(column, query, where, k + 1 + 50)
+        ranked = self.vector(column, query, sql, k + 1 + 50)
         keep = [i for i, key in enumerate(ranked.keys) if self.product_id(key) != product_id]
         ranked = Ranked([ranked.keys[i] for i in keep], ranked.scores[keep], ranked.rows)
         timings = {"similar": (time.perf_counter() - t) * 1000}
