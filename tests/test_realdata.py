@@ -16,7 +16,8 @@ pytestmark = pytest.mark.realdata
 
 def test_fashion_ingests_every_product(fashion_dir: Path) -> None:
     batch = load_preset("fashion", fashion_dir)
-    assert batch.summary() == {"products": 10106, "interactions": 0, "reviews": 0, "rejects": 0, "missing_images": 0}
+    assert batch.summary() == {"products": 10106, "interactions": 0, "reviews": 0, "rejects": 0, "missing_images": 0,
+                               "forgotten": 0}
     assert batch.products["has_image"].all()
     first = batch.products.iloc[0]
     assert first["category"].count(" > ") == 2

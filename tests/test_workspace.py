@@ -133,9 +133,9 @@ def test_embedding_is_cached_resumes_after_interruption_and_redoes_changed(tmp_p
     np.testing.assert_allclose(by_id["p0"], [0, 0, 255], atol=1)
 
 
-def test_concurrent_writer_is_refused(tmp_path: Path) -> None:
+def test_concurrent_writer_is_refused_after_its_wait(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
-    other = Workspace(tmp_path / "ws")
+    other = Workspace(tmp_path / "ws", lock_timeout=0.5)
     with ws.transaction("first"):
         with pytest.raises(WorkspaceError, match="another tuwen process"):
             with other.transaction("second"):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,21 @@ INTERACTION_KINDS = ("purchase", "view", "click", "cart")
 # Bigger than any product photo; a file past either limit is treated as hostile or broken.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+# Longest text (in characters) a field may hold; a row past a limit is rejected, because one absurd cell
+# (a 100 MB title) otherwise costs every later stage memory and time. Each limit is far above real
+# catalogs' longest value, so only broken or hostile input reaches it. Unlisted fields get SHORT_FIELD.
+ID_CHARS = 256
+SHORT_FIELD = 256
+FIELD_LIMITS: dict[str, int] = {
+    "id": ID_CHARS, "user_id": ID_CHARS, "product_id": ID_CHARS,
+    "title": 1_000, "category": 1_000, "variant": 1_000,
+    "description": 20_000, "text": 20_000,
+    "attributes": 20_000,  # the whole JSON object of a product's other columns
+    "image": 8_192,  # one cell may list several photo paths
+}
+# An event may be dated up to this far ahead of the clock (time zones, clock skew); later is a broken date.
+FUTURE_SLACK = pd.Timedelta(days=1)
 
 PRODUCT_SCHEMA = pa.schema(
     [
@@ -135,7 +151,9 @@ class Reject:
 
 @dataclass
 class Batch:
-    """What a loader produced: canonical tables plus every reject, ready for the workspace."""
+    """What a loader produced: canonical tables plus every reject, ready for the workspace.
+
+    ``forgotten`` counts rows dropped at ingest because their shopper was forgotten earlier."""
 
     products: pd.DataFrame
     interactions: pd.DataFrame
@@ -143,6 +161,7 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     missing_images: int = 0
     users: pd.DataFrame | None = None
+    forgotten: int = 0
 
     def summary(self) -> dict[str, int]:
         return {
@@ -151,7 +170,13 @@ class Batch:
             "reviews": len(self.reviews),
             "rejects": len(self.rejects),
             "missing_images": self.missing_images,
+            "forgotten": self.forgotten,
         }
+
+    def landed(self) -> int:
+        """Rows this batch writes to the workspace (products, events, reviews, shoppers)."""
+        users = 0 if self.users is None else len(self.users)
+        return len(self.products) + len(self.interactions) + len(self.reviews) + users
 
 
 class RejectedInput(ValueError):
@@ -164,16 +189,61 @@ class RejectedInput(ValueError):
         super().__init__(f"{len(rejects)} input row(s) rejected:\n{shown}{more}")
 
 
+class NoRowsLanded(RejectedInput):
+    """An ingest in which not one row survived validation: nothing was written."""
+
+    def __init__(self, rejects: list[Reject], forgotten: int = 0):
+        super().__init__(rejects)
+        why = f"all {len(rejects)} input row(s) were rejected" if rejects else "the input holds no data rows"
+        if forgotten:
+            why += f"; {forgotten} row(s) belonged to forgotten shoppers and were dropped"
+        listing = self.args[0].partition("\n")[2]
+        self.args = (f"no rows landed: {why}" + (f"\n{listing}" if listing else ""),)
+
+
 def empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas()
 
 
-def _has_surrogates(value: str) -> bool:
-    # Text read with errors="surrogateescape" keeps undecodable bytes as lone surrogates.
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+def text_problem(value: str) -> str | None:
+    """Why this text cannot be stored, or None: undecodable bytes, lone surrogates or NUL characters.
+
+    Text read with errors="surrogateescape" keeps undecodable bytes as U+DC80..U+DCFF; a JSON
+    escape such as "\\ud800" yields a lone surrogate too. Neither encodes to UTF-8, so they would
+    fail later (Arrow, LanceDB, HTTP) far from the row that caused them. NUL ends strings in C
+    libraries and terminals, so an id or title with one is broken input.
+    """
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            return ("undecodable text (not valid UTF-8)" if "\udc80" <= ch <= "\udcff"
+                    else "lone surrogate escape (not valid Unicode text)")
+        if ch == "\x00":
+            return "contains a NUL character"
+    return None
+
+
+def _cell_problem(column: str, value: Any) -> tuple[str, str] | None:
+    """(field, reason) when one mapped cell is too long or holds text that cannot be stored."""
+    limit = FIELD_LIMITS.get(column, SHORT_FIELD)
+    if isinstance(value, dict):
+        size = sum(len(str(k)) + len(str(v)) + 6 for k, v in value.items())  # ≈ its JSON length, cheaply
+        if size > limit:
+            return column, f"too long: attributes of about {size:,} characters (limit {limit:,})"
+        for key, item in value.items():
+            problem = text_problem(f"{key}{item}")
+            if problem:
+                return str(key), problem
+        return None
+    if not isinstance(value, str):
+        return None
+    if len(value) > limit:
+        return column, f"too long: {len(value):,} characters (limit {limit:,})"
+    problem = text_problem(value)
+    return (column, problem) if problem else None
 
 
 def _text_rejects(frame: pd.DataFrame, columns: Iterable[str], file: str, kind: str) -> dict[int, Reject]:
+    """Rows whose text is over its field's length limit, undecodable, or holds NUL (see FIELD_LIMITS)."""
     bad: dict[int, Reject] = {}
     for column in columns:
         if column not in frame:
@@ -181,14 +251,15 @@ def _text_rejects(frame: pd.DataFrame, columns: Iterable[str], file: str, kind: 
         for row, value in zip(frame["_row"], frame[column], strict=True):
             if row in bad:
                 continue
-            if isinstance(value, str) and _has_surrogates(value):
-                bad[row] = Reject(file, row, column, "undecodable text (not valid UTF-8)", kind)
-            elif isinstance(value, dict):
-                for key, item in value.items():
-                    if _has_surrogates(f"{key}{item}"):
-                        bad[row] = Reject(file, row, key, "undecodable text (not valid UTF-8)", kind)
-                        break
+            problem = _cell_problem(column, value)
+            if problem:
+                bad[row] = Reject(file, row, problem[0], problem[1], kind)
     return bad
+
+
+def future_limit() -> pd.Timestamp:
+    """The latest acceptable event time: now plus FUTURE_SLACK."""
+    return pd.Timestamp.now(tz="UTC") + FUTURE_SLACK
 
 
 def clean_text(value: Any) -> str:
@@ -231,9 +302,12 @@ def check_image(path: Path) -> str | None:
     so a decompression bomb is refused instead of exhausting memory.
     """
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as error:
         return f"unreadable file: {error.strerror or error}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a FIFO, device or folder)"  # opening a FIFO would block for ever
+    size = info.st_size
     if size == 0:
         return "empty file"
     if size > MAX_IMAGE_BYTES:
@@ -289,7 +363,8 @@ def validate_products(raw: pd.DataFrame, file: str, image_root: Path, source: st
     that exists but is broken, not an image, hostile, or outside the catalog folder rejects
     the row, because it signals bad input the user should fix.
     """
-    rejects = dict(_text_rejects(raw, ["id", "title", "description", "category", "attributes"], file, "products"))
+    rejects = dict(_text_rejects(raw, ["id", "title", "description", "category", "attributes", "image", "currency",
+                                       "price"], file, "products"))
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     image_jobs: list[tuple[int, Path]] = []
@@ -378,7 +453,7 @@ def validate_interactions(
     units stays two rows, while re-ingesting the same file upserts the same ids.
     """
     kind = "interactions"
-    rejects = _text_rejects(raw, ["user_id", "product_id", "kind"], file, kind)
+    rejects = _text_rejects(raw, ["user_id", "product_id", "timestamp", "kind", "value"], file, kind)
     frame = raw[~raw["_row"].isin(rejects)].copy()
     for column in ("user_id", "product_id", "timestamp", "kind", "value"):
         frame[column] = frame[column].map(clean_text) if column in frame else ""
@@ -390,7 +465,11 @@ def validate_interactions(
     frame = _reject_where(frame, stamps.isna(), "timestamp",
                           [f"bad timestamp {v[:40]!r}" for v in frame.loc[stamps.isna(), "timestamp"]], file, kind,
                           rejects)
-    frame["timestamp"] = stamps[stamps.notna()]
+    stamps = stamps[stamps.notna()]
+    late = stamps > future_limit()
+    frame = _reject_where(frame, late, "timestamp", [f"timestamp {t:%Y-%m-%d %H:%M} is in the future (later than now "
+                                                     "+ 1 day)" for t in stamps[late]], file, kind, rejects)
+    frame["timestamp"] = stamps[~late]
     frame["kind"] = frame["kind"].str.lower().replace("", default_kind)
     unknown = ~frame["kind"].isin(INTERACTION_KINDS)
     frame = _reject_where(frame, unknown, "kind", [f"unknown kind {k!r} (use one of {', '.join(INTERACTION_KINDS)})"
@@ -398,7 +477,11 @@ def validate_interactions(
     values = pd.to_numeric(frame["value"].replace("", "1"), errors="coerce")
     frame = _reject_where(frame, values.isna(), "value",
                           [f"not a number: {v[:20]!r}" for v in frame.loc[values.isna(), "value"]], file, kind, rejects)
-    frame["value"] = values[values.notna()].astype(float)
+    values = values[values.notna()]
+    bad_value = ~values.map(math.isfinite) | (values < 0)
+    frame = _reject_where(frame, bad_value, "value", [f"value must be a finite number ≥ 0, not {v}"
+                                                      for v in values[bad_value]], file, kind, rejects)
+    frame["value"] = values[~bad_value].astype(float)
     key = [frame["user_id"], frame["product_id"], frame["timestamp"].astype(str), frame["kind"]]
     occurrence = frame.groupby(key, sort=False).cumcount()
     frame["id"] = [stable_id(u, p, t, k, n) for u, p, t, k, n in zip(*key, occurrence, strict=True)]
@@ -413,7 +496,9 @@ def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = Non
     5-core file repeats a review once per product variant — so training can split by it.
     Rows without an id get one from (reviewer, product, time, text): re-ingesting upserts.
     """
-    rejects = _text_rejects(raw, ["id", "product_id", "user_id", "text"], file, "reviews")
+    rejects = _text_rejects(raw, ["id", "product_id", "user_id", "rating", "title", "text", "timestamp", "image",
+                                  "variant"], file, "reviews")
+    latest = future_limit()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     occurrences: dict[str, int] = {}
@@ -439,6 +524,10 @@ def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = Non
         raw_stamp = clean_text(record.get("timestamp"))
         if raw_stamp and pd.isna(stamp):
             rejects[row] = Reject(file, row, "timestamp", f"bad timestamp {raw_stamp[:40]!r}", "reviews")
+            continue
+        if not pd.isna(stamp) and stamp > latest:
+            rejects[row] = Reject(file, row, "timestamp", f"timestamp {stamp:%Y-%m-%d %H:%M} is in the future (later "
+                                  "than now + 1 day)", "reviews")
             continue
         review_id = clean_text(record.get("id"))
         if not review_id:

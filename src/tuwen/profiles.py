@@ -15,6 +15,8 @@
   rows are physically gone (LanceDB keeps every version otherwise), removes the shopper's
   per-shopper state from every saved recommender and marks those models stale (their
   item-side parameters were learnt with the shopper's events: retrain to forget completely).
+  The workspace remembers the shopper as a keyed hash (never the raw id), and every later
+  ingest drops their rows, so re-ingesting old files does not bring them back.
 
 Customer ids can be stored pseudonymised: :func:`pseudonymise` is a salted HMAC-SHA256 of the
 raw id; ingest the pseudonyms and keep the salt outside the workspace. ``forget`` then takes the
@@ -381,7 +383,8 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
     """Remove everything of one shopper from the workspace; report what was removed and what is stale.
 
     Order: saved models first (each rewritten atomically without the shopper and marked stale),
-    then the tables in one transaction, then old table versions are deleted. Running it again is
+    then the tables in one transaction that also records the shopper's keyed hash (so later
+    ingests drop their rows), then old table versions are deleted. Running it again is
     safe; a crash part-way leaves at worst models that already forgot a shopper still in the data.
     """
     report: dict[str, Any] = {"user": user, "rows_removed": {}, "models_scrubbed": [], "models_stale": [],
@@ -394,8 +397,10 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
     report["models_stale"] = list(report["models_scrubbed"])
     present = [name for name, column in USER_TABLES.items() if workspace.has_table(name)
                and (workspace.read(name, [column])[column].astype(str) == user).any()]
-    if present or report["models_stale"]:
-        with workspace.transaction("forget 1 shopper") as writer:
+    with workspace.transaction("forget 1 shopper") as writer:
+        # Remembered as a keyed hash even when nothing is found: a later ingest of old files drops their rows.
+        writer.forget_shopper(user)
+        if present or report["models_stale"]:
             for name in present:
                 column = USER_TABLES[name]
                 report["rows_removed"][name] = _rewrite(workspace, writer, name,

@@ -11,16 +11,31 @@ several tables. ``tuwen.json`` records which table versions belong to the last c
 operation and is replaced atomically (write + rename) only after all of them landed.
 Readers see those versions; a writer that finds newer, uncommitted versions (a crash or
 Ctrl-C mid-ingest) rolls them back first. So a failed run leaves the previous state whole.
+
+One writer at a time: a second one waits for the lock (``TUWEN_LOCK_TIMEOUT`` seconds, 60 by
+default) and says so. After a commit, tables that carry much dead data (old versions left by
+upserts) are compacted, the compacted version committed, and only then are versions older than
+``TUWEN_KEEP_VERSIONS_S`` (60 s) deleted — never the one the manifest points to.
+
+Forgotten shoppers (``tuwen forget``) are remembered in the manifest as keyed hashes
+(HMAC-SHA256 with a random per-workspace salt), never as raw ids, and their rows are dropped
+at every later ingest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
+import hashlib
+import hmac
 import json
 import os
+import secrets
+import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,9 +51,11 @@ from tuwen.catalog import (
     REVIEW_SCHEMA,
     USER_SCHEMA,
     Batch,
+    NoRowsLanded,
     RejectedInput,
     rejects_frame,
 )
+from tuwen.choices import DEFAULT_IMAGE_ENCODERS  # defined there so `tuwen --help` needs no LanceDB
 
 SCHEMA_VERSION = 1
 MANIFEST = "tuwen.json"
@@ -51,10 +68,12 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "rejects": REJECT_SCHEMA,
 }
 
-# The photo features every model and the search alignment read: MobileNetV2 sees shape and kind, the colour
-# histogram sees colour, which ImageNet features barely keep (fashion baseColour from the photo, seed 1:
-# macro-F1 0.41 with MobileNetV2 alone, 0.50 with the histogram beside it) and which costs ~400 photos/s.
-DEFAULT_IMAGE_ENCODERS = "mobilenet_v2+color_histogram"
+LOCK_TIMEOUT_S = 60.0  # how long a second writer waits for the first (env TUWEN_LOCK_TIMEOUT)
+KEEP_VERSIONS_S = 60.0  # table versions younger than this survive clean-up, for readers still on them
+# A table is compacted and cleaned once its folder holds this many times its live data (dead rows of old
+# versions), or once it has this many versions: appends alone (embedding chunks) never trigger a rewrite.
+TIDY_DISK_RATIO = 2.0
+TIDY_VERSIONS = 100
 
 
 def table_names(db: lancedb.DBConnection) -> list[str]:
@@ -85,6 +104,23 @@ class WorkspaceError(RuntimeError):
     """The folder is not a usable workspace (wrong schema version, not a workspace, locked)."""
 
 
+def _env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return max(0.0, float(value)) if value.strip() else default
+    except ValueError as error:
+        raise WorkspaceError(f"{name}={value!r}: expected a number of seconds") from error
+
+
+def shopper_digest(salt: str, user: str) -> str:
+    """The keyed hash a forgotten shopper is remembered by: the raw id is never stored."""
+    return hmac.new(bytes.fromhex(salt), user.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -103,8 +139,13 @@ class Workspace:
     >>> ws.info()                                             # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, create: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, lock_timeout: float | None = None,
+                 keep_versions_s: float | None = None):
         self.path = Path(path)
+        self.lock_timeout = _env_seconds("TUWEN_LOCK_TIMEOUT", LOCK_TIMEOUT_S) if lock_timeout is None \
+            else lock_timeout
+        self.keep_versions_s = _env_seconds("TUWEN_KEEP_VERSIONS_S", KEEP_VERSIONS_S) if keep_versions_s is None \
+            else keep_versions_s
         self.manifest_path = self.path / MANIFEST
         if self.manifest_path.exists():
             self.manifest = self._read_manifest()
@@ -164,15 +205,33 @@ class Workspace:
         return self.table(name).count_rows(where) if name in self.manifest["tables"] else 0
 
     # -------------------------------------------------------------- transaction
+    def _lock(self, lock: Any) -> None:
+        """Take the writer lock, waiting up to ``lock_timeout`` seconds for another writer to finish:
+        failing at once would throw away the validation work the caller has already done."""
+        deadline = time.monotonic() + self.lock_timeout
+        said = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError as error:
+                if time.monotonic() >= deadline:
+                    raise WorkspaceError(
+                        f"{self.path}: another tuwen process is still writing to this workspace after "
+                        f"{self.lock_timeout:g} s of waiting; try again when it is done (TUWEN_LOCK_TIMEOUT sets "
+                        "the wait)") from error
+                if not said:
+                    print(f"waiting for another tuwen process writing to {self.path}… (up to "
+                          f"{self.lock_timeout:g} s)", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
     @contextlib.contextmanager
     def transaction(self, note: str) -> Iterator[_Writer]:
         """Write several tables so that they become visible together, or not at all."""
         lock_path = self.path / ".lock"
         with lock_path.open("w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as error:
-                raise WorkspaceError(f"{self.path}: another tuwen process is writing to this workspace") from error
+            self._lock(lock)
             self.manifest = self._read_manifest()
             self._roll_back_uncommitted()
             writer = _Writer(self)
@@ -187,11 +246,76 @@ class Workspace:
             history = (self.manifest.get("history") or [])[-49:] + [{"time": time.time(), "note": note}]
             meta = {**self.manifest.get("meta", {}), **writer.meta}
             manifest = {**self.manifest, "tables": tables, "history": history, "meta": meta}
+            if writer.forgotten:
+                known = self.manifest.get("forgotten") or {}
+                manifest["forgotten"] = {"salt": writer.salt,
+                                         "hashes": sorted(set(known.get("hashes", [])) | writer.forgotten)}
             _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2))
             self.manifest = manifest
             for name in writer.dropped:
                 if name in table_names(self.db):
                     self.db.drop_table(name)
+            try:
+                self._tidy([name for name in writer.versions if name not in writer.dropped])
+            except (OSError, RuntimeError, ValueError) as error:  # the commit stands; clean-up retries next time
+                warnings.warn(f"{self.path}: could not clean up old table versions: {error}", stacklevel=3)
+
+    def _commit_versions(self, versions: dict[str, int]) -> None:
+        """Point the manifest at new versions of tables whose content did not change (compaction)."""
+        self.manifest = {**self.manifest, "tables": {**self.manifest["tables"], **versions}}
+        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+
+    def _needs_tidy(self, name: str, table: Any) -> bool:
+        folder = self.path / "db" / f"{name}.lance"
+        live = int(table.stats().get("total_bytes") or 0)
+        return (_folder_bytes(folder) > TIDY_DISK_RATIO * live + 8_192
+                or len(table.list_versions()) > TIDY_VERSIONS)
+
+    def _tidy(self, names: Sequence[str]) -> None:
+        """Compact tables that carry dead data and delete their old versions, crash-safely (under the lock).
+
+        LanceDB's ``optimize`` compacts and deletes versions in one call, so it runs twice: first with
+        a clean-up age no version has (compaction only); the compacted version, same rows, is committed
+        to the manifest; then with ``keep_versions_s``, which deletes older versions but never the latest
+        (the committed one). A crash between the two leaves old versions, never a missing committed one.
+        """
+        for name in names:
+            if name not in self.manifest["tables"]:
+                continue
+            table = self.db.open_table(name)
+            if table.version != self.manifest["tables"][name] or not self._needs_tidy(name, table):
+                continue
+            table.optimize(cleanup_older_than=dt.timedelta(days=36_500))
+            if table.version != self.manifest["tables"][name]:
+                self._commit_versions({name: table.version})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
+                table.optimize(cleanup_older_than=dt.timedelta(seconds=self.keep_versions_s))
+            if table.version != self.manifest["tables"][name]:
+                self._commit_versions({name: table.version})
+
+    # ---------------------------------------------------------------- forgotten
+    def forgotten_hashes(self) -> set[str]:
+        """Keyed hashes of every shopper ``forget`` removed (see :func:`shopper_digest`)."""
+        return set((self.manifest.get("forgotten") or {}).get("hashes", []))
+
+    def _drop_forgotten(self, batch: Batch) -> int:
+        """Remove the rows of forgotten shoppers from a batch about to be written; returns how many."""
+        known = self.manifest.get("forgotten") or {}
+        hashes = set(known.get("hashes", []))
+        if not hashes:
+            return 0
+        salt = known["salt"]
+        dropped = 0
+        for attribute, column in (("interactions", "user_id"), ("reviews", "user_id"), ("users", "id")):
+            frame = getattr(batch, attribute)
+            if frame is None or not len(frame):
+                continue
+            digests = {user: shopper_digest(salt, str(user)) for user in frame[column].unique()}
+            gone = frame[column].map(digests).isin(hashes)
+            dropped += int(gone.sum())
+            setattr(batch, attribute, frame[~gone].reset_index(drop=True))
+        return dropped
 
     def _roll_back_uncommitted(self) -> None:
         committed = self.manifest["tables"]
@@ -246,6 +370,9 @@ class Workspace:
         if strict and batch.rejects:
             raise RejectedInput(batch.rejects)
         with self.transaction(f"ingest {preset or config or catalog or interactions or reviews}") as writer:
+            batch.forgotten = self._drop_forgotten(batch)  # under the lock: a forget that just ran counts
+            if batch.landed() == 0:
+                raise NoRowsLanded(batch.rejects, batch.forgotten)
             writer.upsert("products", batch.products)
             writer.upsert("interactions", batch.interactions)
             writer.upsert("reviews", batch.reviews)
@@ -370,12 +497,16 @@ class Workspace:
         for (encoder, _field), n in counts.items():
             per_encoder[encoder] = max(per_encoder.get(encoder, 0), n)
         review_groups = self.read("reviews", ["group"])["group"].nunique() if self.has_table("reviews") else 0
+        events = self.read("interactions", ["user_id", "kind"])
         return {
             "workspace": str(self.path),
             "schema_version": SCHEMA_VERSION,
             "products": self.count("products"),
             "products_with_image": self.count("products", "has_image = true"),
             "interactions": self.count("interactions"),
+            # events per kind: a view is not a purchase, and the web page's header says which is which
+            "events_by_kind": {str(kind): int(n) for kind, n in events["kind"].value_counts().sort_index().items()},
+            "shoppers": int(events["user_id"].nunique()),  # shoppers with any event ("users" counts profile rows)
             "users": self.count("users"),
             "reviews": self.count("reviews"),
             "review_groups": int(review_groups),
@@ -393,6 +524,12 @@ class _Writer:
         self.versions: dict[str, int] = {}
         self.dropped: set[str] = set()
         self.meta: dict[str, Any] = {}
+        self.forgotten: set[str] = set()
+        self.salt: str = (workspace.manifest.get("forgotten") or {}).get("salt") or secrets.token_hex(16)
+
+    def forget_shopper(self, user: str) -> None:
+        """Remember (as a keyed hash) that ``user`` was forgotten, so later ingests drop their rows."""
+        self.forgotten.add(shopper_digest(self.salt, user))
 
     def _open_or_create(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
         db = self.workspace.db

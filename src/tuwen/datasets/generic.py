@@ -27,7 +27,7 @@ from tuwen.catalog import (
     validate_products,
     validate_reviews,
 )
-from tuwen.datasets.readers import InputFileError, read_rows
+from tuwen.datasets.readers import InputFileError, check_file, read_rows
 
 PRODUCT_FIELDS = ("id", "title", "description", "image", "category", "price", "currency", "attributes")
 INTERACTION_FIELDS = ("user_id", "product_id", "timestamp", "kind", "value")
@@ -189,6 +189,7 @@ def load_toml(config: Path) -> Batch:
     ```
     """
     config = Path(config)
+    check_file(config)
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:

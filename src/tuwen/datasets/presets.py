@@ -24,6 +24,14 @@ def _require(folder: Path, *names: str) -> None:
             raise InputFileError(f"{folder}: expected {name} in this folder (is it the right preset?)")
 
 
+def _columns(raw: pd.DataFrame, file: Path, *names: str) -> pd.DataFrame:
+    """The frame, once it has every column a preset reads directly (else an error naming file and column)."""
+    missing = [name for name in names if name not in raw.columns]
+    if missing:
+        raise InputFileError(f"{file}: expected column(s) {', '.join(missing)} (is it the right preset?)")
+    return raw
+
+
 def load_fashion(folder: Path) -> Batch:
     """Myntra "Fashion Product Images": the title names article type and colour; labels are attributes."""
     _require(folder, "products.csv")
@@ -49,11 +57,12 @@ def load_hm(folder: Path) -> Batch:
                                  ("user_id", "product_id", "timestamp"))
         batch.interactions, rejects = load_interactions(folder / "transactions.csv", events)
         batch.rejects += rejects
-        raw, _ = read_rows(folder / "transactions.csv", "interactions")
+        raw = _columns(read_rows(folder / "transactions.csv", "interactions")[0], folder / "transactions.csv",
+                       "price", "article_id")
         prices = pd.to_numeric(raw["price"], errors="coerce").groupby(raw["article_id"]).median()
         batch.products["price"] = batch.products["id"].map(prices).astype(float)
     if (folder / "customers.csv").exists():
-        raw, _ = read_rows(folder / "customers.csv", "users")
+        raw = _columns(read_rows(folder / "customers.csv", "users")[0], folder / "customers.csv", "customer_id")
         attributes = raw.drop(columns=["_row", "customer_id"]).map(clean_text).to_dict("records")
         batch.users = pd.DataFrame({"id": raw["customer_id"].map(clean_text),
                                     "attributes": [json.dumps({k: v for k, v in a.items() if v}) for a in attributes]},
@@ -78,6 +87,7 @@ def load_flipkart(folder: Path) -> Batch:
     """Flipkart products: category tree parsed into a path; price is the retail price in INR."""
     _require(folder, "products.csv")
     raw, read_rejects = read_rows(folder / "products.csv")
+    _columns(raw, folder / "products.csv", "image", "product_category_tree")
     raw["image"] = ["images/" + clean_text(name) if clean_text(name) else "" for name in raw["image"]]
     raw["category_path"] = raw["product_category_tree"].map(_category_path)
     staged = folder / "products.csv"
@@ -116,6 +126,7 @@ def load_amazon_reviews(folder: Path) -> Batch:
     if products_file.exists():
         mapping = ColumnMap.parse({"id": "asin", "title": "productName"}, ("id", "title"))
         raw, read_rejects = read_rows(products_file)
+        _columns(raw, products_file, "asin")
         # products.csv lists some asins twice under one name: keep the first, it is the same product.
         first = raw.drop_duplicates("asin")
         batch = _products_from_frame(first, products_file, mapping, folder, "amazon-reviews", "USD")
