@@ -24,6 +24,7 @@ are used zero-shot instead and nothing is trained.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -625,6 +626,23 @@ class AlignmentModel:
         return l2(text_vectors)
 
 
+def content_version(folder: Path) -> str:
+    """A digest of every file the alignment saved (names and bytes), as its version.
+
+    The search index records the version it was built with and refuses a different one. File
+    times would change on every copy, backup restore or sync (and object stores keep none), so a
+    copied workspace would refuse to search; the bytes travel with the copy.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
 def load_alignment(workspace: Any) -> AlignmentModel | None:
     """The workspace's alignment, or ``None`` when `tuwen align` has not run."""
     folder = align_folder(workspace)
@@ -632,7 +650,7 @@ def load_alignment(workspace: Any) -> AlignmentModel | None:
     if not path.exists():
         return None
     info = json.loads(path.read_text(encoding="utf-8"))
-    version = f"{info.get('kind')}-{int(path.stat().st_mtime_ns)}"
+    version = f"{info.get('kind')}-{content_version(folder)}"
     if info.get("kind") == "clip":
         clip_folder = info["folder"]  # text queries go through the folder's text tower; photos were embedded
         return AlignmentModel("clip", f"{clip_folder}:text", info["image_encoder"], version, None, clip_folder)

@@ -6,48 +6,24 @@ encoder) end with one readable red line and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tuwen.catalog import Batch, RejectedInput
-from tuwen.datasets import PRESETS
-from tuwen.datasets.generic import MappingError
-from tuwen.datasets.readers import InputFileError
-from tuwen.workspace import DEFAULT_IMAGE_ENCODERS, Workspace, WorkspaceError
+from tuwen import cli_models, cli_recommend, cli_search, cli_serve
+from tuwen.choices import DEFAULT_IMAGE_ENCODERS, DEFAULT_TEXT_ENCODER, PRESET_NAMES
+from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
+
+if TYPE_CHECKING:
+    from tuwen.catalog import Batch
+
+__all__ = ["WorkspaceArg", "app", "err", "friendly", "main", "out"]
 
 app = typer.Typer(help="tuwen (图文): image + text learning for e-commerce catalogs.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-USER_ERRORS = (InputFileError, MappingError, WorkspaceError, RejectedInput, KeyError, ValueError, FileNotFoundError)
-
-WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (created on first ingest).")]
-
-
-def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's user-facing errors into one clear message and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted: the workspace keeps its last complete state; re-run to resume[/]")
-            raise typer.Exit(130) from None
-
-    return wrapper
 
 
 def _print_batch(batch: Batch, shown: int = 20) -> None:
@@ -66,6 +42,9 @@ def _print_batch(batch: Batch, shown: int = 20) -> None:
     if batch.missing_images:
         err.print(f"{batch.missing_images} referenced photo file(s) do not exist: those products went in without "
                   "a photo")
+    if batch.forgotten:
+        err.print(f"{batch.forgotten} row(s) of forgotten shoppers dropped (`tuwen forget` keeps them out)",
+                  highlight=False, markup=False)
 
 
 @app.command()
@@ -73,7 +52,7 @@ def _print_batch(batch: Batch, shown: int = 20) -> None:
 def ingest(
     workspace: WorkspaceArg,
     path: Annotated[Path | None, typer.Argument(help="The data set folder for --preset.")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"One of: {', '.join(PRESETS)}.")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"One of: {', '.join(PRESET_NAMES)}.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Your products file (CSV, TSV, JSONL, JSON, Parquet).")] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="Product field=column[,column] (id, title, "
                                                    "description, image, category, price, currency, attributes).")]
@@ -91,12 +70,14 @@ def ingest(
     strict: Annotated[bool, typer.Option(help="Any rejected row aborts the ingest; nothing is written.")] = False,
 ) -> None:
     """Load a catalog into the workspace: upsert by id, atomically, with row-level rejects."""
+    from tuwen.datasets.readers import InputFileError  # pandas: loaded only when a command runs
+
     if preset is None and catalog is None and interactions is None and reviews is None and config is None:
         raise InputFileError("say what to ingest: --preset NAME PATH, --catalog FILE, --interactions, --reviews "
                              "or --config tuwen.toml")
     if preset is not None and path is None:
         raise InputFileError(f"--preset {preset} needs the data set folder: tuwen ingest WS --preset {preset} PATH")
-    ws = Workspace(workspace)
+    ws = open_workspace(workspace, create=True)
     batch = ws.ingest(preset, path, catalog=catalog, mapping=map_, interactions=interactions,
                       interaction_mapping=interaction_map, reviews=reviews, review_mapping=review_map, config=config,
                       image_root=image_root, currency=currency, strict=strict)
@@ -109,12 +90,13 @@ def embed(
     workspace: WorkspaceArg,
     image_encoder: Annotated[str, typer.Option(
         help="Image encoder name, several joined by +, CLIP folder, or 'none'.")] = DEFAULT_IMAGE_ENCODERS,
-    text_encoder: Annotated[str, typer.Option(help="Text encoder name, CLIP folder, or 'none'.")] = "use_multilingual",
+    text_encoder: Annotated[str, typer.Option(help="Text encoder name, CLIP folder, or 'none'.")]
+    = DEFAULT_TEXT_ENCODER,
     ocr: Annotated[bool, typer.Option(help="Also read text printed on photos (OCR) and embed it.")] = False,
     fields: Annotated[str, typer.Option(help="Product text fields to embed, comma separated.")] = "title,description",
 ) -> None:
     """Compute feature vectors; only new or changed products are embedded (cached by content)."""
-    ws = Workspace(workspace, create=False)
+    ws = open_workspace(workspace)
     report = ws.embed(None if image_encoder == "none" else image_encoder,
                       None if text_encoder == "none" else text_encoder, ocr,
                       tuple(f.strip() for f in fields.split(",") if f.strip()))
@@ -135,7 +117,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Counts of products, photos, events, reviews, rejects and vectors per encoder."""
-    facts = Workspace(workspace, create=False).info()
+    facts = open_workspace(workspace).info()
     if as_json:
         typer.echo(json.dumps(facts, ensure_ascii=False))
         return
@@ -154,17 +136,26 @@ def info(
 def demo(
     preset: Annotated[str | None, typer.Option(help="Use a real data set instead of the synthetic one.")] = None,
     path: Annotated[Path | None, typer.Option(help="The real data set's folder (with --preset).")] = None,
-    workspace: Annotated[Path, typer.Option(help="Where the demo workspace goes.")] = Path("demo-workspace"),
+    workspace: Annotated[Path | None, typer.Option(help="Where the demo workspace goes (default: demo-workspace "
+                                                   "for the synthetic catalog, demo-PRESET for a real one); a "
+                                                   "workspace holding another catalog is refused.")] = None,
     products: Annotated[int, typer.Option(help="Synthetic products to generate.")] = 300,
 ) -> None:
     """Run everything tuwen can do so far, end to end, and say what it did."""
-    from tuwen.demo import run_demo
+    from tuwen.demo import default_workspace, run_demo
 
-    run_demo(workspace, preset, path, products, out)
+    run_demo(workspace or default_workspace(preset), preset, path, products, out)
 
 
-# Command groups that live in their own modules register themselves on `app` when imported.
-import tuwen.cli_models  # noqa: E402, F401
-import tuwen.cli_recommend  # noqa: E402, F401
-import tuwen.cli_search  # noqa: E402, F401
-import tuwen.cli_serve  # noqa: E402, F401
+# The command groups that live in their own modules, added explicitly (importing them registers nothing).
+for _module in (cli_models, cli_recommend, cli_search, cli_serve):
+    _module.register(app)
+
+
+def main() -> None:
+    """``python -m tuwen.cli``: the same as the ``tuwen`` script."""
+    app(prog_name="tuwen")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,23 +1,23 @@
 """CLI commands for models: ``tuwen train``, ``tuwen evaluate`` (modality ablation) and ``tuwen predict``.
 
-Registered on the main Typer app by importing this module (``tuwen.cli`` does so at its end).
-User mistakes end with one red line and exit code 2, through :func:`tuwen.cli.friendly`.
+``tuwen.cli`` adds them to the main Typer app with :func:`register`.
+User mistakes end with one red line and exit code 2, through :func:`tuwen.cli_common.friendly`.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from tuwen.cli import WorkspaceArg, app, friendly, out
-from tuwen.fusion import FUSIONS
-from tuwen.tasks import TASKS
-from tuwen.workspace import Workspace
+from tuwen.choices import FUSIONS, RECOMMENDERS, TASKS
+from tuwen.cli_common import WorkspaceArg, friendly, open_workspace, out
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TaskOpt = Annotated[str, typer.Option("--task", help=f"One of: {', '.join(TASKS)}, recommend.")]
 RecommenderOpt = Annotated[str | None, typer.Option("--model", help="--task recommend: the recommender (ranker, "
@@ -62,7 +62,6 @@ def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int 
     return endtoend_config(endtoend["mode"], seed=seed, progress=progress, **given)
 
 
-@app.command()
 @friendly
 def train(
     workspace: WorkspaceArg,
@@ -93,7 +92,7 @@ def train(
         return
     if recommender:
         raise ValueError("--model names a recommender: it goes with --task recommend (use --name for a model name)")
-    ws = Workspace(workspace, create=False)
+    ws = open_workspace(workspace)
     if fusion not in FUSIONS and not fusion.startswith("late:"):
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
@@ -118,7 +117,6 @@ def train(
               f"saved to {summary['folder']}")
 
 
-@app.command()
 @friendly
 def evaluate(
     workspace: WorkspaceArg,
@@ -147,12 +145,11 @@ def evaluate(
 
     if task == "recommend":
         from tuwen.cli_recommend import rec_evaluate
-        from tuwen.recommend.compare import COMPARED
 
-        rec_evaluate(workspace, models=recommenders or model or ",".join(COMPARED), test_days=test_days, k=12,
+        rec_evaluate(workspace, models=recommenders or model or ",".join(RECOMMENDERS), test_days=test_days, k=12,
                      seed=seed, as_json=as_json)
         return
-    ws = Workspace(workspace, create=False)
+    ws = open_workspace(workspace)
     if model:
         summary = evaluate_saved(ws, model)
     elif ablation:
@@ -198,7 +195,6 @@ def _items_from_file(file: Path, preset: str | None, mapping: list[str] | None, 
     return batch.reviews if reviews else batch.products
 
 
-@app.command()
 @friendly
 def predict(
     workspace: WorkspaceArg,
@@ -216,9 +212,11 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item, in input order.")] = False,
 ) -> None:
     """Predict for a new product (or a file of them): prediction, scores, modality contributions, neighbours."""
+    import pandas as pd  # loaded only by the commands that build frames
+
     from tuwen.train import load_model
 
-    ws = Workspace(workspace, create=False)
+    ws = open_workspace(workspace)
     loaded = load_model(ws, model)
     is_review = loaded.task.items == "reviews"
     if file is not None:
@@ -276,3 +274,10 @@ def _print_prediction(prediction: dict[str, Any]) -> None:
                   highlight=False)
     for near in prediction.get("neighbours", [])[:5]:
         out.print(f"  near: {near['id']} {near['label']!r} ({near['similarity']:.3f})", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(predict)

@@ -1,6 +1,6 @@
 """CLI commands for recommendations and shoppers: ``recommend``, ``profile``, ``segments`` and ``forget``.
 
-Registered on the main Typer app by importing this module (``tuwen.cli`` does so at its end).
+``tuwen.cli`` adds them to the main Typer app with :func:`register`.
 Training and comparing recommenders go through the shared ``tuwen train WS --task recommend --model NAME``
 and ``tuwen evaluate WS --task recommend --models A,B`` (``cli_models`` calls into ``rec_train`` /
 ``rec_evaluate`` here); ``rec-train`` and ``rec-evaluate`` remain as hidden aliases for old scripts.
@@ -17,9 +17,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tuwen.cli import WorkspaceArg, app, err, friendly, out
-from tuwen.recommend.compare import COMPARED
-from tuwen.workspace import Workspace
+from tuwen.choices import RECOMMENDERS
+from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
 
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Recommender name (default: the workspace's default "
                                               "model; see `tuwen train --help`).")]
@@ -37,7 +36,6 @@ def _blas_single_thread() -> None:
         pass
 
 
-@app.command()
 @friendly
 def recommend(
     workspace: WorkspaceArg,
@@ -57,7 +55,7 @@ def recommend(
     if k < 1:
         raise ValueError("--k must be at least 1")
     _blas_single_thread()
-    service = Service(Workspace(workspace, create=False), model)
+    service = Service(open_workspace(workspace), model)
     if user is not None:
         served = service.recommend(user, k, explain)
         if as_json:
@@ -102,7 +100,6 @@ def _print_served(served: Any, service: Any) -> None:
     out.print(table)
 
 
-@app.command("rec-train", hidden=True)
 @friendly
 def rec_train(
     workspace: WorkspaceArg,
@@ -118,7 +115,7 @@ def rec_train(
     """
     from tuwen.recommend.store import model_folder, train
 
-    ws = Workspace(workspace, create=False)
+    ws = open_workspace(workspace)
     fitted = train(ws, model, json.loads(params) if params else None, default=default)
     facts = {"model": fitted.name, "folder": str(model_folder(ws, fitted.name)), **fitted.meta}
     if as_json:
@@ -128,12 +125,11 @@ def rec_train(
               f"events, {fitted.meta['n_users']:,} shoppers, {fitted.meta['n_items']:,} products → {facts['folder']}")
 
 
-@app.command("rec-evaluate", hidden=True)
 @friendly
 def rec_evaluate(
     workspace: WorkspaceArg,
     models: Annotated[str, typer.Option("--models", help="Comma separated recommenders to compare.")]
-    = ",".join(COMPARED),
+    = ",".join(RECOMMENDERS),
     test_days: Annotated[int, typer.Option(help="The last N days are the test window.")] = 7,
     k: Annotated[int, typer.Option(help="Cut-off of the metrics.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of every model and of the bootstrap.")] = 0,
@@ -147,7 +143,7 @@ def rec_evaluate(
     from tuwen.recommend.compare import compare
 
     _blas_single_thread()
-    report = compare(Workspace(workspace, create=False), models, test_days=test_days, k=k, seed=seed)
+    report = compare(open_workspace(workspace), models, test_days=test_days, k=k, seed=seed)
     if as_json:
         typer.echo(json.dumps(report, default=str))
         return
@@ -168,7 +164,6 @@ def rec_evaluate(
     out.print(view)
 
 
-@app.command()
 @friendly
 def profile(
     workspace: WorkspaceArg,
@@ -178,7 +173,7 @@ def profile(
     """A shopper's interest profile: product types, colours, departments, price band, recency."""
     from tuwen.profiles import profile as build
 
-    p = build(Workspace(workspace, create=False), user)
+    p = build(open_workspace(workspace), user)
     if as_json:
         typer.echo(json.dumps(p.to_dict(), ensure_ascii=False))
         return
@@ -194,7 +189,6 @@ def profile(
         out.print(table)
 
 
-@app.command()
 @friendly
 def segments(
     workspace: WorkspaceArg,
@@ -206,7 +200,7 @@ def segments(
     """Cluster shoppers into labelled segments; saves a chart and the `segments` table."""
     from tuwen.profiles import segments as cluster
 
-    result = cluster(Workspace(workspace, create=False), k, seed)
+    result = cluster(open_workspace(workspace), k, seed)
     table = result.table()
     if as_json:
         typer.echo(json.dumps({"k": result.k, "silhouette": result.silhouette, "chart": str(result.chart),
@@ -221,7 +215,6 @@ def segments(
     out.print(f"chart: {result.chart}")
 
 
-@app.command()
 @friendly
 def forget(
     workspace: WorkspaceArg,
@@ -231,7 +224,7 @@ def forget(
     """Remove a shopper's interactions, reviews, profile and segment; scrub them from saved recommenders."""
     from tuwen.profiles import forget as erase
 
-    report = erase(Workspace(workspace, create=False), user)
+    report = erase(open_workspace(workspace), user)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return
@@ -246,3 +239,13 @@ def forget(
     if report["other_artifacts_to_retrain"]:
         out.print("other trained artifacts that may have seen this shopper (retrain them): "
                   + ", ".join(report["other_artifacts_to_retrain"]))
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    app.command()(recommend)
+    app.command("rec-train", hidden=True)(rec_train)
+    app.command("rec-evaluate", hidden=True)(rec_evaluate)
+    app.command()(profile)
+    app.command()(segments)
+    app.command()(forget)

@@ -1,4 +1,4 @@
-"""`tuwen align`, `tuwen index`, `tuwen search` and `tuwen similar`: the search commands on the shared Typer app.
+"""`tuwen align`, `tuwen index`, `tuwen search` and `tuwen similar`; :func:`register` adds them to the app.
 
 They are thin: argument parsing and printing only; :mod:`tuwen.search` and :mod:`tuwen.align` do the work,
 so the Python API and the command line give the same answers. ``--json`` output is one JSON object per
@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tuwen.cli import WorkspaceArg, app, err, friendly, out
-from tuwen.workspace import Workspace
+from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
+
+if TYPE_CHECKING:
+    from tuwen.workspace import Workspace
 
 
 def _open(workspace: Path) -> Workspace:
-    return Workspace(workspace, create=False)
+    return open_workspace(workspace)
 
 
-@app.command()
 @friendly
 def align(
     workspace: WorkspaceArg,
@@ -53,7 +54,6 @@ def align(
         err.print("next: `tuwen index WS` to put the aligned photo vectors into the search index")
 
 
-@app.command()
 @friendly
 def index(
     workspace: WorkspaceArg,
@@ -119,7 +119,6 @@ def _facet_list(facets: str | None) -> list[str] | None:
     return None if facets is None else [f.strip() for f in facets.split(",") if f.strip()]
 
 
-@app.command()
 @friendly
 def search(
     workspace: WorkspaceArg,
@@ -164,7 +163,6 @@ def search(
         _print_result(result)
 
 
-@app.command()
 @friendly
 def similar(
     workspace: WorkspaceArg,
@@ -181,3 +179,11 @@ def similar(
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         _print_result(result)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    app.command()(align)
+    app.command()(index)
+    app.command()(search)
+    app.command()(similar)

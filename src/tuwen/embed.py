@@ -129,6 +129,9 @@ def product_texts(workspace: Any, products: pd.DataFrame, field: str) -> pd.Seri
 def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str | None, ocr: bool,
                     fields: Sequence[str], batch_size: int, progress: bool) -> dict[str, Any]:
     products = workspace.read("products", ["id", "title", "description", "image_paths", "has_image"])
+    if products.empty:
+        raise ValueError(f"{workspace.path}: the workspace holds no products, so there is nothing to embed; "
+                         f"ingest a catalog first (`tuwen ingest {workspace.path} --catalog FILE ...`)")
     report: dict[str, Any] = {}
     # "mobilenet_v2+color_histogram": several photo encoders, each its own vector table (models read them all)
     image_encoders = [get_encoder(name) for name in encoder_names(image_encoder)]
@@ -168,7 +171,7 @@ def load_vectors(workspace: Any, encoder: str, field: str = "image",
     """
     name = table_name(encoder, field)
     if not workspace.has_table(name):
-        known = ", ".join(f"{m['encoder']}/{m['field']}" for m in workspace.manifest.get("meta", {}).values()) or "none"
+        known = ", ".join(f"{m['encoder']}/{m['field']}" for m in vector_tables(workspace).values()) or "none"
         raise KeyError(f"{workspace.path}: no {field} vectors from {encoder!r} (have: {known}); run `tuwen embed`")
     if ids is not None and len(ids) <= FEW_IDS:
         wanted = sql_list(dict.fromkeys(ids))
@@ -182,6 +185,16 @@ def load_vectors(workspace: Any, encoder: str, field: str = "image",
     return ids, vectors.astype(np.float32, copy=False)
 
 
-def vector_counts(workspace: Any) -> dict[tuple[str, str], int]:
+def vector_tables(workspace: Any) -> dict[str, dict[str, Any]]:
+    """``{table: its meta}`` for the workspace's vector tables only.
+
+    The manifest's ``meta`` also holds other commands' entries (``segments``, ``recommend``,
+    ``stale_models``…), and ``segments`` is a table too: only ``vec__`` tables carry an encoder.
+    """
     meta = workspace.manifest.get("meta", {})
-    return {(m["encoder"], m["field"]): workspace.count(name) for name, m in meta.items() if workspace.has_table(name)}
+    return {name: m for name, m in meta.items()
+            if name.startswith("vec__") and isinstance(m, dict) and "encoder" in m and workspace.has_table(name)}
+
+
+def vector_counts(workspace: Any) -> dict[tuple[str, str], int]:
+    return {(m["encoder"], m["field"]): workspace.count(name) for name, m in vector_tables(workspace).items()}

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FUSIONS = ("concat", "mean", "weighted", "gated", "attention", "late")
+from tuwen.choices import FUSIONS  # the names live there, so `tuwen --help` lists them without torch
+
 NEG_INF = -1e4  # large but finite, so an all-masked row gives uniform weights instead of NaN
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
+from tuwen.embed import vector_tables
 from tuwen.encoders.images import torch_threads
 from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
 from tuwen.fusion import FUSIONS
@@ -344,8 +345,7 @@ def load_items(workspace: Any, task: Task) -> pd.DataFrame:
 
 
 def available_vectors(workspace: Any) -> list[tuple[str, str]]:
-    meta = workspace.manifest.get("meta", {})
-    return sorted({(m["encoder"], m["field"]) for name, m in meta.items() if workspace.has_table(name)})
+    return sorted({(m["encoder"], m["field"]) for m in vector_tables(workspace).values()})
 
 
 def prepare(workspace: Any, task: Task, text_fields: tuple[str, ...] | None = None,

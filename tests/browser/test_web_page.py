@@ -28,6 +28,8 @@ except ImportError:  # `make test` deselects these tests; `make test-browser` in
     sync_playwright = None
 
 pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots kept for a person to look at; ignored by git
+FACTS: dict[str, object] = {}  # the served workspace's info(), for the header test
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ws.index(settings=IndexSettings(image_encoder="color_histogram"), progress=False, learn=False)
     ws.train("recommend", model="content")
     ws.train("classify", "category", name="kind", config=TrainConfig(epochs=5, progress=False, ensemble=1))
+    FACTS.update(ws.info())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -115,3 +118,44 @@ def test_predict_tab_predicts_a_new_product(page, tmp_path: Path) -> None:
     page.click("#predict-form button")
     page.wait_for_selector("#prediction:has-text('\"prediction\"')")
     assert "contributions" in page.inner_text("#prediction")
+
+
+def test_header_counts_shoppers_with_events_and_each_kind_of_event(page) -> None:
+    page.wait_for_selector("#info:has-text('shoppers')")
+    header = page.inner_text("#info")
+    kinds = FACTS["events_by_kind"]
+    assert f"{FACTS['shoppers']:,} shoppers" in header and FACTS["shoppers"] > 0
+    assert f"{kinds['purchase']:,} purchases" in header and f"{kinds['view']:,} views" in header
+
+
+# Draws one character on a canvas in the title's font and returns its ink (alpha per pixel): a font without the
+# character draws the same empty box (tofu) for every such character, so two different characters that give
+# identical ink are tofu; real glyphs differ from each other and from a private-use character's box.
+INK = """([text, font]) => {
+  const canvas = document.createElement("canvas"); canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext("2d"); ctx.font = font; ctx.textBaseline = "top"; ctx.fillStyle = "#000";
+  ctx.fillText(text, 4, 4);
+  const data = ctx.getImageData(0, 0, 64, 64).data; const alpha = [];
+  for (let i = 3; i < data.length; i += 4) alpha.push(data[i]);
+  return {ink: alpha.join(","), painted: alpha.filter((a) => a > 0).length, width: ctx.measureText(text).width};
+}"""
+
+
+def test_a_chinese_title_renders_real_glyphs_not_boxes(page) -> None:
+    page.click("nav button[data-tab=search]")
+    page.fill("#q", "陶瓷")
+    page.click("#search-form button")
+    page.wait_for_selector("#results .card")
+    titles = [t for t in page.locator("#results .card .title").all_inner_texts()
+              if any("\u4e00" <= c <= "\u9fff" for c in t)]
+    assert titles, "the search for 陶瓷 shows Chinese titles"
+    chinese = [c for c in dict.fromkeys(titles[0]) if "\u4e00" <= c <= "\u9fff"][:2]
+    font = page.eval_on_selector("#results .card .title", "e => getComputedStyle(e).font")
+    first, second = (page.evaluate(INK, [c, font]) for c in chinese)
+    box = page.evaluate(INK, ["\ue000", font])  # private use: no font has it, so this is the missing-glyph box
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n", encoding="utf-8")
+    page.screenshot(path=str(ARTIFACTS / "chinese-titles.png"), full_page=True)
+    assert first["width"] > 0 and first["painted"] > 0 and second["painted"] > 0
+    assert first["ink"] != second["ink"], f"{chinese} draw the same box: no CJK font (fonts-noto-cjk)"
+    assert first["ink"] != box["ink"] and second["ink"] != box["ink"]

@@ -164,6 +164,14 @@ def _implicit_threads(threads: int | None = None) -> int:
     return max(1, threads or 1)
 
 
+def _single_thread_blas() -> Any:
+    """BLAS limited to one thread while ``implicit`` trains, as ``implicit`` asks: its own OpenMP threads do
+    the parallel work, a BLAS thread pool beside them only competes (and ``implicit`` warns about it)."""
+    from threadpoolctl import threadpool_limits  # ships with scikit-learn
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 class ALS(_Factors):
     """Weighted matrix factorisation for implicit feedback (Hu, Koren, Volinsky 2008) via ``implicit``.
 
@@ -183,11 +191,12 @@ class ALS(_Factors):
 
         p = self.params
         matrix = data.matrix(p["halflife"])[:, : data.n_trained_items].tocsr()
-        model = AlternatingLeastSquares(factors=p["factors"], regularization=p["regularization"], alpha=p["alpha"],
-                                        iterations=p["iterations"], random_state=p["seed"],
-                                        num_threads=_implicit_threads(p.get("threads")),
-                                        calculate_training_loss=False)
-        model.fit(matrix, show_progress=False)
+        with _single_thread_blas():  # implicit checks the BLAS threads when the model is built
+            model = AlternatingLeastSquares(factors=p["factors"], regularization=p["regularization"],
+                                            alpha=p["alpha"], iterations=p["iterations"], random_state=p["seed"],
+                                            num_threads=_implicit_threads(p.get("threads")),
+                                            calculate_training_loss=False)
+            model.fit(matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
 
@@ -225,9 +234,11 @@ class BPR(_Factors):
 
         p = self.params
         matrix = data.matrix()[:, : data.n_trained_items].tocsr()
-        model = BayesianPersonalizedRanking(factors=p["factors"], learning_rate=p["learning_rate"],
-                                            regularization=p["regularization"], iterations=p["iterations"],
-                                            random_state=p["seed"], num_threads=_implicit_threads(p.get("threads")))
-        model.fit(matrix, show_progress=False)
+        with _single_thread_blas():  # implicit checks the BLAS threads when the model is built
+            model = BayesianPersonalizedRanking(factors=p["factors"], learning_rate=p["learning_rate"],
+                                                regularization=p["regularization"], iterations=p["iterations"],
+                                                random_state=p["seed"],
+                                                num_threads=_implicit_threads(p.get("threads")))
+            model.fit(matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)

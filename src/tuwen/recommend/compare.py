@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tuwen.choices import RECOMMENDERS
 from tuwen.recommend.evaluate import evaluate_model, results_table, temporal_split
 from tuwen.recommend.store import load_content, make_model
 
-COMPARED = ("popularity", "repurchase", "itemknn", "als", "content", "vbpr", "two_tower", "ranker")
+COMPARED = RECOMMENDERS  # every recommender, in the order the comparison prints them
 
 
 class NothingToScore(ValueError):

@@ -9,10 +9,15 @@ its own typical value: how many standard deviations above the catalog's mean sim
 
 Special cases are said plainly: "bought before" (a repurchase), "popular" (no link to the
 history: a best seller, e.g. for a shopper without history).
+
+The sentence names the history product by its title ("photo closest to “Blue Glass Vase”, from
+your history"): a shopper or a merchandiser reading it knows titles, not catalog ids. The id stays
+in ``closest`` for scripts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,6 +36,7 @@ class Reason:
     image_similarity: float | None
     text_similarity: float | None
     copurchase: float | None
+    closest_title: str | None = None  # the title of ``closest``, when the catalog has one
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -40,15 +46,30 @@ class Reason:
             return "bought before"
         if self.carried_by == "popular" or self.closest is None:
             return "popular right now"
-        return f"{self.carried_by} closest to {self.closest}"
+        name = f"“{_short(self.closest_title)}”" if self.closest_title else f"product {self.closest}"
+        signal = SIGNAL_WORDS.get(self.carried_by, f"{self.carried_by} closest to")
+        return f"{signal} {name}, from your history"
+
+
+def _short(title: str, limit: int = 60) -> str:
+    """A title cut to ``limit`` characters: marketplace titles can run to hundreds."""
+    return title if len(title) <= limit else title[:limit - 1].rstrip() + "…"
+
+
+# How each signal reads in a sentence ("photo closest to “Blue Glass Vase”, from your history").
+SIGNAL_WORDS = {"image": "photo closest to", "text": "title and description closest to",
+                "co-purchase": "often bought with"}
 
 
 class Explainer:
     """Holds the vectors and co-purchase neighbours of one fitted model's universe."""
 
-    def __init__(self, model: Recommender, content: ItemContent | None = None):
-        """``content`` (the workspace's vectors) is used when the model itself keeps none (e.g. ALS, VBPR)."""
+    def __init__(self, model: Recommender, content: ItemContent | None = None,
+                 titles: Mapping[str, str] | None = None):
+        """``content`` (the workspace's vectors) is used when the model itself keeps none (e.g. ALS, VBPR);
+        ``titles`` (product id → title) lets the sentences name history products by title."""
         self.model = model
+        self.titles = titles or {}
         self.image, self.text, self.similarity = _find_signals(model)
         if self.image is None and self.text is None and content is not None:
             aligned = content.align(model.item_ids)
@@ -88,9 +109,9 @@ class Explainer:
                 if z > best_z:
                     best_name, best_z, best_row = name, z, row
             closest = model.item_ids[int(bought[best_row])] if best_row is not None else None
-
             reasons.append(Reason(item, best_name, closest, _at(signals, "image", best_row),
-                                  _at(signals, "text", best_row), _at(signals, "co-purchase", best_row)))
+                                  _at(signals, "text", best_row), _at(signals, "co-purchase", best_row),
+                                  self.titles.get(closest) if closest is not None else None))
         return reasons
 
 
@@ -126,6 +147,6 @@ def _find_signals(model: Recommender) -> tuple[np.ndarray | None, np.ndarray | N
 
 
 def explain(model: Recommender, user: str, items: list[str], history: History | None = None,
-            content: ItemContent | None = None) -> list[Reason]:
+            content: ItemContent | None = None, titles: Mapping[str, str] | None = None) -> list[Reason]:
     """One :class:`Reason` per recommended product (see the module docstring)."""
-    return Explainer(model, content).explain(user, items, history)
+    return Explainer(model, content, titles).explain(user, items, history)

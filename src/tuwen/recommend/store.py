@@ -175,5 +175,7 @@ class Service:
 
         if self._explainer is None:
             needs_vectors = not hasattr(self.model, "image") and "content" not in getattr(self.model, "parts", {})
-            self._explainer = Explainer(self.model, load_content(self.workspace) if needs_vectors else None)
+            products = self.workspace.read("products", ["id", "title"])  # reasons name products by title
+            self._explainer = Explainer(self.model, load_content(self.workspace) if needs_vectors else None,
+                                        dict(zip(products["id"], products["title"], strict=True)))
         return [r.to_dict() | {"why": r.sentence()} for r in self._explainer.explain(user, items, history)]

@@ -20,9 +20,8 @@ from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
+from tuwen.choices import TASKS  # the task names live there, so `tuwen --help` lists them without torch
 from tuwen.features import column_values, parse_attributes
-
-TASKS = ("classify", "tag", "price", "review", "purchase")
 
 
 class Task(ABC):
