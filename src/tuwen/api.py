@@ -69,7 +69,7 @@ class Server:
         return self.products.loc[product_id]
 
     def model(self, name: str) -> Any:
-        from tuwen.train import load_model
+        from tuwen.predict.registry import load_model
 
         with self._lock:
             if name not in self._models:

@@ -66,7 +66,7 @@ def run_demo(workspace: Path, preset: str | None, path: Path | None, products: i
 
 def _ablation(ws: Workspace, console: Console) -> None:
     """Does fusing photo and text beat either alone? On the catalog's category, one split."""
-    from tuwen.train import TrainConfig
+    from tuwen.predict.training.config import TrainConfig
 
     summary = ws.evaluate("classify", "category", fusions=("concat", "gated", "late"), modalities=("text", "image"),
                           config=TrainConfig(progress=False, ensemble=1))

@@ -1,11 +1,12 @@
-"""Product tasks: what to predict (targets), how wrong a prediction is (loss) and how to score it (metrics).
+"""The task contract and what label tasks share: what to predict (targets), how wrong a prediction is
+(loss) and how to score it (metrics).
 
 A task knows nothing about modalities or fusion: it turns item rows into per-head targets, turns
 the network's raw outputs into probabilities or catalog units, and computes its metrics with
 scikit-learn. That is why one training loop (:mod:`tuwen.train`) serves every task.
 
 Tasks by name: ``classify``, ``tag``, ``price``, ``review`` (see :func:`make_task`); ``purchase``
-pairs shoppers with products and has its own pipeline in :mod:`tuwen.tasks.purchase`.
+pairs shoppers with products and has its own pipeline in :mod:`tuwen.predict.tasks.purchase`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
-from tuwen.features import column_values, parse_attributes
-
-TASKS = ("classify", "tag", "price", "review", "purchase")
+from tuwen.predict.features import column_values, parse_attributes
 
 
 class Task(ABC):
@@ -186,41 +185,3 @@ def drop_rare(frame: pd.DataFrame, values: pd.Series, min_count: int) -> tuple[p
         notes.append(f"{len(dropped)} classes with < {min_count} items dropped "
                      f"({int(counts[dropped].sum())} rows)")
     return frame[keep].reset_index(drop=True), notes
-
-
-def make_task(name: str, target: str | None = None, **options: Any) -> Task:
-    """Build a task by name; ``target`` is the column/attribute (comma-separated for ``tag``)."""
-    from tuwen.tasks.classify import ClassifyTask
-    from tuwen.tasks.price import PriceTask
-    from tuwen.tasks.reviews import ReviewTask
-    from tuwen.tasks.tag import TagTask
-
-    if name == "classify":
-        if not target:
-            raise ValueError("classify needs --target (a column or attribute, e.g. articleType or category:1)")
-        return ClassifyTask(target, **options)
-    if name == "tag":
-        if not target:
-            raise ValueError("tag needs --target with comma-separated attributes, e.g. baseColour,gender,usage")
-        return TagTask([t.strip() for t in target.split(",") if t.strip()], **options)
-    if name == "price":
-        return PriceTask(target or "price", **options)
-    if name == "review":
-        return ReviewTask(target or "rating", **options)
-    if name == "purchase":
-        from tuwen.tasks.purchase import PurchaseTask
-
-        return PurchaseTask(**options)
-    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-
-
-def task_from_state(state: dict[str, Any]) -> Task:
-    from tuwen.tasks.classify import ClassifyTask
-    from tuwen.tasks.price import PriceTask
-    from tuwen.tasks.purchase import PurchaseTask
-    from tuwen.tasks.reviews import ReviewTask
-    from tuwen.tasks.tag import TagTask
-
-    kinds: dict[str, Any] = {"classify": ClassifyTask, "tag": TagTask, "price": PriceTask, "review": ReviewTask,
-                             "purchase": PurchaseTask}
-    return kinds[state["name"]].from_state(state)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.tasks import LabelTarget, Task, classification_metrics, describe_label, label_loss
+from tuwen.predict.tasks.base import LabelTarget, Task, classification_metrics, describe_label, label_loss
 
 
 class TagTask(Task):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.tasks import (
+from tuwen.predict.tasks.base import (
     LabelTarget,
     Task,
     classification_metrics,
