@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 import tuwen.cli_search  # noqa: F401  (registers the search commands on the app)
 from tuwen.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
 from tuwen.cli import app
+from tuwen.metrics.ranking import ndcg_at
 from tuwen.search import (
     RRF_K,
     IndexSettings,
@@ -33,7 +34,6 @@ from tuwen.search import (
     clear_engines,
     engine_for,
     learn_weights,
-    ndcg_at,
     query_terms,
     search,
     segment,

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
@@ -148,24 +147,6 @@ def label_loss(output: torch.Tensor, target: torch.Tensor, weights: list[float],
     weight = torch.tensor(weights, dtype=output.dtype, device=output.device) if weights else None
     loss = F.cross_entropy(output, target.clamp(min=0), weight=weight, reduction="none", label_smoothing=smoothing)
     return loss * valid, valid
-
-
-def classification_metrics(probabilities: np.ndarray, target: np.ndarray, prefix: str = "") -> dict[str, float]:
-    """Accuracy, macro-F1 and top-3 accuracy over the rows whose target is known."""
-    known = target >= 0
-    y, p = target[known], probabilities[known]
-    if len(y) == 0:
-        return {}
-    predicted = p.argmax(axis=1)
-    n_classes = p.shape[1]
-    top3 = 1.0 if n_classes <= 3 else float(top_k_accuracy_score(y, p, k=3, labels=np.arange(n_classes)))
-    return {
-        f"{prefix}accuracy": float(accuracy_score(y, predicted)),
-        f"{prefix}macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
-        f"{prefix}micro_f1": float(f1_score(y, predicted, average="micro", zero_division=0)),
-        f"{prefix}top3": top3,
-        f"{prefix}n": float(len(y)),
-    }
 
 
 def describe_label(target: LabelTarget, probabilities: np.ndarray, top: int = 5) -> dict[str, Any]:

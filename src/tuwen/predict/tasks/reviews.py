@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from tuwen.predict.tasks.base import LabelTarget, classification_metrics, describe_label, label_loss
+from tuwen.metrics.classification import classification_metrics
+from tuwen.predict.tasks.base import LabelTarget, describe_label, label_loss
 from tuwen.predict.tasks.classify import ClassifyTask
 
 
