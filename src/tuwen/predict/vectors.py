@@ -10,18 +10,8 @@ import numpy as np
 import pandas as pd
 
 from tuwen.embed import embed_items, load_vectors
-from tuwen.encoders import get_encoder
+from tuwen.encoders import encoder_for
 from tuwen.predict.features import IMAGE_FIELDS, FeatureBuilder, FeatureSet, InputSpec, first_image, text_of
-
-
-def _load_encoder(name: str, workspace: Any = None) -> Any:
-    encoder = get_encoder(name)
-    if hasattr(encoder, "fit") and workspace is not None:
-        folder = workspace.artifacts / "encoders" / encoder.name
-        if not (folder / "fitted").exists():
-            raise KeyError(f"encoder {name!r} was never fitted in {workspace.path}; run `tuwen embed` first")
-        encoder.load(folder)
-    return encoder
 
 
 def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
@@ -38,7 +28,7 @@ def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
         inputs = first_image(frame) if spec.field in IMAGE_FIELDS else list(text_of(frame, spec.field))
         present = np.array([bool(x) for x in inputs], dtype=bool)
         if spec.encoder not in cache and (present.any() or dims.get(spec.encoder) is None):
-            cache[spec.encoder] = _load_encoder(spec.encoder, workspace)
+            cache[spec.encoder] = encoder_for(spec.encoder, workspace)
             dims[spec.encoder] = cache[spec.encoder].dim
         matrix = np.zeros((len(frame), dims[spec.encoder]), dtype=np.float32)
         if present.any():
@@ -74,7 +64,7 @@ def _embed_field(workspace: Any, spec: InputSpec, frame: pd.DataFrame) -> None:
     texts = text_of(frame, spec.field)
     keep = (texts != "").to_numpy()
     if keep.any():
-        encoder = _load_encoder(spec.encoder, workspace)
+        encoder = encoder_for(spec.encoder, workspace)
         chosen = list(texts[keep])
         embed_items(workspace, encoder, spec.field, [str(i) for i in frame["id"][keep]], chosen,
                     [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in chosen], 512,

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tuwen.encoders import encoder_for
+from tuwen.encoders.defaults import TEXT_ENCODER
 from tuwen.search import fusion as fusion_
 from tuwen.search.common import (
     FUSIONS,
@@ -45,13 +47,11 @@ from tuwen.workspace import sql_list
 
 @functools.lru_cache(maxsize=8)
 def _encoder(name: str) -> Any:
-    from tuwen.encoders import get_encoder
-
-    kwargs = {"threads": 1} if name == "use_multilingual" else {}
+    kwargs = {"threads": 1} if name == TEXT_ENCODER else {}  # one thread per query: queries run side by side
     try:
-        return get_encoder(name, **kwargs)
-    except TypeError:
-        return get_encoder(name)
+        return encoder_for(name, **kwargs)
+    except TypeError:  # an encoder registered in its place that takes no thread count
+        return encoder_for(name)
 
 
 class SearchEngine:
