@@ -46,7 +46,8 @@ from tuwen.workspace import sql_list
 
 
 @functools.lru_cache(maxsize=8)
-def _encoder(name: str) -> Any:
+def _shared_encoder(name: str) -> Any:
+    """A query encoder shared by every engine of the process (loading multilingual USE takes seconds)."""
     kwargs = {"threads": 1} if name == TEXT_ENCODER else {}  # one thread per query: queries run side by side
     try:
         return encoder_for(name, **kwargs)
@@ -65,6 +66,7 @@ class SearchEngine:
         if meta is None or not workspace.has_table(meta.get("table", "")):
             raise SearchError(f"{workspace.path}: no search index yet; run `tuwen index {workspace.path}` first")
         self.workspace = workspace
+        self._encoders: dict[str, Any] = {}
         self.meta = meta
         self.settings = IndexSettings.from_meta(meta)
         self.table = workspace.table(meta["table"])
@@ -127,12 +129,22 @@ class SearchEngine:
         return key if self.ann else self.ids[key]
 
     # ----------------------------------------------------------------------------------------- encoding
+    def encoder(self, name: str) -> Any:
+        """The query encoder ``name``; one that learnt from this catalog (TF-IDF) is this workspace's own."""
+        found = self._encoders.get(name)
+        if found is None:
+            found = _shared_encoder(name)
+            if hasattr(found, "fit"):
+                found = encoder_for(name, self.workspace)
+            self._encoders[name] = found
+        return found
+
     def text_vector(self, encoder: str, text: str) -> np.ndarray:
         """The raw ``encoder`` vector of a query text (cached: the same words are asked again and again)."""
         key = (encoder, text)
         cached = self._query_vectors.get(key)
         if cached is None:
-            cached = np.asarray(_encoder(encoder).encode([text]), np.float32)[0]
+            cached = np.asarray(self.encoder(encoder).encode([text]), np.float32)[0]
             self._query_vectors[key] = cached
             if len(self._query_vectors) > 4096:
                 self._query_vectors.popitem(last=False)
@@ -163,7 +175,7 @@ class SearchEngine:
         if not path.is_file():
             raise SearchError(f"{path}: image file not found")
         try:
-            vector = np.asarray(_encoder(self.settings.image_encoder).encode([str(path)]), np.float32)[0]
+            vector = np.asarray(self.encoder(self.settings.image_encoder).encode([str(path)]), np.float32)[0]
         except (OSError, ValueError) as error:
             raise SearchError(f"{path}: cannot read this image ({error})") from error
         return l2(vector)
@@ -306,7 +318,7 @@ class SearchEngine:
         missing = [w for w in dict.fromkeys(words) if w not in found]
         if missing:
             with _BLAS.limit(limits=1, user_api="blas"):
-                fresh = np.asarray(_encoder(encoder).encode(missing), np.float32)
+                fresh = np.asarray(self.encoder(encoder).encode(missing), np.float32)
             for w, v in zip(missing, fresh, strict=True):
                 found[w] = v
                 self._query_vectors[(encoder, w)] = v
