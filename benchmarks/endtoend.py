@@ -31,11 +31,13 @@ from typing import Any
 
 import torch
 
-from tuwen.endtoend.data import cache_folder, thumbnails, trunk_activations
-from tuwen.endtoend.model import endtoend_config, train_endtoend
-from tuwen.features import first_image
-from tuwen.tasks import make_task
-from tuwen.train import TrainConfig, load_items, train_model
+from tuwen.predict.endtoend.data import cache_folder, thumbnails, trunk_activations
+from tuwen.predict.endtoend.model import endtoend_config, train_endtoend
+from tuwen.predict.features import first_image
+from tuwen.predict.registry import train_model
+from tuwen.predict.tasks import make_task
+from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.prepare import load_items
 from tuwen.workspace import Workspace
 from workspaces import BENCH_WS
 

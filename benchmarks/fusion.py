@@ -39,10 +39,13 @@ import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import normalize
 
-from tuwen.fusion import FUSIONS
-from tuwen.report import describe_choice
-from tuwen.tasks import make_task
-from tuwen.train import Prepared, TrainConfig, ablation_variants, fit_variant, prepare
+from tuwen.predict.fusion import FUSIONS
+from tuwen.predict.tasks import make_task
+from tuwen.predict.training.ablation import ablation_variants
+from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.members import fit_variant
+from tuwen.predict.training.prepare import Prepared, prepare
+from tuwen.predict.training.report import describe_choice
 from workspaces import BENCH_WS, build
 
 
@@ -263,7 +266,7 @@ def speed(root: Path, seed: int) -> str:
     milliseconds to predict one new product, embedding its photo and title live (median of 20, warm)."""
     import pandas as pd
 
-    from tuwen.train import load_model, train_model
+    from tuwen.predict.registry import load_model, train_model
 
     ws = build("fashion", root=root, reuse=True)
     started = time.perf_counter()

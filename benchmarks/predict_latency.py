@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.models import torch_threads
-from tuwen.train import TrainConfig, load_model, train_model
+from tuwen.encoders.images import torch_threads
+from tuwen.predict.registry import load_model, train_model
+from tuwen.predict.training.config import TrainConfig
 from tuwen.workspace import Workspace
 from workspaces import BENCH_WS
 

@@ -44,6 +44,7 @@ from workspaces import BENCH_WS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "src"))
 
+from tuwen.metrics.intervals import paired_bootstrap  # noqa: E402
 from tuwen.recommend import (  # noqa: E402
     ALS,
     BPR,
@@ -62,7 +63,6 @@ from tuwen.recommend.evaluate import (  # noqa: E402
     Split,
     evaluate_model,
     evaluate_rankings,
-    paired_bootstrap,
     temporal_split,  # noqa: E402
 )
 from tuwen.workspace import Workspace  # noqa: E402

@@ -44,16 +44,14 @@ import pandas as pd
 
 from search_bench import BUILDERS, SEED, labels, run_parts  # noqa: E402  (also puts src/ on sys.path)
 from tuwen.align import AlignConfig, Aligner, align_workspace, ensure_image_features, image_features  # noqa: E402
+from tuwen.metrics.ranking import capped_recall_at, mrr, ndcg_at  # noqa: E402
 from tuwen.search import (  # noqa: E402
     IndexSettings,
     SearchEngine,
     build_index,
-    capped_recall_at,
     clear_engines,
     engine_for,
     learn_weights,
-    mrr,
-    ndcg_at,
 )
 from tuwen.shared import l2  # noqa: E402
 from tuwen.workspace import Workspace  # noqa: E402

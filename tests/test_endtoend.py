@@ -1,4 +1,4 @@
-"""End-to-end trainable encoders (tuwen.endtoend) on a tiny catalog whose labels live in one modality.
+"""End-to-end trainable encoders (tuwen.predict.endtoend) on a tiny catalog whose labels live in one modality.
 
 The catalog: 150 products with a 16 px photo and a bilingual title. ``photo_colour`` is visible only
 in the photo (titles never name it); ``kind`` (mug / vase / lamp) is named only in the title, in
@@ -21,11 +21,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from tuwen.endtoend import parse_mode
-from tuwen.endtoend.data import cache_folder, thumbnails
-from tuwen.endtoend.model import ENDTOEND_DEFAULTS, EndToEndModel, endtoend_config, train_endtoend
-from tuwen.endtoend.tokenizer import UNK, Tokenizer, words
-from tuwen.train import TrainConfig, load_model
+from tuwen.predict.endtoend import parse_mode
+from tuwen.predict.endtoend.data import cache_folder, thumbnails
+from tuwen.predict.endtoend.model import ENDTOEND_DEFAULTS, EndToEndModel, endtoend_config, train_endtoend
+from tuwen.predict.endtoend.tokenizer import UNK, Tokenizer, words
+from tuwen.predict.registry import load_model
+from tuwen.predict.training.config import TrainConfig
 from tuwen.workspace import Workspace
 
 torch.set_num_threads(1)
@@ -161,7 +162,7 @@ def test_learns_a_label_that_only_the_title_names_in_chinese_or_english(workspac
 PREDICT_SCRIPT = """
 import json, sys
 import pandas as pd
-from tuwen.train import load_model
+from tuwen.predict.registry import load_model
 model = load_model(None, sys.argv[1])
 frame = pd.read_json(sys.argv[2], orient="records")
 outputs = model.outputs(model.features(frame, None))["predictions"]
@@ -239,7 +240,7 @@ def test_thumbnails_are_cached_in_the_workspace_and_bad_photos_are_absent(worksp
 
 def test_finetune_trains_mobilenet_tail_on_top_of_the_frozen_trunk(workspace: Workspace) -> None:
     from tuwen.encoders.image_mobilenet import load_pretrained
-    from tuwen.endtoend.image_encoders import MobileNetTail, MobileNetTrunk
+    from tuwen.predict.endtoend.image_encoders import MobileNetTail, MobileNetTrunk
 
     # At initialisation, frozen trunk + trainable tail compute exactly the pretrained network's features.
     tail, trunk = MobileNetTail(32, blocks=2).eval(), MobileNetTrunk(blocks=2)

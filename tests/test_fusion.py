@@ -8,10 +8,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from tuwen.features import FeatureSet, InputSpec
-from tuwen.fusion import FUSIONS, make_fusion, masked_softmax, modality_dropout
-from tuwen.models import EnsembleModel, ExpertBlend, MultimodalModel, build_network, make_batch, network_inputs
-from tuwen.train import make_optimizers
+from tuwen.predict.batches import make_batch
+from tuwen.predict.features import FeatureSet, InputSpec
+from tuwen.predict.fusion import FUSIONS, make_fusion, masked_softmax, modality_dropout
+from tuwen.predict.networks import EnsembleModel, ExpertBlend, MultimodalModel, build_network, network_inputs
+from tuwen.predict.training.loop import make_optimizers
 
 torch.set_num_threads(1)
 

@@ -9,10 +9,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from tuwen.features import FeatureSet, InputSpec
-from tuwen.linear import L2_PATH, LinearModel, fit_linear
-from tuwen.models import ExpertBlend, MultimodalModel, build_network, make_batch, network_inputs
-from tuwen.tasks import make_task
+from tuwen.predict.batches import make_batch
+from tuwen.predict.features import FeatureSet, InputSpec
+from tuwen.predict.linear import L2_PATH, LinearModel, fit_linear
+from tuwen.predict.networks import ExpertBlend, MultimodalModel, build_network, network_inputs
+from tuwen.predict.tasks import make_task
 
 torch.set_num_threads(1)
 

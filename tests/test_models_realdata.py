@@ -17,9 +17,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tuwen.features import parse_attributes
-from tuwen.tasks import make_task
-from tuwen.train import TrainConfig, evaluate_task, load_model, prepare, train_model
+from tuwen.predict.features import parse_attributes
+from tuwen.predict.registry import load_model, run_ablation, train_model
+from tuwen.predict.tasks import make_task
+from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.prepare import prepare
 from tuwen.workspace import Workspace
 
 pytestmark = pytest.mark.realdata
@@ -32,7 +34,7 @@ def test_flipkart_fusion_of_photo_and_name_classifies_and_predicts_a_new_product
     ws = Workspace(tmp_path / "ws")
     ws.ingest(preset="flipkart", path=flipkart_dir)
     ws.embed(image_encoder="mobilenet_v2", text_encoder=None, progress=False)
-    summary = evaluate_task(ws, "classify", "category:1", text_fields=("title",), fusions=("gated",), config=FAST,
+    summary = run_ablation(ws, "classify", "category:1", text_fields=("title",), fusions=("gated",), config=FAST,
                             report=False)
     scores = {r["variant"]: r["metrics"]["accuracy"] for r in summary["results"]}
     assert summary["split"]["items"] > 900 and summary["split"]["test"] > 150
@@ -77,7 +79,7 @@ def test_hm_split_keeps_colour_variants_of_a_garment_together(hm_dir: Path, tmp_
     assert all(len(parts) == 1 for parts in sides.values())
     assert 0.15 < (prepared.split == "test").mean() < 0.25
 
-    summary = evaluate_task(ws, task, text_fields=("prod_name", "detail_desc"), modalities=("text",), config=FAST,
+    summary = run_ablation(ws, task, text_fields=("prod_name", "detail_desc"), modalities=("text",), config=FAST,
                             report=False)
     [text] = summary["results"]
     assert text["variant"] == "text" and text["metrics"]["macro_f1"] > 0.5

@@ -16,7 +16,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tuwen.cli import app
-from tuwen.train import TrainConfig, evaluate_saved
+from tuwen.predict.registry import evaluate_saved
+from tuwen.predict.training.config import TrainConfig
 from tuwen.workspace import Workspace, WorkspaceError
 
 from .helpers import synthetic_shop, write_csv

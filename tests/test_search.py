@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 import tuwen.cli_search  # noqa: F401  (registers the search commands on the app)
 from tuwen.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
 from tuwen.cli import app
+from tuwen.metrics.ranking import ndcg_at
 from tuwen.search import (
     RRF_K,
     IndexSettings,
@@ -33,7 +34,6 @@ from tuwen.search import (
     clear_engines,
     engine_for,
     learn_weights,
-    ndcg_at,
     query_terms,
     search,
     segment,
@@ -695,3 +695,16 @@ def test_reindexing_deletes_vocabulary_words_the_catalog_no_longer_has(tmp_path:
     assert again["embedded"] == 2 and again["deleted"] == 2  # green, hat in; blue, scarf out
     stored = set(ws.table(vocabulary_table("test")).to_arrow().column("id").to_pylist())
     assert stored == {match_form(w) for w in ("red", "umbrella", "green", "hat")}
+
+
+def test_an_index_over_tfidf_text_searches_semantically(tmp_path: Path) -> None:
+    """The query side of a catalog-fitted encoder is the workspace's own fitted one (it was a fresh, unfitted
+    TF-IDF, and semantic and hybrid search failed with NotFittedError)."""
+    ws = synthetic_shop(tmp_path, text_encoder="tfidf", n_products=80, n_users=3, seed=2, image_size=24)
+    build_index(ws, IndexSettings(text_encoder="tfidf", image_encoder="color_histogram"), progress=False,
+                learn=False)
+    title = str(ws.read("products")["title"].iloc[0])
+    for mode in ("semantic", "hybrid"):
+        result = search(ws, title, mode=mode, k=5)
+        assert result.ids, mode
+    assert search(ws, title, mode="semantic", k=5).ids[0] == str(ws.read("products")["id"].iloc[0])

@@ -24,9 +24,11 @@ from typer.testing import CliRunner
 
 from tuwen.datasets.synthetic import COLOURS, SHAPES, generate_catalog
 from tuwen.encoders import register
-from tuwen.features import TABULAR, TFIDF, FeatureBuilder, InputSpec
-from tuwen.report import describe_choice
-from tuwen.train import TrainConfig, evaluate_task, load_model, split_items, train_model
+from tuwen.predict.features import TABULAR, TFIDF, FeatureBuilder, InputSpec
+from tuwen.predict.registry import load_model, run_ablation, train_model
+from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.report import describe_choice
+from tuwen.predict.training.splits import split_items
 from tuwen.workspace import Workspace
 
 torch.set_num_threads(1)
@@ -115,7 +117,7 @@ def test_split_is_stratified_grouped_and_reproducible() -> None:
 
 
 def test_ablation_fusion_beats_each_modality_and_writes_report(workspace: Workspace) -> None:
-    summary = evaluate_task(workspace, "classify", "category", fusions=("concat", "late"), config=FAST)
+    summary = run_ablation(workspace, "classify", "category", fusions=("concat", "late"), config=FAST)
     scores = {r["variant"]: r["metrics"] for r in summary["results"]}
     assert list(scores) == ["text", "image", "fusion:concat", "fusion:late"]
     best_single = max(scores["text"]["accuracy"], scores["image"]["accuracy"])
@@ -146,7 +148,7 @@ PREDICT_SCRIPT = """
 import json, sys
 import numpy as np
 import tests.test_train  # registers the fixture encoder, as the training process did
-from tuwen.train import load_model
+from tuwen.predict.registry import load_model
 from tuwen.workspace import Workspace
 ws = Workspace(sys.argv[1], create=False)
 model = load_model(ws, "cat")
@@ -297,7 +299,7 @@ def test_purchase_model_learns_shopper_taste_and_scores_a_shopper_from_the_cli(w
 def test_review_loss_charges_far_ratings_more_and_reuses_classify_metrics() -> None:
     """A 5-star review called 1-star costs more than one called 4-star (the ordinal term), and the metrics are
     classify's plus the rating MAE of the most probable class."""
-    from tuwen.tasks.reviews import ReviewTask
+    from tuwen.predict.tasks.reviews import ReviewTask
 
     task = ReviewTask(class_weight="none", smoothing=0.0)
     task.fit(pd.DataFrame({"rating": [1, 2, 3, 4, 5]}))
@@ -314,8 +316,9 @@ def test_review_loss_charges_far_ratings_more_and_reuses_classify_metrics() -> N
 
 
 def test_single_modality_classifier_picks_class_weighting_on_validation(workspace: Workspace) -> None:
-    from tuwen.tasks import make_task
-    from tuwen.train import fit_variant, prepare
+    from tuwen.predict.tasks import make_task
+    from tuwen.predict.training.members import fit_variant
+    from tuwen.predict.training.prepare import prepare
 
     prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
     before = list(prepared.task.label.weights)
@@ -333,8 +336,9 @@ def test_single_modality_classifier_picks_class_weighting_on_validation(workspac
 def test_fused_network_trains_with_its_best_experts_class_weighting(workspace: Workspace) -> None:
     """Text picked no weighting and validates best: the fused network trains with none, even though the
     photo expert kept "sqrt" (the old rule needed the experts to agree and fell back to the task's own)."""
-    from tuwen.tasks import make_task
-    from tuwen.train import fit_variant, prepare
+    from tuwen.predict.tasks import make_task
+    from tuwen.predict.training.members import fit_variant
+    from tuwen.predict.training.prepare import prepare
 
     prepared = prepare(workspace, make_task("classify", "category"), modalities=("text", "image"))
     experts = {}
@@ -354,9 +358,10 @@ def test_fused_network_trains_with_its_best_experts_class_weighting(workspace: W
 def test_a_failing_class_weight_candidate_leaves_nothing_behind(workspace: Workspace, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The second candidate crashes: the task keeps its own class weights and no candidate folder is left."""
-    import tuwen.train as train_module
-    from tuwen.tasks import make_task
-    from tuwen.train import fit_variant, prepare
+    import tuwen.predict.training.members as train_module
+    from tuwen.predict.tasks import make_task
+    from tuwen.predict.training.members import fit_variant
+    from tuwen.predict.training.prepare import prepare
 
     real, calls = train_module.fit_members, []
 
@@ -380,9 +385,10 @@ def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(wor
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The first candidate is made to win: the old loop left the *last* candidate's metrics.jsonl and
     TensorBoard run in the model folder, beside the first one's weights."""
-    import tuwen.train as train_module
-    from tuwen.tasks import make_task
-    from tuwen.train import fit_variant, prepare
+    import tuwen.predict.training.members as train_module
+    from tuwen.predict.tasks import make_task
+    from tuwen.predict.training.members import fit_variant
+    from tuwen.predict.training.prepare import prepare
 
     real, written = train_module.fit_members, []
 
@@ -411,8 +417,9 @@ def test_class_weight_choice_keeps_the_chosen_candidates_logs_and_checkpoint(wor
 
 def test_variants_of_one_run_share_one_linear_member_per_inputs_and_weighting(workspace: Workspace) -> None:
     """An ablation fits the linear member once, not once per fusion; another class weighting gets its own."""
-    from tuwen.tasks import make_task
-    from tuwen.train import fit_variant, prepare
+    from tuwen.predict.tasks import make_task
+    from tuwen.predict.training.members import fit_variant
+    from tuwen.predict.training.prepare import prepare
 
     prepared = prepare(workspace, make_task("classify", "category"), modalities=("text",))
     names = prepared.inputs(("text",))

@@ -110,7 +110,7 @@ class _CountingEncoder:
 
 def test_embedding_is_cached_resumes_after_interruption_and_redoes_changed(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(base._REGISTRY, "test_mean_colour", _CountingEncoder)
+    monkeypatch.setitem(base.REGISTERED, "test_mean_colour", _CountingEncoder)
     rows = [[f"p{i}", f"item {i}", "a.png" if i % 2 else "b.png", "1", ""] for i in range(10)]
     file = _catalog(tmp_path, rows)
     ws = Workspace(tmp_path / "ws")

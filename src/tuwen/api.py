@@ -178,7 +178,7 @@ class Snapshot:
         return self.products.loc[product_id]
 
     def model(self, name: str) -> Any:
-        from tuwen.train import load_model
+        from tuwen.predict.registry import load_model
 
         check_model_name(name)
         with self._lock:

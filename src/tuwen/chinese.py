@@ -1,6 +1,6 @@
 """Chinese text: where its runs are, and jieba (loaded once per process) to cut them into words.
 
-Shared by the search index (``tuwen.search.tokens``) and the trainable text encoders (``tuwen.endtoend``);
+Shared by the search index (``tuwen.search.tokens``) and the trainable text encoders (``tuwen.predict.endtoend``);
 kept apart from both so importing it pulls in neither LanceDB nor torch.
 """
 

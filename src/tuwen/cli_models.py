@@ -50,14 +50,14 @@ def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int 
             encoders: str | None = None) -> Any:
     """The TrainConfig of a command: its mode's defaults (end-to-end ones for ``--encoders trainable`` /
     ``finetune``), then only the options the user gave, so an explicit ``--epochs 40`` stays 40."""
-    from tuwen.endtoend import parse_mode
-    from tuwen.train import TrainConfig
+    from tuwen.predict.endtoend import parse_mode
+    from tuwen.predict.training.config import TrainConfig
 
     given = {k: v for k, v in {"epochs": epochs or None, "ensemble": ensemble}.items() if v is not None}
     endtoend = parse_mode(_split(encoders))
     if endtoend is None:
         return TrainConfig(seed=seed, progress=progress, **given)
-    from tuwen.endtoend.model import endtoend_config
+    from tuwen.predict.endtoend.model import endtoend_config
 
     return endtoend_config(endtoend["mode"], seed=seed, progress=progress, **given)
 
@@ -83,7 +83,7 @@ def train(
 
     ``--task recommend`` trains a recommender on all purchases instead (``--model`` names it).
     """
-    from tuwen.train import train_model
+    from tuwen.predict.registry import train_model
 
     if task == "recommend":
         from tuwen.cli_recommend import rec_train
@@ -140,8 +140,8 @@ def evaluate(
 
     ``--task recommend`` compares recommenders on a temporal split instead (``--models``, ``--test-days``).
     """
-    from tuwen.report import metric_table
-    from tuwen.train import evaluate_saved, evaluate_task
+    from tuwen.predict.registry import evaluate_saved, run_ablation
+    from tuwen.predict.training.report import metric_table
 
     if task == "recommend":
         from tuwen.cli_recommend import rec_evaluate
@@ -153,7 +153,7 @@ def evaluate(
     if model:
         summary = evaluate_saved(ws, model)
     elif ablation:
-        summary = evaluate_task(ws, task, target, text_fields=_split(text_fields) or None,
+        summary = run_ablation(ws, task, target, text_fields=_split(text_fields) or None,
                                 modalities=_split(modalities), tabular=_split(tabular),
                                 encoders=_split(encoders) or None, fusions=_split(fusions), seed=seed,
                                 config=_config(epochs, seed, not as_json, ensemble))
@@ -214,7 +214,7 @@ def predict(
     """Predict for a new product (or a file of them): prediction, scores, modality contributions, neighbours."""
     import pandas as pd  # loaded only by the commands that build frames
 
-    from tuwen.train import load_model
+    from tuwen.predict.registry import load_model
 
     ws = open_workspace(workspace)
     loaded = load_model(ws, model)

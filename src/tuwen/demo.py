@@ -127,7 +127,7 @@ def _nearest_step(ws: Workspace, titles: dict[str, str], console: Console) -> No
 
 def _ablation(ws: Workspace, synthetic: bool, console: Console) -> None:
     """Does fusing photo and text beat either alone? On the catalog's category, one split."""
-    from tuwen.train import TrainConfig
+    from tuwen.predict.training.config import TrainConfig
 
     step = "6. Text vs photo vs fusion"
     try:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tuwen.encoders import Encoder, encoder_names, get_encoder
+from tuwen.encoders import Encoder, encoder_for, encoder_names, get_encoder
 from tuwen.progress import progress_bar
 from tuwen.workspace import sql_list
 
@@ -76,23 +76,6 @@ def embed_items(workspace: Any, encoder: Encoder, field: str, ids: Sequence[str]
     return {"embedded": len(todo), "cached": len(ids) - len(todo)}
 
 
-def _prepare_text_encoder(workspace: Any, name: str, products: pd.DataFrame) -> Encoder:
-    encoder = get_encoder(name)
-    if hasattr(encoder, "fit"):
-        # Fitted encoders (TF-IDF) learn the catalog's vocabulary once and keep it, so
-        # vectors stay comparable across runs; delete the folder to refit.
-        folder = workspace.artifacts / "encoders" / encoder.name
-        if (folder / "fitted").exists():
-            encoder.load(folder)
-        else:
-            corpus = [t for t in pd.concat([products["title"], products["description"]]) if t]
-            encoder.fit(corpus)
-            folder.mkdir(parents=True, exist_ok=True)
-            encoder.save(folder)
-            (folder / "fitted").write_text("ok")
-    return encoder
-
-
 def read_ocr(workspace: Any, products: pd.DataFrame, batch_size: int = 64, progress: bool = True) -> dict[str, int]:
     """Read text printed on product photos into the ``ocr`` table (cached by photo content)."""
     from tuwen.encoders.ocr import OcrReader
@@ -148,7 +131,8 @@ def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str
     if ocr:
         report["ocr"] = read_ocr(workspace, products, progress=progress)
     if text_encoder:
-        encoder = _prepare_text_encoder(workspace, text_encoder, products)
+        corpus = [t for t in pd.concat([products["title"], products["description"]]) if t]
+        encoder = encoder_for(text_encoder, workspace, corpus)
         if encoder.modality != "text":
             raise ValueError(f"{text_encoder!r} is an {encoder.modality} encoder, not a text encoder")
         for field in [*fields, *(["ocr"] if ocr and "ocr" not in fields else [])]:

@@ -419,7 +419,7 @@ class Workspace:
             from tuwen.recommend.store import train as train_recommender
 
             return train_recommender(self, options.pop("model", "ranker"), options.pop("params", None), **options)
-        from tuwen.train import train_model
+        from tuwen.predict.registry import train_model
 
         return train_model(self, task, target, **options)
 
@@ -433,13 +433,13 @@ class Workspace:
             from tuwen.recommend.compare import compare
 
             return compare(self, **options)
-        from tuwen.train import evaluate_task
+        from tuwen.predict.registry import run_ablation
 
-        return evaluate_task(self, task, target, **options)
+        return run_ablation(self, task, target, **options)
 
     def model(self, name: str) -> Any:
         """A saved model, ready to ``predict``."""
-        from tuwen.train import load_model
+        from tuwen.predict.registry import load_model
 
         return load_model(self, name)
 

@@ -18,8 +18,8 @@ import uvicorn
 
 from tuwen.api import create_app
 from tuwen.datasets.synthetic import generate_catalog
+from tuwen.predict.training.config import TrainConfig
 from tuwen.search import IndexSettings
-from tuwen.train import TrainConfig
 from tuwen.workspace import Workspace
 
 try:

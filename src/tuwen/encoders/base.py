@@ -1,4 +1,4 @@
-"""The one small interface every feature extractor implements, and a registry by name.
+"""The one small interface every feature extractor implements, and the table encoders register into by name.
 
 Keeping the contract tiny (a name, a modality, a dimension and a batch ``encode``)
 is what lets the workspace cache, the fusion models and search treat a
@@ -7,7 +7,6 @@ MobileNet, a colour histogram and a sentence encoder the same way.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -45,59 +44,17 @@ class FittableEncoder(Encoder, Protocol):
     def load(self, folder: Path) -> None: ...
 
 
-_REGISTRY: dict[str, Callable[..., Encoder]] = {}
+REGISTERED: dict[str, Callable[..., Encoder]] = {}
 
 
 def register(name: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
     """Class decorator: make an encoder constructible by name from the CLI and the API."""
 
     def wrap(factory: Callable[..., Encoder]) -> Callable[..., Encoder]:
-        _REGISTRY[name] = factory
+        REGISTERED[name] = factory
         return factory
 
     return wrap
-
-
-# Built-in encoder name → the module that registers it. Only the module of the encoder asked
-# for is imported, so a text-only run never pays for torch or ONNX Runtime.
-BUILTIN_MODULES = {
-    "mobilenet_v2": "image_mobilenet",
-    "efficientnet_lite0": "image_efficientnet",
-    "color_histogram": "image_color",
-    "use_multilingual": "text_use",
-    "minilm": "text_minilm",
-    "tfidf": "text_tfidf",
-}
-
-
-def available() -> list[str]:
-    """Names of every built-in or registered encoder."""
-    return sorted(set(_REGISTRY) | set(BUILTIN_MODULES))
-
-
-def encoder_names(spec: str | None) -> list[str]:
-    """The encoder names in ``"mobilenet_v2+color_histogram"`` (several photo encoders, each its own vectors)."""
-    return [name.strip() for name in (spec or "").split("+") if name.strip()]
-
-
-def get_encoder(name: str, **kwargs: Any) -> Encoder:
-    """Build an encoder by registry name, or from a local CLIP-style checkpoint folder.
-
-    A name that is an existing folder is treated as a CLIP checkpoint; its
-    ``:image`` / ``:text`` suffix picks the tower (``/models/clip:text``).
-    """
-    if name not in _REGISTRY and name in BUILTIN_MODULES:
-        importlib.import_module(f"tuwen.encoders.{BUILTIN_MODULES[name]}")
-    if name in _REGISTRY:
-        return _REGISTRY[name](**kwargs)
-    folder, _, tower = name.rpartition(":") if name.endswith((":image", ":text")) else (name, "", "image")
-    if Path(folder).is_dir():
-        from tuwen.encoders.local_clip import load_local_clip
-
-        return load_local_clip(Path(folder), tower=tower, **kwargs)  # type: ignore[arg-type]
-    raise KeyError(
-        f"unknown encoder {name!r}; choose one of {', '.join(available())} or a CLIP checkpoint folder"
-    )
 
 
 def as_texts(batch: Sequence[Any]) -> list[str]:

@@ -19,10 +19,6 @@ Shared pieces:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tuwen.shared import l2
+from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
 
 # How much each kind of event says about taste; purchases are what the evaluation predicts.
 KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
@@ -445,25 +442,19 @@ class Recommender:
         """Inverse of ``_state``."""
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``model.json`` + ``arrays.npz`` atomically (temp folder, then rename)."""
+        """Write ``model.json`` + ``arrays.npz`` atomically (:func:`tuwen.util.folders.atomic_folder`)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             config, arrays = self._state()
             base_arrays = {"item_ids": np.array(self.item_ids, dtype=str), "popularity": self.popularity}
             if self.histories is not None:
                 base_arrays.update(self.histories.arrays())
             np.savez(tmp / "arrays.npz", **base_arrays, **{f"m_{k}": v for k, v in arrays.items()})
             extra = self._save_extra(tmp)
-            info = {"format_version": FORMAT_VERSION, "model": self.name, "params": _jsonable(self.params),
-                    "config": _jsonable(config), "now": self.now.isoformat(), "n_trained_items": self.n_trained_items,
-                    "meta": _jsonable(self.meta), "extra_files": extra}
-            (tmp / "model.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
-            _swap_folder(tmp, folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            write_info(tmp / "model.json", "recommender", FORMAT_VERSION,
+                       {"model": self.name, "params": _jsonable(self.params), "config": _jsonable(config),
+                        "now": self.now.isoformat(), "n_trained_items": self.n_trained_items,
+                        "meta": _jsonable(self.meta), "extra_files": extra})
         return folder
 
     def _save_extra(self, folder: Path) -> list[str]:
@@ -477,12 +468,11 @@ class Recommender:
     def load(folder: str | Path) -> Recommender:
         """Any saved recommender, whatever its class (read from ``model.json``)."""
         folder = Path(folder)
-        if not (folder / "model.json").exists():
-            raise RecommendError(f"{folder}: no trained recommender here (model.json missing); "
-                                 "run `tuwen train WS --task recommend`")
-        info = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        if info.get("format_version") != FORMAT_VERSION:
-            raise RecommendError(f"{folder}: saved with format {info.get('format_version')}; retrain it")
+        try:
+            info = read_info(folder / "model.json", "recommender", FORMAT_VERSION,
+                             "run `tuwen train WS --task recommend`")
+        except (FileNotFoundError, FormatError) as error:
+            raise RecommendError(str(error)) from error
         cls = Recommender.registry.get(info["model"])
         if cls is None:
             raise RecommendError(f"{folder}: unknown model {info['model']!r}")
@@ -525,17 +515,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _swap_folder(tmp: Path, folder: Path) -> None:
-    """Replace ``folder`` by ``tmp`` with at most a rename's window in between."""
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
 
 
 def decay(ages: np.ndarray, halflife: float | None) -> np.ndarray:

@@ -29,6 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tuwen.metrics.intervals import bootstrap_interval
+from tuwen.metrics.ranking import average_precision, ndcg_at
+
 METRICS = ("map", "recall", "ndcg", "hr")
 
 
@@ -77,30 +80,10 @@ def temporal_split(interactions: pd.DataFrame, test_days: int = 7, end: pd.Times
 # ------------------------------------------------------------------------------------------------ metrics
 
 
-def average_precision(truth: Sequence[str], ranked: Sequence[str], k: int = 12) -> float:
-    """Kaggle H&M AP@k: mean of precision at each (first) hit, over min(len(truth), k)."""
-    if not truth:
-        return 0.0
-    wanted, seen, hits, total = set(truth), set(), 0, 0.0
-    for rank, item in enumerate(ranked[:k], start=1):
-        if item in wanted and item not in seen:
-            hits += 1
-            total += hits / rank
-            seen.add(item)
-    return total / min(len(wanted), k)
-
-
-def ndcg(truth: Sequence[str], ranked: Sequence[str], k: int = 12) -> float:
-    wanted = set(truth)
-    gains = [1.0 / np.log2(r + 2) for r, item in enumerate(dict.fromkeys(ranked[:k])) if item in wanted]
-    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(wanted), k)))
-    return float(sum(gains) / ideal) if ideal else 0.0
-
-
 def user_metrics(truth: Sequence[str], ranked: Sequence[str], k: int = 12) -> dict[str, float]:
     hits = len(set(truth) & set(ranked[:k]))
-    return {"map": average_precision(truth, ranked, k), "recall": hits / len(set(truth)),
-            "ndcg": ndcg(truth, ranked, k), "hr": float(hits > 0)}
+    return {"map": average_precision(ranked, set(truth), k), "recall": hits / len(set(truth)),
+            "ndcg": ndcg_at(ranked, set(truth), k), "hr": float(hits > 0)}
 
 
 @dataclass
@@ -127,24 +110,6 @@ class Result:
         out.update({"coverage": self.coverage, "cold_recall": self.cold_recall, "cold_hits": self.cold_hits,
                     "cold_total": self.cold_total, "ms_per_user": self.ms_per_user, "fit_seconds": self.fit_seconds})
         return out
-
-
-def bootstrap_interval(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float,
-                                                                                                             float]:
-    """Percentile interval of the mean, resampling shoppers with replacement."""
-    if len(values) == 0:
-        return 0.0, 0.0
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> float:
-    """Share of bootstrap resamples (same shoppers for both) in which ``a`` beats ``b`` on the mean."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-    return float(((a[idx].mean(axis=1) - b[idx].mean(axis=1)) > 0).mean())
 
 
 def evaluate_rankings(name: str, rankings: dict[str, list[str]], split: Split, k: int = 12,

@@ -25,7 +25,7 @@ The parts, one job each:
 * :mod:`~tuwen.search.fusion` — RRF and weighted fusion of the signals' lists
 * :mod:`~tuwen.search.results` — :class:`SearchHit`, :class:`SearchResult`, facet counts
 * :mod:`~tuwen.search.engines` — one cached engine per workspace; :func:`search`, :func:`similar`
-* :mod:`~tuwen.search.learn` — fusion weights from labelled queries; :mod:`~tuwen.search.metrics` — nDCG, MRR
+* :mod:`~tuwen.search.learn` — fusion weights from labelled queries; :mod:`tuwen.metrics.ranking` — nDCG, MRR
 * :mod:`~tuwen.search.queries` — batch query files
 """
 
@@ -46,14 +46,13 @@ from tuwen.search.common import (
 from tuwen.search.engine import SearchEngine
 from tuwen.search.engines import clear_engines, engine_for, search, similar
 from tuwen.search.learn import category_queries, learn_weights
-from tuwen.search.metrics import capped_recall_at, mrr, ndcg_at, recall_at
 from tuwen.search.queries import iter_query_file
 from tuwen.search.results import SearchHit, SearchResult
 from tuwen.search.tokens import query_terms, segment
 
 __all__ = [
     "DEFAULT_WEIGHTS", "FUSIONS", "MAX_K", "MAX_QUERY_CHARS", "META_TABLE", "MODES", "RRF_K", "SIGNALS",
-    "IndexSettings", "SearchEngine", "SearchError", "SearchHit", "SearchResult", "build_index", "capped_recall_at",
-    "category_queries", "clear_engines", "create_indexes", "engine_for", "iter_query_file", "learn_weights", "mrr",
-    "ndcg_at", "query_terms", "read_meta", "recall_at", "search", "segment", "similar",
+    "IndexSettings", "SearchEngine", "SearchError", "SearchHit", "SearchResult", "build_index",
+    "category_queries", "clear_engines", "create_indexes", "engine_for", "iter_query_file", "learn_weights",
+    "query_terms", "read_meta", "search", "segment", "similar",
 ]

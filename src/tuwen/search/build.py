@@ -259,10 +259,10 @@ def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSett
     ``settings.soft_vocabulary`` allows any words."""
     if "semantic" not in signals or settings.soft_vocabulary <= 0:
         return None
-    from tuwen.search.engine import _encoder
+    from tuwen.search.engine import query_encoder
     from tuwen.search.vocab import update_vocabulary
 
-    encoder = _encoder(settings.text_encoder)
+    encoder = query_encoder(settings.text_encoder, workspace)
     return update_vocabulary(workspace, writer, docs.column("tokens").to_pylist(), settings.text_encoder,
                              lambda words: np.asarray(encoder.encode(words), np.float32), settings.soft_vocabulary)
 

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tuwen.encoders import encoder_for
+from tuwen.encoders.defaults import TEXT_ENCODER
 from tuwen.search import fusion as fusion_
 from tuwen.search.common import (
     FUSIONS,
@@ -41,18 +43,24 @@ from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, 
 from tuwen.search.tokens import match_words, query_terms, segment, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher
 from tuwen.shared import l2
-from tuwen.workspace import sql_list
+from tuwen.workspace import Workspace, sql_list
 
 
 @functools.lru_cache(maxsize=8)
-def _encoder(name: str) -> Any:
-    from tuwen.encoders import get_encoder
-
-    kwargs = {"threads": 1} if name == "use_multilingual" else {}
+def _shared_encoder(name: str) -> Any:
+    """A query encoder shared by every engine of the process (loading multilingual USE takes seconds)."""
+    kwargs = {"threads": 1} if name == TEXT_ENCODER else {}  # one thread per query: queries run side by side
     try:
-        return get_encoder(name, **kwargs)
-    except TypeError:
-        return get_encoder(name)
+        return encoder_for(name, **kwargs)
+    except TypeError:  # an encoder registered in its place that takes no thread count
+        return encoder_for(name)
+
+
+def query_encoder(name: str, workspace: Workspace) -> Any:
+    """The encoder ``name`` for queries on ``workspace``: the process-wide one, or, for an encoder that learnt from
+    the catalog (TF-IDF), the workspace's own."""
+    found = _shared_encoder(name)
+    return encoder_for(name, workspace) if hasattr(found, "fit") else found
 
 
 class SearchEngine:
@@ -66,6 +74,7 @@ class SearchEngine:
         if meta is None or not workspace.has_table(meta.get("table", "")):
             raise SearchError(f"{workspace.path}: no search index yet; run `tuwen index {workspace.path}` first")
         self.workspace = workspace
+        self._encoders: dict[str, Any] = {}
         self.meta = meta
         self.settings = IndexSettings.from_meta(meta)
         self.table = workspace.table(meta["table"])
@@ -128,12 +137,19 @@ class SearchEngine:
         return key if self.ann else self.ids[key]
 
     # ----------------------------------------------------------------------------------------- encoding
+    def encoder(self, name: str) -> Any:
+        """The query encoder ``name``; one that learnt from this catalog (TF-IDF) is this workspace's own."""
+        found = self._encoders.get(name)
+        if found is None:
+            found = self._encoders[name] = query_encoder(name, self.workspace)
+        return found
+
     def text_vector(self, encoder: str, text: str) -> np.ndarray:
         """The raw ``encoder`` vector of a query text (cached: the same words are asked again and again)."""
         key = (encoder, text)
         cached = self._query_vectors.get(key)
         if cached is None:
-            cached = np.asarray(_encoder(encoder).encode([text]), np.float32)[0]
+            cached = np.asarray(self.encoder(encoder).encode([text]), np.float32)[0]
             self._query_vectors[key] = cached
             if len(self._query_vectors) > 4096:
                 self._query_vectors.popitem(last=False)
@@ -164,7 +180,7 @@ class SearchEngine:
         if not path.is_file():
             raise SearchError(f"{path}: image file not found")
         try:
-            vector = np.asarray(_encoder(self.settings.image_encoder).encode([str(path)]), np.float32)[0]
+            vector = np.asarray(self.encoder(self.settings.image_encoder).encode([str(path)]), np.float32)[0]
         except (OSError, ValueError) as error:
             raise SearchError(f"{path}: cannot read this image ({error})") from error
         return l2(vector)
@@ -318,7 +334,7 @@ class SearchEngine:
         missing = [w for w in dict.fromkeys(words) if w not in found]
         if missing:
             with _BLAS.limit(limits=1, user_api="blas"):
-                fresh = np.asarray(_encoder(encoder).encode(missing), np.float32)
+                fresh = np.asarray(self.encoder(encoder).encode(missing), np.float32)
             for w, v in zip(missing, fresh, strict=True):
                 found[w] = v
                 self._query_vectors[(encoder, w)] = v

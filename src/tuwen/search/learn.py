@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from tuwen.metrics.ranking import ndcg_at
 from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, SearchError, candidate_count, top, write_meta
 from tuwen.search.fusion import candidate_keys, standardise
-from tuwen.search.metrics import ndcg_at
 from tuwen.shared import as_workspace
 
 Prepared = tuple[np.ndarray, list[str], set[str], bool]  # features (signals × candidates), ids, relevant, words?

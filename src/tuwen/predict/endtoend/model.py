@@ -1,58 +1,60 @@
 """End-to-end models: trainable encoders feeding the same fusion, heads and training loop as the fast path.
 
-The fast path (:mod:`tuwen.models`) projects *frozen* vectors. Here each modality's projection is
+The fast path (:mod:`tuwen.predict.networks`) projects *frozen* vectors. Here each modality's projection is
 replaced by a network that reads raw inputs and is trained with everything else:
 
-* text: token ids (:mod:`tuwen.endtoend.tokenizer`, Chinese and English) → :class:`TextGRU` or :class:`TextCNN`;
+* text: token ids (:mod:`tuwen.predict.endtoend.tokenizer`, Chinese and English) → :class:`TextGRU` or :class:`TextCNN`;
 * image, ``mode="trainable"``: 64-128 px thumbnails → :class:`SmallCNN`, for users with no pretrained model;
 * image, ``mode="finetune"``: the pretrained MobileNetV2 with its last blocks trained (:class:`MobileNetTail`).
 
 What is reused unchanged: the task (targets, loss, metrics, label encoders), the split
-(:func:`tuwen.train.split_items`, same rule and seed, so numbers compare with frozen-feature models),
-the fusion modules and unimodal heads (:class:`tuwen.models.MultimodalModel`, which
-:class:`EndToEndNetwork` subclasses), the training loop (:func:`tuwen.train.fit_network`: early
+(:func:`tuwen.predict.training.splits.split_items`, same rule and seed, so numbers compare with frozen-feature models),
+the fusion modules and unimodal heads (:class:`tuwen.predict.networks.MultimodalModel`, which
+:class:`EndToEndNetwork` subclasses), the training loop (:func:`tuwen.predict.training.loop.fit_network`: early
 stopping, class weights, seed, checkpoints, ``metrics.jsonl``, progress bar), and the model folder
-(:class:`tuwen.models.TuwenModel`: ``predict`` with contributions and neighbours, ``evaluate``, ``save``).
+(:class:`tuwen.predict.model.TuwenModel`: ``predict`` with contributions and neighbours, ``evaluate``, ``save``).
 
 The model folder is a normal tuwen model folder; ``features.json`` also holds the tokenizer's
 vocabulary (built from the training texts only) and the image settings, and ``config.json`` says
-``"endtoend"``, which is how :func:`tuwen.train.load_model` knows to load it with :class:`EndToEndModel`.
+``"predictor": "endtoend"``, which is how :func:`tuwen.predict.registry.load_model` knows to load it with
+:class:`EndToEndModel`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
 from tuwen.embed import FEW_IDS
-from tuwen.endtoend import MODES
-from tuwen.endtoend.data import cache_folder, thumbnails, trunk_activations
-from tuwen.endtoend.image_encoders import MobileNetTail, SmallCNN
-from tuwen.endtoend.text_encoders import TEXT_ENCODERS
-from tuwen.endtoend.tokenizer import PAD, Tokenizer
-from tuwen.features import TABULAR, FeatureBuilder, FeatureSet, InputSpec, canonical_fields, first_image, text_of
-from tuwen.models import (
-    EnsembleModel,
-    MultimodalModel,
-    TuwenModel,
-    build_network,
-    network_inputs,
-    network_outputs,
+from tuwen.predict.endtoend import MODES, encoder_names, parse_mode
+from tuwen.predict.endtoend.data import cache_folder, thumbnails, trunk_activations
+from tuwen.predict.endtoend.image_encoders import MobileNetTail, SmallCNN
+from tuwen.predict.endtoend.text_encoders import TEXT_ENCODERS
+from tuwen.predict.endtoend.tokenizer import PAD, Tokenizer
+from tuwen.predict.features import (
+    TABULAR,
+    FeatureBuilder,
+    FeatureSet,
+    InputSpec,
+    canonical_fields,
+    first_image,
+    text_of,
 )
-from tuwen.tasks import Task, make_task
-from tuwen.train import (
-    Prepared,
-    TrainConfig,
-    _labels_for_neighbours,
-    fit_members,
-    publish_model,
-    split_frame,
-)
+from tuwen.predict.model import TuwenModel, default_name
+from tuwen.predict.networks import EnsembleModel, MultimodalModel, build_network, network_inputs, network_outputs
+from tuwen.predict.tasks import Task, make_task
+from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.members import fit_members, neighbour_labels
+from tuwen.predict.training.prepare import Prepared, available_vectors, split_frame
+
+if TYPE_CHECKING:  # annotations only
+    from tuwen.workspace import Workspace
 
 IMAGE_CNN = "image_cnn"
 IMAGE_FINETUNE = "mobilenet_v2_ft"
@@ -186,7 +188,7 @@ def endtoend_specs(fields: tuple[str, ...], modalities: tuple[str, ...], tabular
 
 
 def endtoend_inputs(builder: EndToEndBuilder, features: FeatureSet) -> list[dict[str, Any]]:
-    """The network's input descriptions: :func:`tuwen.models.network_inputs` plus each trainable encoder's."""
+    """The network's input descriptions: :func:`tuwen.predict.networks.network_inputs` plus each trainable encoder's."""
     inputs = network_inputs(features)
     for entry, spec in zip(inputs, features.specs, strict=True):
         if spec.encoder.startswith(TEXT_PREFIX):
@@ -203,8 +205,10 @@ def endtoend_inputs(builder: EndToEndBuilder, features: FeatureSet) -> list[dict
 
 
 class EndToEndModel(TuwenModel):
-    """A trained end-to-end model: same ``predict`` / ``evaluate`` / ``save`` as :class:`TuwenModel`."""
+    """A trained end-to-end model (``kind = "endtoend"``): same ``predict`` / ``evaluate`` / ``save`` as
+    :class:`TuwenModel`; ``encoders="trainable"`` / ``"finetune"`` picks it."""
 
+    kind = "endtoend"
     builder: EndToEndBuilder
     builder_type = EndToEndBuilder
     network_type = staticmethod(build_endtoend_network)
@@ -216,9 +220,29 @@ class EndToEndModel(TuwenModel):
         return self.builder.build(frame, cache=cache_folder(workspace) if len(frame) > FEW_IDS else None)
 
     @classmethod
+    def accepts(cls, task: str, options: Mapping[str, Any]) -> bool:
+        return parse_mode(options.get("encoders")) is not None
+
+    @classmethod
+    def fit(cls, workspace: Workspace, task: str | Task, target: str | None = None, *,  # type: ignore[override]
+            encoders: Any = "trainable", **options: Any) -> EndToEndModel:
+        """Train with the end-to-end encoders ``encoders`` names (see :func:`train_endtoend` for the options)."""
+        return train_endtoend(workspace, task, target, **(parse_mode(encoders) or {}), **options)
+
+    @classmethod
+    def ablation(cls, workspace: Workspace, task: str | Task, target: str | None = None, *,
+                 encoders: Any = None, **_: Any) -> dict[str, Any]:
+        cached = sorted({e for e, _ in available_vectors(workspace)})
+        raise ValueError(f"encoders {','.join(encoder_names(encoders))}: end-to-end encoders ({', '.join(MODES)}) "
+                         "train with `tuwen train` or Workspace.train; the ablation compares models on the "
+                         f"workspace's stored features: name cached encoders ({', '.join(cached) or 'none yet'}), "
+                         "or none")
+
+    @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> EndToEndModel:
         model = super().load(folder, device)
-        assert isinstance(model, EndToEndModel) and model.info.get("endtoend"), f"{folder}: not an end-to-end model"
+        if not (isinstance(model, EndToEndModel) and model.info.get("endtoend")):
+            raise ValueError(f"{Path(folder).name}: not an end-to-end model")
         model.builder.device = device
         return model
 
@@ -237,7 +261,7 @@ def endtoend_config(mode: str, **settings: Any) -> TrainConfig:
     return TrainConfig(**{**ENDTOEND_DEFAULTS[mode], **settings})
 
 
-def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, *, mode: str = "trainable",
+def train_endtoend(workspace: Workspace, task: str | Task, target: str | None = None, *, mode: str = "trainable",
                    text_encoder: str = "gru", image_size: int | None = None, finetune_blocks: int = 3,
                    name: str | None = None, text_fields: tuple[str, ...] | None = None,
                    modalities: tuple[str, ...] = ("text", "image"), tabular: tuple[str, ...] = (),
@@ -248,7 +272,7 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
     ``mode="trainable"``: ``text_encoder`` ("gru" or "cnn") over the tokenized text fields and a
     small CNN over ``image_size`` px thumbnails (default 64). ``mode="finetune"``: the same text
     encoder, and MobileNetV2 with its last ``finetune_blocks`` modules trained, at ``image_size``
-    (default 224). The split is the fast path's (:func:`tuwen.train.split_frame`): the same rows as a
+    (default 224). The split is the fast path's (:func:`tuwen.predict.training.prepare.split_frame`): the same rows as a
     frozen-feature model of the same task, target and seed. ``config`` is used as given; without one, the
     mode's defaults (:func:`endtoend_config`; ``endtoend_config(mode, epochs=5)`` changes only the epochs).
     """
@@ -275,7 +299,7 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
     builder.progress = False
     prepared = Prepared(task_obj, frame, split, builder, features, info_split, task_obj.targets(frame))
 
-    name = name or f"{task_obj.name}-{(target or task_obj.name).replace(',', '+').replace(':', '')}-{mode}"
+    name = name or default_name(task_obj, target, f"-{mode}")
     folder = workspace.artifacts / "models" / name
     staging = workspace.artifacts / "models" / f".{name}.training"
     if save:
@@ -301,7 +325,7 @@ def train_endtoend(workspace: Any, task: str | Task, target: str | None = None, 
             "modalities": list(modalities)}
     model = EndToEndModel(task_obj, builder, network, info)
     train_rows = prepared.rows("train")
-    model.set_neighbours(features.subset(train_rows), _labels_for_neighbours(prepared, train_rows))
+    model.set_neighbours(features.subset(train_rows), neighbour_labels(prepared, train_rows))
     if save:
-        publish_model(model, prepared, staging, folder)
+        model.publish(prepared, staging, folder)
     return model

@@ -3,7 +3,7 @@ everything needed to use it on new products (features, label encoders, neighbour
 
 The network works on *frozen* features (the fast path): each input (``title@tfidf_sparse``,
 ``image@mobilenet_v2``…) is standardised and projected to one token of width ``hidden``; a fusion
-strategy from :mod:`tuwen.fusion` combines the tokens; one linear head per task output reads the
+strategy from :mod:`tuwen.predict.fusion` combines the tokens; one linear head per task output reads the
 result. Every input also has its own small *unimodal* head. Those heads are what late fusion
 combines, and for the other strategies they add an auxiliary loss (``aux_weight``): each modality
 must be predictive alone, which keeps one strong modality from drowning the others and keeps
@@ -17,27 +17,21 @@ items, for "nearest training products"). It reloads in a fresh process and predi
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuwen.encoders.images import torch_threads
-from tuwen.features import FeatureBuilder, FeatureSet, InputSpec
-from tuwen.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
-from tuwen.linear import LINEAR, LinearModel
-from tuwen.shared import l2
-from tuwen.tasks import Task, task_from_state
+from tuwen.predict.batches import make_batch
+from tuwen.predict.features import FeatureSet
+from tuwen.predict.fusion import NEG_INF, make_fusion, masked_softmax, modality_dropout
+from tuwen.predict.linear import LINEAR, LinearModel
+from tuwen.predict.tasks import Task
 
 FORMAT_VERSION = 1
-Batch = tuple[list[Any], torch.Tensor]
 
 
 class DenseProjection(nn.Module):
@@ -68,7 +62,7 @@ class SparseProjection(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dropout: float, input_dropout: float):
         super().__init__()
-        # sparse=True: a step updates only the n-grams in the batch (SparseAdam, see tuwen.train), not the
+        # sparse=True: a step updates only the n-grams in the batch (SparseAdam, see training.loop), not the
         # whole vocabulary x hidden table, which is what makes TF-IDF inputs cheap to train on a CPU.
         self.bag = nn.EmbeddingBag(dim, hidden, mode="sum", sparse=True)
         nn.init.normal_(self.bag.weight, std=0.1)
@@ -273,7 +267,7 @@ class ExpertBlend(nn.Module):
     metric, the model *is* that expert. Averaging differently-built networks is also an
     ensemble, which is most of the gain where modalities complement each other. Besides the
     single-modality networks, training adds a regularised linear model over every input
-    (:mod:`tuwen.linear`), the most differently-built member of all. An expert whose inputs are
+    (:mod:`tuwen.predict.linear`), the most differently-built member of all. An expert whose inputs are
     all missing for an item (no photo) gets no weight for that item.
     """
 
@@ -383,7 +377,7 @@ class ExpertBlend(nn.Module):
 def build_network(config: dict[str, Any], kind: type[MultimodalModel] | None = None) -> MultimodalModel | EnsembleModel:
     """A network from its saved config (an ensemble when ``config["ensemble"] > 1``); ``kind``: a subclass to build."""
     config = dict(config)
-    if config.get("kind") == LINEAR:  # the linear member of an expert blend (tuwen.linear)
+    if config.get("kind") == LINEAR:  # the linear member of an expert blend (tuwen.predict.linear)
         return LinearModel(**config)  # type: ignore[return-value]
     if "experts" in config:  # a fused network with its single-modality experts (ExpertBlend)
         experts = config.pop("experts")
@@ -394,24 +388,6 @@ def build_network(config: dict[str, Any], kind: type[MultimodalModel] | None = N
     if members > 1:
         return EnsembleModel([kind(**config) for _ in range(members)])
     return kind(**config)
-
-
-# ------------------------------------------------------------------------------------------- batches
-
-
-def make_batch(features: FeatureSet, rows: np.ndarray | None = None, device: str | torch.device = "cpu") -> Batch:
-    """Tensors for some rows of a FeatureSet, in the model's input order (sparse inputs as EmbeddingBag triples)."""
-    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
-    inputs: list[Any] = []
-    for spec in features.specs:
-        if spec.kind == "sparse":
-            part = features.sparse[spec.name][rows]
-            inputs.append((torch.from_numpy(part.indices.astype(np.int64)).to(device),
-                           torch.from_numpy(part.indptr[:-1].astype(np.int64)).to(device),
-                           torch.from_numpy(part.data.astype(np.float32)).to(device)))
-        else:
-            inputs.append(torch.from_numpy(features.dense[spec.name][rows]).to(device))
-    return inputs, torch.from_numpy(features.mask[rows]).to(device)
 
 
 @torch.no_grad()
@@ -442,201 +418,3 @@ def network_outputs(network: MultimodalModel | EnsembleModel, task: Task, featur
 def network_inputs(features: FeatureSet) -> list[dict[str, Any]]:
     dims = features.dims()
     return [{"name": s.name, "kind": s.kind, "dim": dims[s.name], "modality": s.modality} for s in features.specs]
-
-
-# --------------------------------------------------------------------------------------------- model
-
-
-class TuwenModel:
-    """A trained model you can use: ``predict(frame)``, ``evaluate(frame)``, ``save(folder)``, ``TuwenModel.load``.
-
-    ``frame`` holds items shaped like the workspace's table (products: id, title, description,
-    image_paths…; reviews: id, text, title…). Vectors come from the workspace cache when the item is
-    there and from the encoders otherwise (new products).
-    """
-
-    builder_type: Any = FeatureBuilder  # what load() rebuilds; end-to-end models (tuwen.endtoend) bring their own
-    network_type: Any = staticmethod(build_network)
-
-    def __init__(self, task: Task, builder: FeatureBuilder, network: MultimodalModel | EnsembleModel,
-                 info: dict[str, Any]):
-        self.task = task
-        self.builder = builder
-        self.network = network.eval()
-        self.info = info
-        self.neighbours: dict[str, np.ndarray] | None = None
-        self._encoders: dict[str, Any] = {}
-        self._bank: np.ndarray | None = None
-
-    # ------------------------------------------------------------------ inference
-    def outputs(self, features: FeatureSet, batch_size: int = 4096, hide: Sequence[str] = ()) -> dict[str, Any]:
-        """Predictions per head (probabilities / catalog units) and fused vectors; ``hide`` masks input names."""
-        return network_outputs(self.network, self.task, features, batch_size, hide)
-
-    def features(self, frame: pd.DataFrame, workspace: Any = None) -> FeatureSet:
-        """Model inputs for items: cached vectors where the workspace has them, live encoders for the rest."""
-        return model_features(self.builder, self.network.config, frame, workspace, self._encoders)
-
-    def predict(self, frame: pd.DataFrame, workspace: Any = None, contributions: bool = True,
-                neighbours: int = 5) -> list[dict[str, Any]]:
-        """One JSON-ready dict per item, in input order: prediction, scores, contributions, nearest training items.
-
-        The networks run on one torch thread when the batch is small: for a handful of items the work per
-        operator is microseconds, and waking a second OpenMP thread (on a 2-core machine often busy with
-        the encoders) cost ~25 ms per GELU, most of a one-product prediction (see
-        ``benchmarks/predict_latency.py``: median 25 ms for one product, photo and title embedded live).
-        """
-        with torch_threads(1 if len(frame) <= 64 else 0):
-            return self._predict(frame, workspace, contributions, neighbours)
-
-    def _predict(self, frame: pd.DataFrame, workspace: Any, contributions: bool,
-                 neighbours: int) -> list[dict[str, Any]]:
-        features = self.features(frame, workspace)
-        result = self.outputs(features)
-        predictions = result["predictions"]
-        described = []
-        for row, item_id in enumerate(features.ids):
-            described.append({"id": item_id, **self.task.describe(predictions, row)})
-        if contributions:
-            for row, parts in enumerate(self.contributions(features, predictions)):
-                described[row]["contributions"] = parts
-        if neighbours and self.neighbours is not None:
-            for row, near in enumerate(self.nearest(result["fused"], neighbours)):
-                described[row]["neighbours"] = near
-        return described
-
-    def contributions(self, features: FeatureSet, predictions: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        """Leave-one-modality-out: how much the predicted class's probability (or the predicted value) drops
-        when a modality is hidden; plus the fusion's own per-input weights where it has them."""
-        base = self.task.confidence(predictions, predictions)
-        modalities = sorted({s.modality for s in features.specs})
-        deltas: dict[str, np.ndarray] = {}
-        for modality in modalities:
-            names = [s.name for s in features.specs if s.modality == modality]
-            hidden = self.outputs(features, hide=names)["predictions"]
-            deltas[modality] = base - self.task.confidence(hidden, predictions)
-        present = {m: features.mask[:, [i for i, s in enumerate(features.specs) if s.modality == m]].any(axis=1)
-                   for m in modalities}
-        with torch.no_grad():
-            inputs, mask = make_batch(features, device=next(self.network.parameters()).device)
-            weights = self.network.weights(inputs, mask)
-        weights_np = weights.cpu().numpy() if weights is not None else None
-        rows = []
-        for row in range(len(features)):
-            parts: dict[str, Any] = {m: (round(float(deltas[m][row]), 4) if present[m][row] else None)
-                                     for m in modalities}
-            if weights_np is not None:
-                parts["weights"] = {name: round(float(w), 4) for name, w in zip(features.names, weights_np[row],
-                                                                                 strict=True)}
-            rows.append(parts)
-        return rows
-
-    def nearest(self, fused: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
-        assert self.neighbours is not None
-        if self._bank is None:  # float32 once, not on every prediction (10k x 256 values)
-            self._bank = np.ascontiguousarray(self.neighbours["vectors"], dtype=np.float32)
-        bank = self._bank
-        query = l2(fused)
-        similarity = query @ bank.T
-        order = np.argsort(-similarity, axis=1)[:, :k]
-        ids, labels = self.neighbours["ids"], self.neighbours["labels"]
-        return [[{"id": str(ids[j]), "label": str(labels[j]), "similarity": round(float(similarity[i, j]), 4)}
-                 for j in row] for i, row in enumerate(order)]
-
-    def set_neighbours(self, features: FeatureSet, labels: Sequence[str]) -> None:
-        fused = self.outputs(features)["fused"]
-        fused = l2(fused)
-        self.neighbours = {"ids": np.array(features.ids), "labels": np.array([str(x) for x in labels]),
-                           "vectors": fused.astype(np.float16)}
-        self._bank = None
-
-    def evaluate(self, frame: pd.DataFrame, workspace: Any = None) -> dict[str, float]:
-        """Task metrics on labelled items (rows the task cannot score, e.g. unknown classes, are ignored)."""
-        features = self.features(frame, workspace)
-        return self.task.metrics(self.outputs(features)["predictions"], self.task.targets(frame))
-
-    # ---------------------------------------------------------------- save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write the model folder atomically enough: files go to a temp folder that replaces the old one."""
-        import shutil
-        import tempfile
-
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
-            config = {"format_version": FORMAT_VERSION, "saved": time.time(), "task": self.task.state(),
-                      "network": self.network.config, **self.info}
-            (temp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-            (temp / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
-            torch.save(self.network.state_dict(), temp / "weights.pt")
-            if self.neighbours is not None:
-                np.savez_compressed(temp / "neighbours.npz", **self.neighbours)
-            extras = [*folder.glob("metrics.jsonl"), *folder.glob("checkpoint*.pt"), *folder.glob("tensorboard")] \
-                if folder.exists() else []
-            for extra in extras:  # the training logs and checkpoints written while training into this folder
-                if extra.is_dir():
-                    shutil.copytree(extra, temp / extra.name)
-                else:
-                    shutil.copy2(extra, temp / extra.name)
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                folder.rename(old)
-                temp.rename(folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                temp.rename(folder)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> TuwenModel:
-        folder = Path(folder)
-        if not (folder / "config.json").exists():
-            raise FileNotFoundError(f"{folder}: not a tuwen model folder (no config.json)")
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder}: model format {config.get('format_version')} is not readable by this tuwen")
-        builder = cls.builder_type.from_state(json.loads((folder / "features.json").read_text(encoding="utf-8")))
-        network = cls.network_type(config["network"])
-        network.load_state_dict(torch.load(folder / "weights.pt", map_location=device, weights_only=True))
-        info = {k: v for k, v in config.items() if k not in {"format_version", "saved", "task", "network"}}
-        model = cls(task_from_state(config["task"]), builder, network.to(device), info)
-        if (folder / "neighbours.npz").exists():
-            with np.load(folder / "neighbours.npz", allow_pickle=False) as saved:
-                model.neighbours = {k: saved[k] for k in saved.files}
-        return model
-
-
-def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Any,
-                   encoders: dict[str, Any]) -> FeatureSet:
-    """A trained model's inputs for items: cached workspace vectors by id, the same encoders live for the rest."""
-    from tuwen.features import live_vectors
-
-    dims = {i["name"].partition("@")[2]: i["dim"] for i in network_config["inputs"] if i["kind"] == "dense"}
-    live = live_vectors(workspace, encoders, dims)
-    return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live))
-
-
-def _cached_or_live(workspace: Any, live: Any) -> Any:
-    """Workspace vectors for the items it has, the live encoder for the rest (same encoder, same features)."""
-    from tuwen.features import workspace_vectors
-
-    cached = workspace_vectors(workspace)
-
-    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            matrix, present = cached(spec, ids, frame)
-        except KeyError:
-            return live(spec, ids, frame)
-        missing = ~present
-        if missing.any():
-            sub = frame.iloc[np.flatnonzero(missing)]
-            extra, extra_present = live(spec, [ids[i] for i in np.flatnonzero(missing)], sub)
-            matrix[missing], present[missing] = extra, extra_present
-        return matrix, present
-
-    return source

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.tasks import (
+from tuwen.metrics.classification import classification_metrics
+from tuwen.predict.tasks.base import (
     LabelTarget,
     Task,
-    classification_metrics,
     describe_label,
     drop_rare,
     label_loss,

@@ -16,8 +16,8 @@ import torch
 from sklearn.metrics import mean_absolute_error, r2_score
 from torch.nn import functional as F
 
-from tuwen.features import column_values
-from tuwen.tasks import Task
+from tuwen.predict.features import column_values
+from tuwen.predict.tasks.base import Task
 
 
 class PriceTask(Task):

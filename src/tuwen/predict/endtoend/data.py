@@ -140,7 +140,7 @@ def thumbnails(paths: Sequence[str], size: int, folder: Path | None = None, thre
 @functools.lru_cache(maxsize=4)
 def _trunk(blocks: int, device: str) -> Any:
     """The frozen MobileNetV2 trunk, built (and its weights read) once per process, not once per prediction."""
-    from tuwen.endtoend.image_encoders import MobileNetTrunk
+    from tuwen.predict.endtoend.image_encoders import MobileNetTrunk
 
     return MobileNetTrunk(blocks).to(device)
 

@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
-from tuwen.tasks import LabelTarget, classification_metrics, describe_label, label_loss
-from tuwen.tasks.classify import ClassifyTask
+from tuwen.metrics.classification import classification_metrics
+from tuwen.predict.tasks.base import LabelTarget, describe_label, label_loss
+from tuwen.predict.tasks.classify import ClassifyTask
 
 
 class RatingTarget(LabelTarget):

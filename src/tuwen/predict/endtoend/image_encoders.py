@@ -11,7 +11,7 @@ Both map their input to one ``(batch, hidden)`` vector, the shape of a modality 
   (by default the last two inverted-residual blocks and the final 1x1 conv, ~1.2 M weights),
   trained on top of the frozen earlier blocks. Its input is the frozen trunk's activation map,
   which never changes while training (the trunk is frozen and in eval mode), so
-  :func:`tuwen.endtoend.data.trunk_activations` computes it once per photo and caches it: an epoch
+  :func:`tuwen.predict.endtoend.data.trunk_activations` computes it once per photo and caches it: an epoch
   then costs only the tail, not the whole network.
 
 Large evaluation batches (validation, neighbours) are run in chunks so memory stays bounded.

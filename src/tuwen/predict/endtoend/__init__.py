@@ -4,7 +4,7 @@
 GRU (``trainable:cnn``: a 1-D CNN) over tokenized text and a small CNN over 64 px thumbnails;
 ``encoders="finetune"`` (``finetune:N``) trains MobileNetV2's last N modules (default 3) with the
 same text encoder. Both feed the fast path's fusion, heads and training loop; see
-:mod:`tuwen.endtoend.model`. Nothing heavy is imported here, so :func:`parse_mode` is cheap.
+:mod:`tuwen.predict.endtoend.model`. Nothing heavy is imported here, so :func:`parse_mode` is cheap.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 MODES = ("trainable", "finetune")
-TEXT_KINDS = ("gru", "cnn")  # tuwen.endtoend.text_encoders.TEXT_ENCODERS
+TEXT_KINDS = ("gru", "cnn")  # tuwen.predict.endtoend.text_encoders.TEXT_ENCODERS
 
 
 def encoder_names(encoders: Any) -> list[str]:

@@ -1,11 +1,12 @@
-"""Product tasks: what to predict (targets), how wrong a prediction is (loss) and how to score it (metrics).
+"""The task contract and what label tasks share: what to predict (targets), how wrong a prediction is
+(loss) and how to score it (metrics).
 
 A task knows nothing about modalities or fusion: it turns item rows into per-head targets, turns
 the network's raw outputs into probabilities or catalog units, and computes its metrics with
 scikit-learn. That is why one training loop (:mod:`tuwen.train`) serves every task.
 
 Tasks by name: ``classify``, ``tag``, ``price``, ``review`` (see :func:`make_task`); ``purchase``
-pairs shoppers with products and has its own pipeline in :mod:`tuwen.tasks.purchase`.
+pairs shoppers with products and has its own pipeline in :mod:`tuwen.predict.tasks.purchase`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
-from tuwen.choices import TASKS  # the task names live there, so `tuwen --help` lists them without torch
-from tuwen.features import column_values, parse_attributes
+from tuwen.predict.features import column_values, parse_attributes
 
 
 class Task(ABC):
@@ -150,24 +149,6 @@ def label_loss(output: torch.Tensor, target: torch.Tensor, weights: list[float],
     return loss * valid, valid
 
 
-def classification_metrics(probabilities: np.ndarray, target: np.ndarray, prefix: str = "") -> dict[str, float]:
-    """Accuracy, macro-F1 and top-3 accuracy over the rows whose target is known."""
-    known = target >= 0
-    y, p = target[known], probabilities[known]
-    if len(y) == 0:
-        return {}
-    predicted = p.argmax(axis=1)
-    n_classes = p.shape[1]
-    top3 = 1.0 if n_classes <= 3 else float(top_k_accuracy_score(y, p, k=3, labels=np.arange(n_classes)))
-    return {
-        f"{prefix}accuracy": float(accuracy_score(y, predicted)),
-        f"{prefix}macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
-        f"{prefix}micro_f1": float(f1_score(y, predicted, average="micro", zero_division=0)),
-        f"{prefix}top3": top3,
-        f"{prefix}n": float(len(y)),
-    }
-
-
 def describe_label(target: LabelTarget, probabilities: np.ndarray, top: int = 5) -> dict[str, Any]:
     order = np.argsort(-probabilities)[:top]
     return {"prediction": target.classes[int(order[0])],
@@ -185,41 +166,3 @@ def drop_rare(frame: pd.DataFrame, values: pd.Series, min_count: int) -> tuple[p
         notes.append(f"{len(dropped)} classes with < {min_count} items dropped "
                      f"({int(counts[dropped].sum())} rows)")
     return frame[keep].reset_index(drop=True), notes
-
-
-def make_task(name: str, target: str | None = None, **options: Any) -> Task:
-    """Build a task by name; ``target`` is the column/attribute (comma-separated for ``tag``)."""
-    from tuwen.tasks.classify import ClassifyTask
-    from tuwen.tasks.price import PriceTask
-    from tuwen.tasks.reviews import ReviewTask
-    from tuwen.tasks.tag import TagTask
-
-    if name == "classify":
-        if not target:
-            raise ValueError("classify needs --target (a column or attribute, e.g. articleType or category:1)")
-        return ClassifyTask(target, **options)
-    if name == "tag":
-        if not target:
-            raise ValueError("tag needs --target with comma-separated attributes, e.g. baseColour,gender,usage")
-        return TagTask([t.strip() for t in target.split(",") if t.strip()], **options)
-    if name == "price":
-        return PriceTask(target or "price", **options)
-    if name == "review":
-        return ReviewTask(target or "rating", **options)
-    if name == "purchase":
-        from tuwen.tasks.purchase import PurchaseTask
-
-        return PurchaseTask(**options)
-    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
-
-
-def task_from_state(state: dict[str, Any]) -> Task:
-    from tuwen.tasks.classify import ClassifyTask
-    from tuwen.tasks.price import PriceTask
-    from tuwen.tasks.purchase import PurchaseTask
-    from tuwen.tasks.reviews import ReviewTask
-    from tuwen.tasks.tag import TagTask
-
-    kinds: dict[str, Any] = {"classify": ClassifyTask, "tag": TagTask, "price": PriceTask, "review": ReviewTask,
-                             "purchase": PurchaseTask}
-    return kinds[state["name"]].from_state(state)

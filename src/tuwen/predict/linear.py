@@ -4,7 +4,7 @@ labels, (smooth-L1) linear regression for prices, one softmax per head for tags.
 Why every model carries one: on targets that one word of the title names ("Navy Blue", "Kurta"),
 logistic regression on TF-IDF is as good as the neural text network or better (fashion colour: 0.924 vs
 0.923 macro-F1; articleType 0.977 vs 0.969), and its errors differ from the networks'. It is the baseline
-every practitioner fits first; inside :class:`tuwen.models.ExpertBlend` it is one more member the
+every practitioner fits first; inside :class:`tuwen.predict.networks.ExpertBlend` it is one more member the
 validation blend weighs (never a stand-alone pick: a fused model's linear member over every input is
 early concatenation, which lost to the blends on H&M names), so a model is an ensemble of
 differently-built members. Fitted beside the networks it costs little wall time: full-batch L-BFGS,
@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuwen.features import FeatureSet
-from tuwen.tasks import Task
+from tuwen.predict.batches import make_batch
+from tuwen.predict.features import FeatureSet
+from tuwen.predict.tasks import Task
 
 # L2 strengths tried, times 1 / training rows (so 1.0 is scikit-learn's C=1 on the mean loss), strongest first:
 # each fit starts from the previous one's weights, the usual regularisation path.
@@ -92,8 +93,6 @@ def fit_linear(inputs: Sequence[dict[str, Any]], task: Task, train: FeatureSet, 
     the validation rows (the task's main metric). Returns the model and ``{"l2": ..., "validation": {...}}``.
 
     It leaves torch's thread count alone (the caller sets it: it may be fitting beside a training loop)."""
-    from tuwen.models import make_batch  # models imports this module for build_network
-
     sign = 1.0 if task.higher_is_better else -1.0
     model = LinearModel(inputs, task.heads())
     model.fit_normalisation(train)

@@ -18,12 +18,11 @@ Three kinds of input:
 * **tabular**: price (log) and chosen categorical attribute columns, one-hot over training values.
 
 Every input has a presence mask: no photo, an empty title or an unknown price is *absent*, and
-fusion ignores it (see :mod:`tuwen.fusion`).
+fusion ignores it (see :mod:`tuwen.predict.fusion`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import Counter
@@ -358,79 +357,3 @@ def first_image(frame: pd.DataFrame) -> list[str]:
     if "image_paths" not in frame:
         return [""] * len(frame)
     return [str(p[0]) if p is not None and len(p) else "" for p in frame["image_paths"]]
-
-
-# ----------------------------------------------------------------------------------- vector sources
-
-
-def _load_encoder(name: str, workspace: Any = None) -> Any:
-    from tuwen.encoders import get_encoder
-
-    encoder = get_encoder(name)
-    if hasattr(encoder, "fit") and workspace is not None:
-        folder = workspace.artifacts / "encoders" / encoder.name
-        if not (folder / "fitted").exists():
-            raise KeyError(f"encoder {name!r} was never fitted in {workspace.path}; run `tuwen embed` first")
-        encoder.load(folder)
-    return encoder
-
-
-def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
-                 dims: dict[str, int] | None = None) -> Any:
-    """A vector source that runs the encoders on the items themselves (prediction on new products).
-
-    ``dims`` (encoder name → width, known from the trained model) lets items with nothing to encode
-    skip loading the encoder at all.
-    """
-    cache = encoders if encoders is not None else {}
-    dims = dict(dims or {})
-
-    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        inputs = first_image(frame) if spec.field in IMAGE_FIELDS else list(text_of(frame, spec.field))
-        present = np.array([bool(x) for x in inputs], dtype=bool)
-        if spec.encoder not in cache and (present.any() or dims.get(spec.encoder) is None):
-            cache[spec.encoder] = _load_encoder(spec.encoder, workspace)
-            dims[spec.encoder] = cache[spec.encoder].dim
-        matrix = np.zeros((len(frame), dims[spec.encoder]), dtype=np.float32)
-        if present.any():
-            matrix[present] = np.asarray(cache[spec.encoder].encode([x for x in inputs if x]), dtype=np.float32)
-        return matrix, present
-
-    return source
-
-
-def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
-    """A vector source reading the workspace's cached vectors by item id.
-
-    With ``compute_missing`` (review texts, which ``tuwen embed`` does not cover) the missing ones
-    are embedded into the workspace cache first, through :func:`tuwen.embed.embed_items`, so a second
-    run reuses them.
-    """
-
-    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        if compute_missing:
-            _embed_field(workspace, spec, frame)
-        from tuwen.embed import load_vectors
-
-        known_ids, vectors = load_vectors(workspace, spec.encoder, spec.field, ids)
-        where = {item: row for row, item in enumerate(known_ids)}
-        rows = np.array([where.get(i, -1) for i in ids])
-        present = rows >= 0
-        matrix = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
-        matrix[present] = vectors[rows[present]]
-        return matrix, present
-
-    return source
-
-
-def _embed_field(workspace: Any, spec: InputSpec, frame: pd.DataFrame) -> None:
-    from tuwen.embed import embed_items
-
-    texts = text_of(frame, spec.field)
-    keep = (texts != "").to_numpy()
-    if keep.any():
-        encoder = _load_encoder(spec.encoder, workspace)
-        chosen = list(texts[keep])
-        embed_items(workspace, encoder, spec.field, [str(i) for i in frame["id"][keep]], chosen,
-                    [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in chosen], 512,
-                    progress=False)

@@ -1,4 +1,4 @@
-"""Trainable text encoders over token ids (from :class:`tuwen.endtoend.tokenizer.Tokenizer`).
+"""Trainable text encoders over token ids (from :class:`tuwen.predict.endtoend.tokenizer.Tokenizer`).
 
 Each maps a ``(batch, length)`` id matrix (0 = padding) to one ``(batch, hidden)`` vector, the
 same shape a frozen-feature projection produces, so it slots into the fusion as one modality token.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tuwen.endtoend.tokenizer import PAD, UNK
+from tuwen.predict.endtoend.tokenizer import PAD, UNK
 
 
 def _trim(ids: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""``purchase``: will this shopper buy this product? Shopper history embedding × product multimodal embedding.
+"""The purchase model (``kind = "purchase"``): will this shopper buy this product? Shopper history embedding ×
+product multimodal embedding.
 
 One product tower (the same per-modality projections + fusion as every tuwen model) embeds a
 product from its photo and text. A shopper is the *mean of the raw features* of the products
@@ -12,7 +13,7 @@ test. A shopper's history for a validation or test purchase is everything they b
 that period; for a training purchase, their other training purchases. Each positive gets
 ``negatives`` products sampled uniformly from the catalog among those the shopper never bought
 (seeded). Purchases with an empty history (a shopper's first) cannot be scored and are counted.
-Metrics: ROC AUC and log-loss on the test pairs.
+Metrics: ROC AUC and log-loss on the test pairs (:class:`tuwen.predict.tasks.purchase.PurchaseTask`).
 
 Pairs index into one product matrix and one history matrix (rather than copying features per
 pair), so 50k pairs over 1.8k-wide features cost megabytes, not gigabytes.
@@ -21,73 +22,36 @@ pair), so 50k pairs over 1.8k-wide features cost megabytes, not gigabytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from torch.nn import functional as F
 
-from tuwen.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs, workspace_vectors
-from tuwen.models import MultimodalModel, model_features, network_inputs, network_outputs
-from tuwen.tasks import Task
+from tuwen.predict.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs
+from tuwen.predict.fusion import FUSIONS
+from tuwen.predict.model import SAVED_KEYS
+from tuwen.predict.networks import MultimodalModel, network_inputs, network_outputs
+from tuwen.predict.predictor import Predictor
+from tuwen.predict.tasks.base import Task
+from tuwen.predict.tasks.purchase import PurchaseTask
+from tuwen.predict.training.config import TrainConfig, seed_everything
+from tuwen.predict.training.loop import fit_network
+from tuwen.predict.training.prepare import available_vectors
+from tuwen.predict.training.report import write_report
+from tuwen.predict.vectors import model_features, workspace_vectors
+from tuwen.util.folders import atomic_folder, read_info, swap_folder, write_info
 
+if TYPE_CHECKING:  # annotations only
+    from tuwen.workspace import Workspace
 
-class PurchaseTask(Task):
-    name = "purchase"
-    primary = "auc"
-    default_text_fields = ("title",)
-
-    def __init__(self, negatives: int = 4):
-        self.negatives = negatives
-        self.notes: list[str] = []
-
-    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame
-
-    def fit(self, frame: pd.DataFrame) -> None:
-        return None
-
-    def heads(self) -> dict[str, int]:
-        return {"purchase": 1}
-
-    def targets(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {"purchase": frame["label"].to_numpy(dtype=np.float32)}
-
-    def head_loss(self, head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return F.binary_cross_entropy_with_logits(output[:, 0], target, reduction="none"), torch.ones_like(
-            target, dtype=torch.bool)
-
-    def transform(self, head: str, output: torch.Tensor) -> np.ndarray:
-        return torch.sigmoid(output[:, 0].double()).cpu().numpy()
-
-    def metrics(self, predictions: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, float]:
-        y, p = targets["purchase"], predictions["purchase"]
-        if len(np.unique(y)) < 2:
-            return {"n": float(len(y))}
-        return {"auc": float(roc_auc_score(y, p)), "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7))),
-                "n": float(len(y)), "positives": float(y.sum())}
-
-    def describe(self, predictions: dict[str, np.ndarray], row: int) -> dict[str, Any]:
-        value = round(float(predictions["purchase"][row]), 4)
-        return {"prediction": value, "scores": {"purchase": value}}
-
-    def confidence(self, predictions: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> np.ndarray:
-        return predictions["purchase"]
-
-    def state(self) -> dict[str, Any]:
-        return {"name": self.name, "negatives": self.negatives, "notes": self.notes}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PurchaseTask:
-        task = cls(state["negatives"])
-        task.notes = list(state.get("notes", []))
-        return task
+FORMAT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------------------- features
@@ -272,19 +236,102 @@ def purchase_examples(interactions: pd.DataFrame, product_ids: list[str], negati
     return frame, histories, info
 
 
-class PurchaseModel:
-    """A trained purchase model: ``score(workspace, user, products)``, ``save``, ``load``."""
+class PurchaseModel(Predictor):
+    """A trained purchase model (``kind = "purchase"``): the probability that a shopper buys each product."""
+
+    kind = "purchase"
 
     def __init__(self, task: PurchaseTask, builder: FeatureBuilder, network: PurchaseNetwork, info: dict[str, Any]):
         self.task, self.builder, self.network, self.info = task, builder, network.eval(), info
         self._encoders: dict[str, Any] = {}
 
-    def history(self, workspace: Any, user_id: str) -> list[str]:
+    @classmethod
+    def accepts(cls, task: str, options: Mapping[str, Any]) -> bool:
+        return task == "purchase"
+
+    @classmethod
+    def fit(cls, workspace: Workspace, task: Any = "purchase", target: str | None = None, *, name: str | None = None,
+            seed: int = 0, config: TrainConfig | None = None, save: bool = True,
+            text_fields: tuple[str, ...] | None = None, modalities: tuple[str, ...] = ("text", "image"),
+            encoders: tuple[str, ...] | None = None, negatives: int = 4, fusion: str | None = None,
+            **_: Any) -> PurchaseModel:
+        """Build pairs, train with the shared loop (:func:`tuwen.predict.training.loop.fit_network`), score the test
+        pairs, save. ``tabular`` and ``limit`` of the other kinds do not apply to pairs and are ignored."""
+        config = replace(config or TrainConfig(), hidden=128, blend=False, ensemble=1, seed=seed,
+                         fusion=fusion or (config.fusion if config else "gated"))
+        task_obj = PurchaseTask(negatives)
+        products = workspace.read("products")
+        cached = [(e, f) for e, f in available_vectors(workspace) if encoders is None or e in encoders]
+        specs = default_specs(cached, canonical_fields(text_fields or ("title",)), modalities)
+        builder = FeatureBuilder(specs).fit(products)
+        product_features = builder.build(products, workspace_vectors(workspace))
+        examples, histories, split_info = purchase_examples(workspace.read("interactions"), product_features.ids,
+                                                            negatives, seed)
+        task_obj.notes = split_info["notes"]
+        history = history_features(product_features, _history_matrix(histories, len(product_features)))
+        pairs = PairFeatures(history, product_features, examples["history"].to_numpy(),
+                             examples["product"].to_numpy())
+        targets = task_obj.targets(examples)
+        parts = {p: np.flatnonzero(examples["part"].to_numpy() == p) for p in ("train", "val", "test")}
+        seed_everything(seed)
+        network = PurchaseNetwork(network_inputs(product_features), config.fusion, config.hidden, config.dropout,
+                                  config.input_dropout, config.modality_dropout)
+        folder = workspace.artifacts / "models" / (name or "purchase")
+        staging = workspace.artifacts / "models" / f".{name or 'purchase'}.training"
+        if save:
+            staging.mkdir(parents=True, exist_ok=True)
+
+        def take(part: str) -> tuple[PairFeatures, dict[str, np.ndarray]]:
+            return pairs.subset(parts[part]), {k: v[parts[part]] for k, v in targets.items()}
+
+        (train, y_train), (val, y_val), (test, y_test) = take("train"), take("val"), take("test")
+        fit = fit_network(network, task_obj, train, y_train, val, y_val, config,  # type: ignore[arg-type]
+                          staging if save else None)
+        calibration = network.calibrate(task_obj, val, y_val["purchase"]) if len(val) else None
+        if calibration:
+            fit["val"] = task_obj.metrics(network_outputs(network, task_obj, val)["predictions"],  # type: ignore[arg-type]
+                                          y_val)
+        test_metrics = task_obj.metrics(network_outputs(network, task_obj, test)["predictions"],  # type: ignore[arg-type]
+                                        y_test)
+        info = {"name": name or "purchase", "split": split_info, "inputs": [s.name for s in specs],
+                "best_epoch": fit["best_epoch"], "seconds": fit["seconds"], "target": None,
+                "calibration": calibration, "metrics": {"val": fit["val"], "test": test_metrics}}
+        model = cls(task_obj, builder, network, info)
+        if save:
+            model.save(staging)
+            swap_folder(staging, folder)
+            model.info["folder"] = str(folder)
+        return model
+
+    @classmethod
+    def ablation(cls, workspace: Workspace, task: Any = "purchase", target: str | None = None, *,
+                 text_fields: tuple[str, ...] | None = None, modalities: tuple[str, ...] = ("text", "image"),
+                 encoders: tuple[str, ...] | None = None, fusions: tuple[str, ...] = FUSIONS, seed: int = 0,
+                 config: TrainConfig | None = None, report: bool = True, **_: Any) -> dict[str, Any]:
+        """The ablation for ``purchase``: the same temporal split and negatives, text-only, image-only, each fusion."""
+        config = config or TrainConfig()
+        present = [m for m in modalities if m in ("text", "image")]
+        variants = [(m, (m,), "concat") for m in present]
+        variants += [(f"fusion:{f}", tuple(present), f) for f in fusions] if len(present) > 1 else []
+        results, split = [], {}
+        for variant, chosen, fusion in variants:
+            model = cls.fit(workspace, seed=seed, config=config, save=False, text_fields=text_fields or ("title",),
+                            modalities=chosen, encoders=encoders, fusion=fusion)
+            split = model.info["split"]
+            results.append({"variant": variant, "fusion": fusion, "inputs": model.info["inputs"],
+                            "metrics": {k: round(v, 4) for k, v in model.info["metrics"]["test"].items()},
+                            "seconds": model.info["seconds"], "best_epoch": model.info["best_epoch"]})
+        summary = {"task": "purchase", "target": None, "split": split, "primary": "auc", "results": results}
+        if report:
+            summary["report"] = str(write_report(workspace.artifacts / "reports", summary, None, {}))
+        return summary
+
+    def history(self, workspace: Workspace, user_id: str) -> list[str]:
         events = workspace.read("interactions")
         events = events[(events["user_id"] == user_id) & (events["kind"] == "purchase")]
         return list(events["product_id"].astype(str))
 
-    def predict(self, frame: pd.DataFrame, workspace: Any = None, user_id: str | None = None,
+    def predict(self, frame: pd.DataFrame, workspace: Workspace | None = None, user_id: str | None = None,
                 **_: Any) -> list[dict[str, Any]]:
         """Probability that ``user_id`` buys each product of ``frame`` (history from the workspace's purchases)."""
         if workspace is None or not user_id:
@@ -302,8 +349,12 @@ class PurchaseModel:
         return [{"id": str(i), "user_id": user_id, **self.task.describe(predictions, row), "contributions": {},
                  "history": len(known)} for row, i in enumerate(frame["id"])]
 
-    def evaluate(self, workspace: Any) -> dict[str, float]:
-        """Re-score the test pairs of the model's own temporal split (same seed, same sampled negatives)."""
+    def evaluate(self, workspace: Workspace, frame: pd.DataFrame | None = None) -> dict[str, float]:
+        """Re-score the test pairs of the model's own temporal split (same seed, same sampled negatives); pairs are
+        built from the workspace's purchases, so a ``frame`` of products has nothing to score and is refused."""
+        if frame is not None:
+            raise ValueError("a purchase model is scored on shopper-product pairs of its own temporal split; "
+                             "call evaluate(workspace) without a frame")
         products = workspace.read("products")
         product_features = model_features(self.builder, self.network.config, products, workspace, self._encoders)
         examples, histories, _ = purchase_examples(workspace.read("interactions"), product_features.ids,
@@ -315,66 +366,27 @@ class PurchaseModel:
         predictions = network_outputs(self.network, self.task, pairs)["predictions"]  # type: ignore[arg-type]
         return self.task.metrics(predictions, self.task.targets(examples.iloc[rows]))
 
-    def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        config = {"format_version": 1, "task": self.task.state(), "network": self.network.config, **self.info}
-        (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-        (folder / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
-        torch.save(self.network.state_dict(), folder / "weights.pt")
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        with atomic_folder(folder, carry=("metrics.jsonl", "checkpoint*.pt", "tensorboard")) as temp:
+            write_info(temp / "config.json", "model", FORMAT_VERSION,
+                       {"predictor": self.kind, "task": self.task.state(), "network": self.network.config,
+                        **self.info})
+            (temp / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False),
+                                                encoding="utf-8")
+            torch.save(self.network.state_dict(), temp / "weights.pt")
         return folder
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> PurchaseModel:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    def load(cls, folder: str | Path, device: str = "cpu") -> PurchaseModel:
+        folder = Path(folder)
+        config = read_info(folder / "config.json", "model", FORMAT_VERSION, "train one with `tuwen train`")
         network = PurchaseNetwork(**config["network"])
-        state = torch.load(Path(folder) / "weights.pt", map_location=device, weights_only=True)
+        state = torch.load(folder / "weights.pt", map_location=device, weights_only=True)
         state.setdefault("calibration", torch.tensor([1.0, 0.0]))  # saved before calibration existed: identity
         network.load_state_dict(state)
-        builder = FeatureBuilder.from_state(json.loads((Path(folder) / "features.json").read_text(encoding="utf-8")))
-        info = {k: v for k, v in config.items() if k not in {"format_version", "task", "network"}}
-        return cls(PurchaseTask.from_state(config["task"]), builder, network.to(device), info)
-
-
-def train_purchase(workspace: Any, *, name: str | None = None, seed: int = 0, config: Any = None, save: bool = True,
-                   text_fields: tuple[str, ...] = ("title",), modalities: tuple[str, ...] = ("text", "image"),
-                   encoders: tuple[str, ...] | None = None, negatives: int = 4, fusion: str | None = None
-                   ) -> PurchaseModel:
-    """Build pairs, train with the shared loop (:func:`tuwen.train.fit_network`), score the test pairs, save."""
-    from tuwen.train import TrainConfig, available_vectors, fit_network, seed_everything
-
-    config = replace(config or TrainConfig(), hidden=128, blend=False, ensemble=1, seed=seed,
-                     fusion=fusion or (config.fusion if config else "gated"))
-    task = PurchaseTask(negatives)
-    products = workspace.read("products")
-    cached = [(e, f) for e, f in available_vectors(workspace) if encoders is None or e in encoders]
-    specs = default_specs(cached, canonical_fields(text_fields), modalities)
-    builder = FeatureBuilder(specs).fit(products)
-    product_features = builder.build(products, workspace_vectors(workspace))
-    examples, histories, split_info = purchase_examples(workspace.read("interactions"), product_features.ids,
-                                                        negatives, seed)
-    task.notes = split_info["notes"]
-    history = history_features(product_features, _history_matrix(histories, len(product_features)))
-    pairs = PairFeatures(history, product_features, examples["history"].to_numpy(), examples["product"].to_numpy())
-    targets = task.targets(examples)
-    parts = {p: np.flatnonzero(examples["part"].to_numpy() == p) for p in ("train", "val", "test")}
-    seed_everything(seed)
-    network = PurchaseNetwork(network_inputs(product_features), config.fusion, config.hidden, config.dropout,
-                              config.input_dropout, config.modality_dropout)
-    folder = workspace.artifacts / "models" / (name or "purchase")
-    if save:
-        folder.mkdir(parents=True, exist_ok=True)
-    take = lambda part: (pairs.subset(parts[part]), {k: v[parts[part]] for k, v in targets.items()})  # noqa: E731
-    (train, y_train), (val, y_val), (test, y_test) = take("train"), take("val"), take("test")
-    fit = fit_network(network, task, train, y_train, val, y_val, config, folder if save else None)  # type: ignore[arg-type]
-    calibration = network.calibrate(task, val, y_val["purchase"]) if len(val) else None
-    if calibration:
-        fit["val"] = task.metrics(network_outputs(network, task, val)["predictions"], y_val)  # type: ignore[arg-type]
-    test_metrics = task.metrics(network_outputs(network, task, test)["predictions"], y_test)  # type: ignore[arg-type]
-    info = {"name": name or "purchase", "split": split_info, "inputs": [s.name for s in specs],
-            "best_epoch": fit["best_epoch"], "seconds": fit["seconds"], "target": None, "calibration": calibration,
-            "metrics": {"val": fit["val"], "test": test_metrics}}
-    model = PurchaseModel(task, builder, network, info)
-    if save:
-        model.save(folder)
+        builder = FeatureBuilder.from_state(json.loads((folder / "features.json").read_text(encoding="utf-8")))
+        info = {k: v for k, v in config.items() if k not in SAVED_KEYS}
+        model = cls(PurchaseTask.from_state(config["task"]), builder, network.to(device), info)
         model.info["folder"] = str(folder)
-    return model
+        return model

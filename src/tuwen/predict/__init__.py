@@ -1,0 +1,1 @@
+"""Trained product models: features, fusion, networks, tasks, training, and the one Predictor contract."""

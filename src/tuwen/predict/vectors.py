@@ -1,0 +1,98 @@
+"""Where a model's input vectors come from: the workspace's cached vectors by item id, or the same encoders run
+live on items the workspace does not hold (a new product to predict for)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuwen.embed import embed_items, load_vectors
+from tuwen.encoders import encoder_for
+from tuwen.predict.features import IMAGE_FIELDS, FeatureBuilder, FeatureSet, InputSpec, first_image, text_of
+
+
+def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
+                 dims: dict[str, int] | None = None) -> Any:
+    """A vector source that runs the encoders on the items themselves (prediction on new products).
+
+    ``dims`` (encoder name → width, known from the trained model) lets items with nothing to encode
+    skip loading the encoder at all.
+    """
+    cache = encoders if encoders is not None else {}
+    dims = dict(dims or {})
+
+    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        inputs = first_image(frame) if spec.field in IMAGE_FIELDS else list(text_of(frame, spec.field))
+        present = np.array([bool(x) for x in inputs], dtype=bool)
+        if spec.encoder not in cache and (present.any() or dims.get(spec.encoder) is None):
+            cache[spec.encoder] = encoder_for(spec.encoder, workspace)
+            dims[spec.encoder] = cache[spec.encoder].dim
+        matrix = np.zeros((len(frame), dims[spec.encoder]), dtype=np.float32)
+        if present.any():
+            matrix[present] = np.asarray(cache[spec.encoder].encode([x for x in inputs if x]), dtype=np.float32)
+        return matrix, present
+
+    return source
+
+
+def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
+    """A vector source reading the workspace's cached vectors by item id.
+
+    With ``compute_missing`` (review texts, which ``tuwen embed`` does not cover) the missing ones
+    are embedded into the workspace cache first, through :func:`tuwen.embed.embed_items`, so a second
+    run reuses them.
+    """
+
+    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if compute_missing:
+            _embed_field(workspace, spec, frame)
+        known_ids, vectors = load_vectors(workspace, spec.encoder, spec.field, ids)
+        where = {item: row for row, item in enumerate(known_ids)}
+        rows = np.array([where.get(i, -1) for i in ids])
+        present = rows >= 0
+        matrix = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
+        matrix[present] = vectors[rows[present]]
+        return matrix, present
+
+    return source
+
+
+def _embed_field(workspace: Any, spec: InputSpec, frame: pd.DataFrame) -> None:
+    texts = text_of(frame, spec.field)
+    keep = (texts != "").to_numpy()
+    if keep.any():
+        encoder = encoder_for(spec.encoder, workspace)
+        chosen = list(texts[keep])
+        embed_items(workspace, encoder, spec.field, [str(i) for i in frame["id"][keep]], chosen,
+                    [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in chosen], 512,
+                    progress=False)
+
+
+def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Any,
+                   encoders: dict[str, Any]) -> FeatureSet:
+    """A trained model's inputs for items: cached workspace vectors by id, the same encoders live for the rest."""
+    dims = {i["name"].partition("@")[2]: i["dim"] for i in network_config["inputs"] if i["kind"] == "dense"}
+    live = live_vectors(workspace, encoders, dims)
+    return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live))
+
+
+def _cached_or_live(workspace: Any, live: Any) -> Any:
+    """Workspace vectors for the items it has, the live encoder for the rest (same encoder, same features)."""
+    cached = workspace_vectors(workspace)
+
+    def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            matrix, present = cached(spec, ids, frame)
+        except KeyError:
+            return live(spec, ids, frame)
+        missing = ~present
+        if missing.any():
+            sub = frame.iloc[np.flatnonzero(missing)]
+            extra, extra_present = live(spec, [ids[i] for i in np.flatnonzero(missing)], sub)
+            matrix[missing], present[missing] = extra, extra_present
+        return matrix, present
+
+    return source
