@@ -1,12 +1,17 @@
-"""The one place the default encoder names live: what ``tuwen embed`` computes and what every stage reads.
+"""The default encoders every stage reads: ``tuwen embed`` computes them, the search index, the text-photo
+alignment and the recommenders' item content read them unless told otherwise (training reads every encoder the
+workspace has vectors for).
 
-Training reads every photo and text encoder the workspace has vectors for; the search index, the text-photo
-alignment and the recommenders' item content read the ones named here unless told otherwise.
+The names themselves live in :mod:`tuwen.choices`, which imports nothing, so ``tuwen --help`` can show them
+without loading an encoder; this module gives them their encoder-side names.
 """
 
 from __future__ import annotations
 
-TEXT_ENCODER = "use_multilingual"  # multilingual USE: Chinese + English, 512-d, numpy only
-IMAGE_ENCODERS = "mobilenet_v2+color_histogram"  # what `tuwen embed` computes for photos (each its own vectors)
+from tuwen.choices import DEFAULT_IMAGE_ENCODERS as IMAGE_ENCODERS
+from tuwen.choices import DEFAULT_TEXT_ENCODER as TEXT_ENCODER
+
 SEARCH_IMAGE_ENCODER = "mobilenet_v2"  # the photo vectors search and similar-product lookups index
 TEXT_FALLBACKS = (TEXT_ENCODER, "minilm", "tfidf")  # text vectors the recommenders look for, in this order
+
+__all__ = ["IMAGE_ENCODERS", "SEARCH_IMAGE_ENCODER", "TEXT_ENCODER", "TEXT_FALLBACKS"]
