@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from tuwen import Workspace
 from tuwen.predict.endtoend.data import cache_folder, thumbnails, trunk_activations
 from tuwen.predict.endtoend.model import endtoend_config, train_endtoend
 from tuwen.predict.features import first_image
@@ -38,7 +39,6 @@ from tuwen.predict.registry import train_model
 from tuwen.predict.tasks import make_task
 from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.prepare import load_items
-from tuwen.workspace import Workspace
 from workspaces import BENCH_WS
 
 VARIANTS = ("frozen", "gru+cnn64", "textcnn+cnn64", "gru", "cnn64", "finetune")

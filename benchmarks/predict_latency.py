@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.encoders.images import torch_threads
+from tuwen import Workspace
 from tuwen.predict.registry import load_model, train_model
 from tuwen.predict.training.config import TrainConfig
-from tuwen.workspace import Workspace
+from tuwen.util.runtime import torch_threads
 from workspaces import BENCH_WS
 
 

@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see tuwen.cli_recommend._blas_single_thread
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see tuwen.cli.recommend._blas_single_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 from workspaces import BENCH_WS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "src"))
 
+from tuwen import Workspace  # noqa: E402
 from tuwen.metrics.intervals import paired_bootstrap  # noqa: E402
 from tuwen.recommend import (  # noqa: E402
     ALS,
@@ -65,7 +66,6 @@ from tuwen.recommend.evaluate import (  # noqa: E402
     evaluate_rankings,
     temporal_split,  # noqa: E402
 )
-from tuwen.workspace import Workspace  # noqa: E402
 
 HEADLINE = "ranker"  # tuwen's default recommender, chosen on the validation weeks
 BASELINES = ("popularity", "repurchase", "itemknn", "implicit ALS", "implicit BPR", "Cornac BPR", "Cornac VBPR")

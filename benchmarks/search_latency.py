@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from search_bench import SEED, fashion_queries, labels, percentiles, run_parts  # noqa: E402  (also puts src/ on sys.path)
+from tuwen import Workspace  # noqa: E402
 from tuwen.search import (  # noqa: E402
     IndexSettings,
     SearchEngine,
@@ -43,8 +44,8 @@ from tuwen.search import (  # noqa: E402
 )
 from tuwen.search.build import ANN_INDEXES, has_ann_index, has_index, resolve_ann  # noqa: E402
 from tuwen.search.common import read_meta, write_meta  # noqa: E402
-from tuwen.shared import l2  # noqa: E402
-from tuwen.workspace import Workspace, table_names  # noqa: E402
+from tuwen.store.workspace import table_names  # noqa: E402
+from tuwen.util.vectors import l2  # noqa: E402
 from workspaces import BENCH_WS
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from search_bench import BUILDERS, SEED, labels, run_parts  # noqa: E402  (also puts src/ on sys.path)
-from tuwen.align import AlignConfig, Aligner, align_workspace, ensure_image_features, image_features  # noqa: E402
+from tuwen import Workspace  # noqa: E402
 from tuwen.metrics.ranking import capped_recall_at, mrr, ndcg_at  # noqa: E402
 from tuwen.search import (  # noqa: E402
     IndexSettings,
@@ -53,8 +53,8 @@ from tuwen.search import (  # noqa: E402
     engine_for,
     learn_weights,
 )
-from tuwen.shared import l2  # noqa: E402
-from tuwen.workspace import Workspace  # noqa: E402
+from tuwen.search.align import AlignConfig, Aligner, align_workspace, ensure_image_features, image_features  # noqa: E402
+from tuwen.util.vectors import l2  # noqa: E402
 from workspaces import BENCH_WS
 
 # ------------------------------------------------------------------------------------------- part 1
@@ -306,7 +306,7 @@ def part2(args: argparse.Namespace) -> dict:
     g = l2(_std(Isq[te], Isq[tr]))
     record("ridge text→image (standardised, √image)", l2(ridge.predict(_std(T[te], T[tr]))) @ g.T,
            time.perf_counter() - t, g, lambda x: l2(ridge.predict(_std(x, T[tr]))))
-    from tuwen.align import fit_cca
+    from tuwen.search.align import fit_cca
 
     t = time.perf_counter()
     xt, xi = _std(T[tr], T[tr]), _std(Isq[tr], Isq[tr])

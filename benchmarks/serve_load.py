@@ -53,9 +53,9 @@ def rss_mb(pid: int) -> float:
 
 def build_workspace(root: Path, products: int) -> Path:
     """A small embedded, indexed SYNTHETIC shop with a trained recommender."""
-    from tuwen.datasets.synthetic import generate_catalog
+    from tuwen import Workspace
+    from tuwen.ingest.synthetic import generate_catalog
     from tuwen.search import IndexSettings
-    from tuwen.workspace import Workspace
 
     ws = Workspace(root / "ws")
     ws.ingest(preset="synthetic", path=generate_catalog(root / "catalog", n_products=products,
@@ -88,7 +88,7 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 180.
 
 def request_mix(ws: Path) -> list[tuple[str, Callable[[httpx.Client], httpx.Response]]]:
     """The routes a client picks from, uniformly."""
-    from tuwen.workspace import Workspace
+    from tuwen import Workspace
 
     workspace = Workspace(ws, create=False)
     ids = [str(i) for i in workspace.read("products", ["id"])["id"]]

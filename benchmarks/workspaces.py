@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from tuwen.workspace import Workspace
+from tuwen import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_WS = Path(os.environ.get("TUWEN_BENCH_WS", ROOT / "bench-ws"))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from tuwen.datasets.synthetic import generate_catalog
-from tuwen.workspace import Workspace
+from tuwen import Workspace
+from tuwen.ingest.synthetic import generate_catalog
 
 
 def photo(path: Path, colour: str = "red", size: tuple[int, int] = (32, 32)) -> Path:

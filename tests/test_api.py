@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tuwen.api import create_app
-from tuwen.datasets.synthetic import generate_catalog
+from tuwen import Workspace
+from tuwen.ingest.synthetic import generate_catalog
 from tuwen.predict.training.config import TrainConfig
 from tuwen.search import IndexSettings
-from tuwen.workspace import Workspace
+from tuwen.serve.app import create_app
 
 from .helpers import synthetic_shop
 
@@ -119,8 +119,8 @@ def test_bad_requests_get_a_reason(client: TestClient, method: str, url: str, kw
 
 
 def test_warm_loads_jieba_and_tolerates_a_workspace_without_index(shop: Workspace, tmp_path: Path) -> None:
-    from tuwen import chinese
-    from tuwen.api import warm
+    from tuwen.serve.app import warm
+    from tuwen.util import chinese
 
     chinese.jieba.cache_clear()
     warm(shop)
@@ -132,7 +132,7 @@ def test_warm_loads_jieba_and_tolerates_a_workspace_without_index(shop: Workspac
 
 
 def test_vectors_by_id_match_the_full_table(shop: Workspace) -> None:
-    from tuwen.embed import load_vectors
+    from tuwen.encoders.cache import load_vectors
 
     all_ids, everything = load_vectors(shop, "color_histogram", "image")
     wanted = [all_ids[5], "not-a-product", all_ids[0]]

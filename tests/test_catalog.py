@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tuwen.catalog import RejectedInput, check_image
-from tuwen.datasets import ColumnMap, load_generic, load_toml
-from tuwen.datasets.generic import MappingError, load_interactions, load_reviews
-from tuwen.workspace import Workspace
+from tuwen import Workspace
+from tuwen.ingest import ColumnMap, load_generic, load_toml
+from tuwen.ingest.generic import MappingError, load_interactions, load_reviews
+from tuwen.store.catalog import RejectedInput, check_image
 
 from .helpers import photo, write_csv
 

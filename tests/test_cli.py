@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tuwen.cli import app
+from tuwen.cli.main import app
 
 from .helpers import photo, write_csv
 

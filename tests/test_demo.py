@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tuwen.cli import app
-from tuwen.workspace import Workspace
+from tuwen import Workspace
+from tuwen.cli.main import app
 
 
 def test_demo_runs_every_stage_and_leaves_a_usable_workspace(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from tuwen.workspace import Workspace
+from tuwen import Workspace
 
 from .helpers import photo, write_csv
 

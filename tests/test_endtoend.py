@@ -21,13 +21,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from tuwen import Workspace
 from tuwen.predict.endtoend import parse_mode
 from tuwen.predict.endtoend.data import cache_folder, thumbnails
 from tuwen.predict.endtoend.model import ENDTOEND_DEFAULTS, EndToEndModel, endtoend_config, train_endtoend
 from tuwen.predict.endtoend.tokenizer import UNK, Tokenizer, words
 from tuwen.predict.registry import load_model
 from tuwen.predict.training.config import TrainConfig
-from tuwen.workspace import Workspace
 
 torch.set_num_threads(1)
 FAST = endtoend_config("trainable", hidden=32, epochs=6, patience=2, progress=False)
@@ -123,7 +123,7 @@ def test_an_explicit_setting_is_kept_even_when_it_equals_the_frozen_default(work
 
 
 def test_cli_passes_end_to_end_defaults_only_where_the_user_set_nothing() -> None:
-    from tuwen.cli_models import _config
+    from tuwen.cli.models import _config
 
     assert _config(40, 0, encoders="trainable").epochs == 40  # asked for, so kept (was silently 12)
     chosen = _config(None, 3, False, encoders="finetune:2")
@@ -198,7 +198,7 @@ def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspa
 
 
 def test_cli_train_and_predict_with_trainable_encoders(workspace: Workspace, tmp_path: Path) -> None:
-    from tuwen.cli import app
+    from tuwen.cli.main import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["train", str(workspace.path), "--task", "classify", "--target", "kind",

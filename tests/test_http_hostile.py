@@ -21,7 +21,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 from typer.testing import CliRunner
 
-from tuwen.api import (
+from tuwen import Workspace
+from tuwen.cli.main import app as cli
+from tuwen.search import IndexSettings, SearchError
+from tuwen.search.filters import parse_filter
+from tuwen.serve.app import (
     MAX_OTHER_BYTES,
     MAX_PHOTO_BYTES,
     MAX_PREDICT_BYTES,
@@ -30,10 +34,6 @@ from tuwen.api import (
     check_access,
     create_app,
 )
-from tuwen.cli import app as cli
-from tuwen.search import IndexSettings, SearchError
-from tuwen.search.filters import parse_filter
-from tuwen.workspace import Workspace
 
 from .helpers import synthetic_shop
 
@@ -192,9 +192,9 @@ def test_large_photos_are_decoded_small(tmp_path: Path) -> None:
 
 def test_photo_requests_run_off_the_event_loop_in_a_bounded_pool(shop: Workspace,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import tuwen.api
+    import tuwen.serve.app
 
-    real = tuwen.api.prepare_photo
+    real = tuwen.serve.app.prepare_photo
     running = {"now": 0, "most": 0}
     lock = threading.Lock()
 
@@ -208,7 +208,7 @@ def test_photo_requests_run_off_the_event_loop_in_a_bounded_pool(shop: Workspace
             running["now"] -= 1
         return real(payload, path, field)
 
-    monkeypatch.setattr(tuwen.api, "prepare_photo", slow)
+    monkeypatch.setattr(tuwen.serve.app, "prepare_photo", slow)
     app = create_app(shop.path)
 
     async def scenario() -> tuple[list[int], float, int]:

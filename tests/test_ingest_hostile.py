@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tuwen.catalog import FIELD_LIMITS, NoRowsLanded
-from tuwen.cli import app
-from tuwen.datasets import ColumnMap, load_generic
-from tuwen.datasets.generic import load_interactions, load_reviews
-from tuwen.datasets.readers import MAX_RECORD_CHARS, InputFileError
-from tuwen.datasets.synthetic import generate_catalog
-from tuwen.workspace import Workspace, WorkspaceError
+from tuwen import Workspace
+from tuwen.cli.main import app
+from tuwen.ingest import ColumnMap, load_generic
+from tuwen.ingest.generic import load_interactions, load_reviews
+from tuwen.ingest.readers import MAX_RECORD_CHARS, InputFileError
+from tuwen.ingest.synthetic import generate_catalog
+from tuwen.store.catalog import FIELD_LIMITS, NoRowsLanded
+from tuwen.store.workspace import WorkspaceError
 
 from .helpers import photo, write_csv
 

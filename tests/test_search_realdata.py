@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import tuwen.cli_search  # noqa: F401  (registers the search commands)
-from tuwen.align import AlignConfig, align_workspace
-from tuwen.cli import app
+import tuwen.cli.search  # noqa: F401  (registers the search commands)
+from tuwen import Workspace
+from tuwen.cli.main import app
 from tuwen.search import build_index, search, similar
-from tuwen.workspace import Workspace
+from tuwen.search.align import AlignConfig, align_workspace
 
 from .conftest import dataset_path
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tuwen.datasets import synthetic
-from tuwen.datasets.synthetic import (
+from tuwen.ingest import synthetic
+from tuwen.ingest.synthetic import (
     CATEGORY_GRID,
     COLOURS,
     INTERACTION_COLUMNS,

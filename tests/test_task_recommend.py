@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import tuwen.cli_models  # noqa: F401  (registers train / evaluate)
-import tuwen.cli_recommend  # noqa: F401  (registers recommend)
-from tuwen.cli import app
-from tuwen.workspace import Workspace
+import tuwen.cli.models  # noqa: F401  (registers train / evaluate)
+import tuwen.cli.recommend  # noqa: F401  (registers recommend)
+from tuwen import Workspace
+from tuwen.cli.main import app
 
 from .helpers import synthetic_shop
 

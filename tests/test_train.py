@@ -22,14 +22,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tuwen.datasets.synthetic import COLOURS, SHAPES, generate_catalog
+from tuwen import Workspace
 from tuwen.encoders import register
+from tuwen.ingest.synthetic import COLOURS, SHAPES, generate_catalog
 from tuwen.predict.features import TABULAR, TFIDF, FeatureBuilder, InputSpec
 from tuwen.predict.registry import load_model, run_ablation, train_model
 from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.report import describe_choice
 from tuwen.predict.training.splits import split_items
-from tuwen.workspace import Workspace
 
 torch.set_num_threads(1)
 FAST = TrainConfig(hidden=64, epochs=25, patience=8, ensemble=1, progress=False)
@@ -149,7 +149,7 @@ import json, sys
 import numpy as np
 import tests.test_train  # registers the fixture encoder, as the training process did
 from tuwen.predict.registry import load_model
-from tuwen.workspace import Workspace
+from tuwen import Workspace
 ws = Workspace(sys.argv[1], create=False)
 model = load_model(ws, "cat")
 frame = ws.read("products").head(40)
@@ -232,8 +232,8 @@ def test_price_tag_and_review_tasks_train_and_score(workspace: Workspace) -> Non
 
 
 def test_cli_train_evaluate_predict_and_user_errors(workspace: Workspace, tmp_path: Path) -> None:
-    import tuwen.cli_models  # noqa: F401  (registers the commands)
-    from tuwen.cli import app
+    import tuwen.cli.models  # noqa: F401  (registers the commands)
+    from tuwen.cli.main import app
 
     runner = CliRunner()
     ws = str(workspace.path)
@@ -270,8 +270,8 @@ def test_cli_train_evaluate_predict_and_user_errors(workspace: Workspace, tmp_pa
 
 def test_purchase_model_learns_shopper_taste_and_scores_a_shopper_from_the_cli(workspace: Workspace) -> None:
     """Synthetic shoppers prefer some (category, colour) pairs: history × product must beat chance."""
-    import tuwen.cli_models  # noqa: F401
-    from tuwen.cli import app
+    import tuwen.cli.models  # noqa: F401
+    from tuwen.cli.main import app
 
     model = train_model(workspace, "purchase", name="buy", config=replace(FAST, epochs=15))
     split, metrics = model.info["split"], model.info["metrics"]["test"]

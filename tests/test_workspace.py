@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tuwen import Workspace
 from tuwen.encoders import base
-from tuwen.workspace import Workspace, WorkspaceError
+from tuwen.store.workspace import WorkspaceError
 
 from .helpers import photo, write_csv
 
@@ -60,7 +61,7 @@ def test_killed_process_leaves_previous_state(tmp_path: Path) -> None:
     Workspace(ws_path).ingest(catalog=file, mapping=MAPPING)
     script = textwrap.dedent(f"""
         import os, signal
-        from tuwen.workspace import Workspace
+        from tuwen import Workspace
         ws = Workspace({str(ws_path)!r})
         with ws.transaction("killed") as writer:
             writer.upsert("products", ws.read("products").assign(title="HALF WRITTEN"))

@@ -7,7 +7,7 @@ modules import their names from here, so each list has one home.
 
 from __future__ import annotations
 
-PRESET_NAMES = ("fashion", "hm", "flipkart", "amazon-reviews", "synthetic")  # keys of tuwen.datasets.PRESETS
+PRESET_NAMES = ("fashion", "hm", "flipkart", "amazon-reviews", "synthetic")  # keys of tuwen.ingest.PRESETS
 TASKS = ("classify", "tag", "price", "review", "purchase")
 FUSIONS = ("concat", "mean", "weighted", "gated", "attention", "late")
 RECOMMENDERS = ("popularity", "repurchase", "itemknn", "als", "content", "vbpr", "two_tower", "ranker")

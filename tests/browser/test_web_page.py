@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from tuwen.api import create_app
-from tuwen.datasets.synthetic import generate_catalog
+from tuwen import Workspace
+from tuwen.ingest.synthetic import generate_catalog
 from tuwen.predict.training.config import TrainConfig
 from tuwen.search import IndexSettings
-from tuwen.workspace import Workspace
+from tuwen.serve.app import create_app
 
 try:
     from playwright.sync_api import sync_playwright

@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from tuwen.encoders.base import register
-from tuwen.encoders.images import PIXELS_VERSION, cpu_count, iter_batches
+from tuwen.encoders.images import PIXELS_VERSION, iter_batches
+from tuwen.util.runtime import cpu_count
 
 HUE_BINS, SAT_BINS, VAL_BINS, GREY_BINS = 12, 3, 3, 16
 CHROMATIC_MIN_SAT = 40  # of 255: below this a pixel counts as grey/black/white

@@ -18,7 +18,6 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tuwen.encoders.base import Modality
+from tuwen.util.runtime import cpu_count, torch_threads
 
 if TYPE_CHECKING:  # torch is imported only when a CNN actually runs: color histograms never pay for it
     import torch
@@ -41,33 +41,6 @@ class ImageDecodeError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot decode image {self.path}: {reason}")
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (respects taskset/cgroup affinity, unlike ``os.cpu_count``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run torch CPU ops with ``threads`` intra-op threads (0 or None: leave as is), then restore the caller's.
-
-    ``torch.set_num_threads`` is process-wide; scoping it keeps an encoder, a recommender or a training loop
-    from silently changing the thread count of whatever runs next in the same process.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if threads and before != threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def open_rgb(path: str | os.PathLike[str], draft_size: int | None = None) -> Image.Image:

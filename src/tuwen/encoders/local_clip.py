@@ -24,8 +24,9 @@ from typing import Any, Literal
 import numpy as np
 
 from tuwen.encoders.base import Encoder, encode_distinct_texts
-from tuwen.encoders.images import cpu_count, open_rgb, torch_threads
+from tuwen.encoders.images import open_rgb
 from tuwen.encoders.text_minilm import quiet_transformers
+from tuwen.util.runtime import cpu_count, torch_threads
 
 Tower = Literal["image", "text"]
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

@@ -13,7 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from tuwen.encoders.images import cpu_count, open_rgb
+from tuwen.encoders.images import open_rgb
+from tuwen.util.runtime import cpu_count
 
 _NOISY_LOGGERS = ("RapidOCR", "OrtInferSession")
 

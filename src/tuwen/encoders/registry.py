@@ -16,7 +16,7 @@ from tuwen.encoders.base import REGISTERED, Encoder
 from tuwen.encoders.local_clip import load_local_clip
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 # Built-in encoder name → the module that registers it. Only the module of the encoder asked
 # for is imported, so a text-only run never pays for torch or ONNX Runtime.

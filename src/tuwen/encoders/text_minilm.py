@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tuwen.encoders.base import encode_distinct_texts, register
-from tuwen.encoders.images import torch_threads
+from tuwen.util.runtime import torch_threads
 
 
 @contextmanager

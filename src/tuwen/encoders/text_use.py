@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tuwen.encoders.base import encode_distinct_texts, register
-from tuwen.encoders.images import cpu_count
+from tuwen.util.runtime import cpu_count
 
 
 @register("use_multilingual")

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.encoders.images import torch_threads
 from tuwen.predict.batches import make_batch
 from tuwen.predict.endtoend import parse_mode
 from tuwen.predict.features import FeatureBuilder, FeatureSet
@@ -32,11 +31,12 @@ from tuwen.predict.training.config import MODALITIES, TrainConfig
 from tuwen.predict.training.members import fit_variant, neighbour_labels, train_experts
 from tuwen.predict.training.prepare import Prepared, load_items, prepare
 from tuwen.predict.vectors import model_features
-from tuwen.shared import l2
 from tuwen.util.folders import atomic_folder, read_info, swap_folder, write_info
+from tuwen.util.runtime import torch_threads
+from tuwen.util.vectors import l2
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 FORMAT_VERSION = 1
 FROZEN_TASKS = ("classify", "tag", "price", "review")  # what the fused model over stored vectors trains

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 if TYPE_CHECKING:  # annotations only: the store sits below this layer and is never imported at run time here
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 
 class Predictor(ABC):

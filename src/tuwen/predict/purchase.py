@@ -49,7 +49,7 @@ from tuwen.predict.vectors import model_features, workspace_vectors
 from tuwen.util.folders import atomic_folder, read_info, swap_folder, write_info
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 FORMAT_VERSION = 1
 

@@ -18,7 +18,7 @@ from tuwen.predict.purchase import PurchaseModel
 from tuwen.predict.tasks import Task
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 KINDS = (TuwenModel, EndToEndModel, PurchaseModel)  # this package's kinds, registered by importing them
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuwen.embed import embed_items, load_vectors
 from tuwen.encoders import encoder_for
+from tuwen.encoders.cache import embed_items, load_vectors
 from tuwen.predict.features import IMAGE_FIELDS, FeatureBuilder, FeatureSet, InputSpec, first_image, text_of
 
 
@@ -42,7 +42,7 @@ def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
     """A vector source reading the workspace's cached vectors by item id.
 
     With ``compute_missing`` (review texts, which ``tuwen embed`` does not cover) the missing ones
-    are embedded into the workspace cache first, through :func:`tuwen.embed.embed_items`, so a second
+    are embedded into the workspace cache first, through :func:`tuwen.encoders.cache.embed_items`, so a second
     run reuses them.
     """
 

@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tuwen.shared import l2
+from tuwen.encoders.cache import load_vectors
 from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
+from tuwen.util.vectors import l2
 
 # How much each kind of event says about taste; purchases are what the evaluation predicts.
 KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
@@ -171,7 +172,7 @@ def _pick_text(available: dict[str, str]) -> list[str]:
 
 def _vectors_for(workspace: Any, source: str, index: dict[str, int]) -> np.ndarray:
     encoder, field_name = source.split("/", 1)
-    ids, matrix = workspace.vectors(encoder, field_name)
+    ids, matrix = load_vectors(workspace, encoder, field_name)
     out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
     rows = [(index[i], k) for k, i in enumerate(ids) if i in index]
     if rows:

@@ -20,7 +20,7 @@ from tuwen.recommend.compare import compare
 from tuwen.recommend.store import DEFAULT_MODEL, Service, train
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 
 class RecommenderModel(Predictor):

@@ -18,7 +18,7 @@ them with features no single generator sees together:
 * product facts: bought before at all, days since its first / last sale, has photo / text, price;
 * shopper x product facts: times bought, days since, a variant (same ``variant_key``, e.g. H&M
   ``product_code``) bought and when, the share of the history in the same product type, colour
-  and department (read by :func:`tuwen.profiles.product_facts`, so any catalog with such
+  and department (read by :func:`tuwen.recommend.profiles.product_facts`, so any catalog with such
   attributes or a category path gets them), price relative to the shopper's usual price.
 
 Training labels come from the weeks just before the end of the training data: for each label
@@ -37,6 +37,7 @@ import pandas as pd
 from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
 from tuwen.recommend.baselines import ALS, ItemKNN, Repurchase
 from tuwen.recommend.content import ContentProfile
+from tuwen.recommend.profiles import parse_attributes, product_facts
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -51,7 +52,7 @@ FEATURES = [
 def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.DataFrame:
     """Per product id: integer codes of its type, colour and department, of the variant key, and the price.
 
-    Type, colour and department come from :func:`tuwen.profiles.product_facts`, which knows the
+    Type, colour and department come from :func:`tuwen.recommend.profiles.product_facts`, which knows the
     attribute names of several catalogs (H&M, the fashion set, generic ``type`` / ``colour``) and
     falls back to the ``category`` path, so the "same type as the history" features are not
     H&M-only. Built once per fit (the label weeks reuse it), each product's attributes JSON parsed once.
@@ -59,7 +60,6 @@ def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.
     columns = ["key0", "key1", "key2", "variant", "price"]
     if products is None or products.empty:
         return pd.DataFrame(columns=columns)
-    from tuwen.profiles import parse_attributes, product_facts
 
     attrs = parse_attributes(products)  # once: the facts and the variant key both read them
     facts = product_facts(products, attrs)
@@ -106,7 +106,6 @@ def neighbour_popularity(matrix: np.ndarray, sales: np.ndarray, sharpness: float
 
 class CandidateRanker(Recommender):
     """Generators propose, LightGBM lambdarank orders (see the module docstring for the features)."""
-
     name = "ranker"
     uses_content = True
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuwen.recommend.base import ItemContent, Recommender, RecommendError, history_from_frame
+from tuwen.recommend.base import ItemContent, Recommender, RecommendError, content_sources, history_from_frame
+from tuwen.recommend.explain import Explainer
 
 MODELS_DIR = "recommend"
 DEFAULT_MODEL = "ranker"
@@ -47,8 +48,6 @@ def model_folders(workspace: Any) -> list[Path]:
 
 def load_content(workspace: Any, dim: int | None = 128) -> ItemContent | None:
     """The workspace's image + text vectors, or ``None`` when ``tuwen embed`` has not run."""
-    from tuwen.recommend.base import content_sources
-
     if not content_sources(workspace):
         return None
     return ItemContent.from_workspace(workspace, dim=dim)
@@ -114,7 +113,6 @@ def scrub_model(folder: Path, user: str) -> bool:
 @dataclass
 class Served:
     """One shopper's answer: products in rank order and how they were chosen."""
-
     user: str
     items: list[str]
     model: str
@@ -171,8 +169,6 @@ class Service:
         return Served(user, items, model.name, False, note, self._reasons(user, items, history) if explain else [])
 
     def _reasons(self, user: str, items: list[str], history: Any) -> list[dict[str, Any]]:
-        from tuwen.recommend.explain import Explainer
-
         if self._explainer is None:
             needs_vectors = not hasattr(self.model, "image") and "content" not in getattr(self.model, "parts", {})
             products = self.workspace.read("products", ["id", "title"])  # reasons name products by title

@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.encoders.images import torch_threads
 from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
+from tuwen.util.runtime import torch_threads
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 

@@ -6,7 +6,7 @@ Signals (each one a ranked list of products):
   Chinese pre-segmented by jieba (:mod:`tuwen.search.tokens`).
 * **semantic** — cosine between the query's multilingual sentence vector and each product's text vector
   (title + ½ description), so 红色连衣裙 finds "Red Dress".
-* **crossmodal** — the query's vector mapped by the learnt text↔image alignment (:mod:`tuwen.align`)
+* **crossmodal** — the query's vector mapped by the learnt text↔image alignment (:mod:`tuwen.search.align`)
   against every product *photo*: finds the black dress whose title only says "Zoe".
 * **image** — an uploaded photo against product photos (MobileNetV2 features).
 

@@ -22,9 +22,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tuwen.encoders.cache import load_vectors, product_texts
+from tuwen.search.align import image_features, load_alignment
 from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, column_name, read_meta, write_meta
+from tuwen.search.engine import query_encoder
+from tuwen.search.learn import category_queries, learn_weights
 from tuwen.search.tokens import segment
-from tuwen.shared import l2
+from tuwen.search.vocab import update_vocabulary
+from tuwen.store.workspace import delete_rows, table_names
+from tuwen.util.progress import progress_bar
+from tuwen.util.vectors import l2
 
 
 def _aligned(ids: Sequence[str], have: Sequence[str], vectors: np.ndarray) -> np.ndarray:
@@ -41,15 +48,13 @@ def _aligned(ids: Sequence[str], have: Sequence[str], vectors: np.ndarray) -> np
 def _field_vectors(ids: Sequence[str], workspace: Any, encoder: str, field_: str) -> np.ndarray | None:
     """Vectors of ``encoder/field`` in the order of ``ids``, or None when the workspace has none."""
     try:
-        return _aligned(ids, *workspace.vectors(encoder, field_))
+        return _aligned(ids, *load_vectors(workspace, encoder, field_))
     except KeyError:
         return None
 
 
 def _joined_features(ids: Sequence[str], workspace: Any, image_encoder: str) -> np.ndarray | None:
     """Photo features the alignment was trained on (``a+b`` = side by side), in the order of ``ids``."""
-    from tuwen.align import image_features
-
     try:
         return _aligned(ids, *image_features(workspace, image_encoder))
     except KeyError:
@@ -58,9 +63,6 @@ def _joined_features(ids: Sequence[str], workspace: Any, image_encoder: str) -> 
 
 def _tokens(workspace: Any, products: pd.DataFrame, settings: IndexSettings, progress: bool) -> list[str]:
     """The BM25 words of every product: its text fields joined, Chinese segmented."""
-    from tuwen.embed import product_texts
-    from tuwen.progress import progress_bar
-
     n = len(products)
     fields = [f for f in settings.fields if f != "ocr" or workspace.has_table("ocr")]
     texts = {f: product_texts(workspace, products, f) if f in ("title", "description", "ocr") or f in products
@@ -92,8 +94,6 @@ def _attribute_columns(attributes: list[str], settings: IndexSettings) -> dict[s
 
 def _docs_frame(workspace: Any, settings: IndexSettings, progress: bool) -> tuple[pa.Table, dict[str, Any]]:
     """Every product as one search document: words, filterable columns and unit-length vectors."""
-    from tuwen.align import load_alignment
-
     products = workspace.read("products")
     ids = list(products["id"])
     n = len(ids)
@@ -220,13 +220,8 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
 def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
                 progress: bool) -> tuple[Any, pa.Table, list[str]]:
     """Write the new or changed rows (all of them when ``fresh``) and delete the removed ones."""
-    from tuwen.progress import progress_bar
-    from tuwen.workspace import delete_rows
-
     db = workspace.db
     if fresh:
-        from tuwen.workspace import table_names
-
         if table_name in table_names(db):
             db.drop_table(table_name)
         table = db.create_table(table_name, schema=docs.schema)
@@ -259,8 +254,6 @@ def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSett
     ``settings.soft_vocabulary`` allows any words."""
     if "semantic" not in signals or settings.soft_vocabulary <= 0:
         return None
-    from tuwen.search.engine import query_encoder
-    from tuwen.search.vocab import update_vocabulary
 
     encoder = query_encoder(settings.text_encoder, workspace)
     return update_vocabulary(workspace, writer, docs.column("tokens").to_pylist(), settings.text_encoder,
@@ -269,8 +262,6 @@ def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSett
 
 def _learn_at_index_time(workspace: Any) -> dict[str, Any]:
     """Hybrid weights from the catalog's category pseudo-queries (see :func:`category_queries`)."""
-    from tuwen.search.learn import category_queries, learn_weights
-
     try:
         queries, relevant = category_queries(workspace)
         if len(queries) < 5:
@@ -336,7 +327,6 @@ def create_indexes(table: Any, settings: IndexSettings, use_ann: bool, fts: bool
     """
     from lancedb.index import FTS, BTree
 
-    from tuwen.progress import progress_bar
 
     names = set(table.schema.names)
     vectors = [c for c in VECTOR_COLUMNS if c in names] if use_ann else []

@@ -54,7 +54,7 @@ class IndexSettings:
     hnsw_ef_construction: int = 150
     ef: int = 400  # ivf_hnsw_sq search breadth per query: 1M vectors, refine 2 → Recall@10 0.96-0.98
     refine_factor: int = 0  # ANN: fetch this many times more candidates, re-rank by exact distance; 0: by type
-    csls: float = 0.0  # cross-modal hubness penalty (see tuwen.align); 0: attribute queries do better without
+    csls: float = 0.0  # cross-modal hubness penalty (see tuwen.search.align); 0: attribute queries do better without
     nprobes: int = 75  # IVF partitions searched per query: 1M vectors (1,000 partitions) → Recall@10 0.96-0.98
     soft_vocabulary: int = 100_000  # words embedded for soft (cross-lingual) coverage, most frequent first; 0: off
     attribute_columns: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ import pyarrow as pa
 from tuwen.encoders import encoder_for
 from tuwen.encoders.defaults import TEXT_ENCODER
 from tuwen.search import fusion as fusion_
+from tuwen.search.align import load_alignment
 from tuwen.search.common import (
     FUSIONS,
     MAX_K,
@@ -42,8 +43,8 @@ from tuwen.search.filters import column_kinds, parse_filter
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
 from tuwen.search.tokens import match_words, query_terms, segment, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher
-from tuwen.shared import l2
-from tuwen.workspace import Workspace, sql_list
+from tuwen.store.workspace import Workspace, sql_list
+from tuwen.util.vectors import l2
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,8 +117,6 @@ class SearchEngine:
         """The text↔image alignment, loaded once; refused (every time, without reloading) when it changed after
         the index was built: photos projected by the old one and queries by the new one would rank at random."""
         if self._alignment is None:
-            from tuwen.align import load_alignment
-
             self._alignment = load_alignment(self.workspace)
             if self._alignment is None:
                 raise SearchError(f"{self.workspace.path}: no text↔image alignment; run `tuwen align "

@@ -10,7 +10,7 @@ from typing import Any
 from tuwen.search.common import META_TABLE
 from tuwen.search.engine import SearchEngine
 from tuwen.search.results import SearchResult
-from tuwen.shared import as_workspace
+from tuwen.store.workspace import as_workspace
 
 _ENGINES: dict[str, tuple[SearchEngine, tuple[int | None, int | None]]] = {}
 _ENGINES_LOCK = threading.Lock()

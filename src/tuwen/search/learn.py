@@ -13,8 +13,9 @@ import numpy as np
 
 from tuwen.metrics.ranking import ndcg_at
 from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, SearchError, candidate_count, top, write_meta
+from tuwen.search.engines import engine_for
 from tuwen.search.fusion import candidate_keys, standardise
-from tuwen.shared import as_workspace
+from tuwen.store.workspace import as_workspace
 
 Prepared = tuple[np.ndarray, list[str], set[str], bool]  # features (signals × candidates), ids, relevant, words?
 
@@ -53,8 +54,6 @@ def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set
     once, so each grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the
     result on (the benchmark learns on one half of its queries and reports the other).
     """
-    from tuwen.search.engines import engine_for
-
     engine = engine_for(workspace)
     signals = [s for s in ("lexical", "semantic", "crossmodal") if s in engine.signals]
     if len(signals) < 2:

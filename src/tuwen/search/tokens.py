@@ -13,8 +13,8 @@ import re
 
 import numpy as np
 
-from tuwen.chinese import CJK_RUN as _CJK
-from tuwen.chinese import jieba as _jieba
+from tuwen.util.chinese import CJK_RUN as _CJK
+from tuwen.util.chinese import jieba as _jieba
 
 _WORD = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]+", re.UNICODE)
 

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.search.tokens import STOP_WORDS, match_form, word_tokens
-from tuwen.shared import l2
+from tuwen.util.vectors import l2
 
 RAMP_FLOOR = 0.4  # cosine at and below which a word is unrelated (soft coverage 0)
 VOCAB_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("vec", pa.list_(pa.float32()))])

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.encoders.images import PIXELS_VERSION, ImageDecodeError, cpu_count, load_image
-from tuwen.progress import progress_bar
+from tuwen.encoders.images import PIXELS_VERSION, ImageDecodeError, load_image
+from tuwen.predict.endtoend.image_encoders import MobileNetTrunk
+from tuwen.util.progress import progress_bar
+from tuwen.util.runtime import cpu_count
 
 CACHE_VERSION = 1
 
@@ -140,8 +142,6 @@ def thumbnails(paths: Sequence[str], size: int, folder: Path | None = None, thre
 @functools.lru_cache(maxsize=4)
 def _trunk(blocks: int, device: str) -> Any:
     """The frozen MobileNetV2 trunk, built (and its weights read) once per process, not once per prediction."""
-    from tuwen.predict.endtoend.image_encoders import MobileNetTrunk
-
     return MobileNetTrunk(blocks).to(device)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from tuwen.embed import FEW_IDS
+from tuwen.encoders.cache import FEW_IDS
 from tuwen.predict.endtoend import MODES, encoder_names, parse_mode
 from tuwen.predict.endtoend.data import cache_folder, thumbnails, trunk_activations
 from tuwen.predict.endtoend.image_encoders import MobileNetTail, SmallCNN
@@ -54,7 +54,7 @@ from tuwen.predict.training.members import fit_members, neighbour_labels
 from tuwen.predict.training.prepare import Prepared, available_vectors, split_frame
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 IMAGE_CNN = "image_cnn"
 IMAGE_FINETUNE = "mobilenet_v2_ft"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.chinese import CJK_RUN, jieba
+from tuwen.util.chinese import CJK_RUN, jieba
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)

@@ -14,7 +14,7 @@ from tuwen.predict.training.prepare import Prepared, prepare
 from tuwen.predict.training.report import write_report
 
 if TYPE_CHECKING:  # annotations only
-    from tuwen.workspace import Workspace
+    from tuwen.store.workspace import Workspace
 
 
 def ablation_variants(prepared: Prepared, fusions: tuple[str, ...] = FUSIONS) -> list[tuple[str, list[str], str]]:

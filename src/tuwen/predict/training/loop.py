@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from tuwen.encoders.images import torch_threads
 from tuwen.predict.batches import make_batch
 from tuwen.predict.features import FeatureSet
 from tuwen.predict.networks import MultimodalModel, network_outputs
 from tuwen.predict.tasks import Task
 from tuwen.predict.training.config import WIDE_LR, TrainConfig, seed_everything
-from tuwen.progress import progress_bar
+from tuwen.util.progress import progress_bar
+from tuwen.util.runtime import torch_threads
 
 
 def targets_tensor(targets: dict[str, np.ndarray], rows: np.ndarray, device: str) -> dict[str, torch.Tensor]:

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tuwen.encoders.images import torch_threads
 from tuwen.predict.batches import make_batch
 from tuwen.predict.features import FeatureBuilder, FeatureSet
 from tuwen.predict.linear import LINEAR, fit_linear
@@ -26,6 +25,7 @@ from tuwen.predict.tasks.classify import ClassifyTask
 from tuwen.predict.training.config import MODALITIES, TrainConfig, seed_everything
 from tuwen.predict.training.loop import fit_network, targets_tensor
 from tuwen.predict.training.prepare import Prepared
+from tuwen.util.runtime import torch_threads
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuwen.embed import vector_tables
+from tuwen.encoders.cache import vector_tables
 from tuwen.predict.features import FeatureBuilder, FeatureSet, canonical_fields, default_specs
 from tuwen.predict.tasks.base import Task, group_values
 from tuwen.predict.training.config import MODALITIES, REVIEW_ENCODERS

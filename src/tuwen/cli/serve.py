@@ -1,4 +1,4 @@
-"""``tuwen serve``: the HTTP API and web page for one workspace (see :mod:`tuwen.api`)."""
+"""``tuwen serve``: the HTTP API and web page for one workspace (see :mod:`tuwen.serve.app`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tuwen.cli_common import WorkspaceArg, friendly, out
+from tuwen.cli.common import WorkspaceArg, friendly, out
 
 
 @friendly
@@ -24,12 +24,12 @@ def serve(
              "allowed, any other Host is refused (DNS rebinding).")] = None,
 ) -> None:
     """Serve search, recommendations and predictions over HTTP, with a web page at / and the API docs at /docs."""
-    from tuwen.api import check_access
-    from tuwen.api import serve as run
-    from tuwen.workspace import Workspace
+    from tuwen.serve.app import check_access
+    from tuwen.serve.app import serve as run
+    from tuwen.shop import Shop
 
     check_access(host, api_key)  # refused here, in one line, before anything loads
-    Workspace(workspace, create=False)  # a wrong folder fails here, in one line, before uvicorn starts
+    Shop(workspace, create=False)  # a wrong folder fails here, in one line, before uvicorn starts
     shown = f"[{host}]" if ":" in host else host
     out.print(f"tuwen: web page http://{shown}:{port}/ · API docs http://{shown}:{port}/docs · Ctrl-C stops"
               + (" · shopper routes need the API key" if api_key else ""))
@@ -37,5 +37,5 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    """Add these commands to the main app; ``tuwen.cli.main`` calls it once (importing this module adds nothing)."""
     app.command()(serve)

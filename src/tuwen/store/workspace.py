@@ -44,7 +44,7 @@ import lancedb
 import pandas as pd
 import pyarrow as pa
 
-from tuwen.catalog import (
+from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
     PRODUCT_SCHEMA,
     REJECT_SCHEMA,
@@ -52,10 +52,8 @@ from tuwen.catalog import (
     USER_SCHEMA,
     Batch,
     NoRowsLanded,
-    RejectedInput,
     rejects_frame,
 )
-from tuwen.choices import DEFAULT_IMAGE_ENCODERS  # defined there so `tuwen --help` needs no LanceDB
 
 SCHEMA_VERSION = 1
 MANIFEST = "tuwen.json"
@@ -330,46 +328,10 @@ class Workspace:
         _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
 
     # ------------------------------------------------------------------- ingest
-    def ingest(
-        self,
-        preset: str | None = None,
-        path: str | Path | None = None,
-        *,
-        catalog: str | Path | None = None,
-        mapping: list[str] | dict[str, str] | None = None,
-        interactions: str | Path | None = None,
-        interaction_mapping: list[str] | dict[str, str] | None = None,
-        reviews: str | Path | None = None,
-        review_mapping: list[str] | dict[str, str] | None = None,
-        config: str | Path | None = None,
-        image_root: str | Path | None = None,
-        currency: str = "",
-        strict: bool = False,
-    ) -> Batch:
-        """Load a catalog (a preset's folder, mapped files, or a tuwen.toml) and upsert it by id."""
-        from tuwen.datasets import ColumnMap, load_generic, load_preset, load_toml
-        from tuwen.datasets.generic import INTERACTION_FIELDS, PRODUCT_FIELDS, REVIEW_FIELDS
-
-        if preset is not None:
-            if path is None:
-                raise ValueError("a preset needs the path of its data set folder")
-            batch = load_preset(preset, Path(path))
-        elif config is not None:
-            batch = load_toml(Path(config))
-        else:
-            batch = load_generic(
-                Path(catalog) if catalog else None,
-                ColumnMap.parse(mapping or [], PRODUCT_FIELDS),
-                Path(interactions) if interactions else None,
-                ColumnMap.parse(interaction_mapping or [], INTERACTION_FIELDS),
-                Path(reviews) if reviews else None,
-                ColumnMap.parse(review_mapping or [], REVIEW_FIELDS),
-                Path(image_root) if image_root else None,
-                currency,
-            )
-        if strict and batch.rejects:
-            raise RejectedInput(batch.rejects)
-        with self.transaction(f"ingest {preset or config or catalog or interactions or reviews}") as writer:
+    def write_batch(self, batch: Batch, files: set[str], note: str) -> Batch:
+        """Upsert an ingested batch by id in one transaction, less the rows of forgotten shoppers; the rejects of
+        ``files`` (the batch's input files) replace those files' earlier rejects, so a fixed file clears them."""
+        with self.transaction(note) as writer:
             batch.forgotten = self._drop_forgotten(batch)  # under the lock: a forget that just ran counts
             if batch.landed() == 0:
                 raise NoRowsLanded(batch.rejects, batch.forgotten)
@@ -378,142 +340,9 @@ class Workspace:
             writer.upsert("reviews", batch.reviews)
             if batch.users is not None:
                 writer.upsert("users", batch.users)
-            files = sorted({r.file for r in batch.rejects} | self._input_files(batch, preset, path, catalog,
-                                                                                 interactions, reviews))
-            writer.replace_rows("rejects", rejects_frame(batch.rejects), "file", files)
+            writer.replace_rows("rejects", rejects_frame(batch.rejects), "file",
+                                sorted({r.file for r in batch.rejects} | files))
         return batch
-
-    @staticmethod
-    def _input_files(batch: Batch, *sources: Any) -> set[str]:
-        # Rejects are replaced per input file, so a fixed file re-ingested clears its old rejects.
-        preset, path, *files = sources
-        found = {str(f) for f in files if f}
-        if preset and path:
-            found |= {str(p) for p in Path(path).glob("*") if p.suffix in {".csv", ".jsonl", ".json", ".parquet"}}
-        return found
-
-    # -------------------------------------------------------------------- embed
-    def embed(self, image_encoder: str | None = DEFAULT_IMAGE_ENCODERS, text_encoder: str | None = "use_multilingual",
-              ocr: bool = False, fields: tuple[str, ...] = ("title", "description"), batch_size: int = 256,
-              progress: bool = True) -> dict[str, Any]:
-        """Compute (or reuse from cache) feature vectors for every product; see :mod:`tuwen.embed`.
-
-        ``image_encoder`` may name several encoders joined by ``+``; each gets its own vector table."""
-        from tuwen.embed import embed_workspace
-
-        return embed_workspace(self, image_encoder, text_encoder, ocr, fields, batch_size, progress)
-
-    def vectors(self, encoder: str, field: str = "image") -> tuple[list[str], Any]:
-        """(product ids, float32 matrix) of one encoder's vectors for one field."""
-        from tuwen.embed import load_vectors
-
-        return load_vectors(self, encoder, field)
-
-    # ------------------------------------------------------------ train / evaluate
-    def train(self, task: str, target: str | None = None, **options: Any) -> Any:
-        """Train and save a model on the stored features; see :func:`tuwen.train.train_model`.
-
-        ``task="recommend"`` trains a recommender (``model="ranker"`` etc.); see :func:`tuwen.recommend.store.train`.
-        """
-        if task == "recommend":
-            from tuwen.recommend.store import train as train_recommender
-
-            return train_recommender(self, options.pop("model", "ranker"), options.pop("params", None), **options)
-        from tuwen.predict.registry import train_model
-
-        return train_model(self, task, target, **options)
-
-    def evaluate(self, task: str, target: str | None = None, **options: Any) -> dict[str, Any]:
-        """Modality ablation on one split (text, image, every fusion); see :func:`tuwen.train.evaluate_task`.
-
-        ``task="recommend"`` compares recommenders on a temporal split (``models=[...]``, ``test_days=7``);
-        see :func:`tuwen.recommend.compare.compare`.
-        """
-        if task == "recommend":
-            from tuwen.recommend.compare import compare
-
-            return compare(self, **options)
-        from tuwen.predict.registry import run_ablation
-
-        return run_ablation(self, task, target, **options)
-
-    def model(self, name: str) -> Any:
-        """A saved model, ready to ``predict``."""
-        from tuwen.predict.registry import load_model
-
-        return load_model(self, name)
-
-    # ------------------------------------------------------------------- search
-    def align(self, **options: Any) -> Any:
-        """Learn the text↔photo alignment used by cross-modal search; see :func:`tuwen.align.align_workspace`."""
-        from tuwen.align import align_workspace
-
-        return align_workspace(self, **options)
-
-    def index(self, **options: Any) -> Any:
-        """Build or update the search index (BM25 + vectors, ANN when large); see :func:`tuwen.search.build_index`."""
-        from tuwen.search import build_index
-
-        return build_index(self, **options)
-
-    def search(self, query: str | None = None, **options: Any) -> Any:
-        """Hybrid text + image search; see :func:`tuwen.search.search`."""
-        from tuwen.search import search
-
-        return search(self, query, **options)
-
-    def similar(self, product_id: str, **options: Any) -> Any:
-        """"More like this" for one product; see :func:`tuwen.search.similar`."""
-        from tuwen.search import similar
-
-        return similar(self, product_id, **options)
-
-    # ---------------------------------------------------------- recommendations
-    def recommend(self, user: str, k: int = 12, model: str | None = None) -> Any:
-        """Top-k products for one shopper (popular items, flagged, for a shopper with no history)."""
-        from tuwen.recommend import Service
-
-        return Service(self, model).recommend(user, k=k)
-
-    def profile(self, user: str) -> Any:
-        """A shopper's interest profile; see :func:`tuwen.profiles.profile`."""
-        from tuwen.profiles import profile
-
-        return profile(self, user)
-
-    def forget(self, user: str) -> Any:
-        """Remove a shopper's events, reviews and profile; see :func:`tuwen.profiles.forget`."""
-        from tuwen.profiles import forget
-
-        return forget(self, user)
-
-    # --------------------------------------------------------------------- info
-    def info(self) -> dict[str, Any]:
-        """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""
-        from tuwen.embed import vector_counts
-
-        counts = vector_counts(self)
-        per_encoder: dict[str, int] = {}
-        for (encoder, _field), n in counts.items():
-            per_encoder[encoder] = max(per_encoder.get(encoder, 0), n)
-        review_groups = self.read("reviews", ["group"])["group"].nunique() if self.has_table("reviews") else 0
-        events = self.read("interactions", ["user_id", "kind"])
-        return {
-            "workspace": str(self.path),
-            "schema_version": SCHEMA_VERSION,
-            "products": self.count("products"),
-            "products_with_image": self.count("products", "has_image = true"),
-            "interactions": self.count("interactions"),
-            # events per kind: a view is not a purchase, and the web page's header says which is which
-            "events_by_kind": {str(kind): int(n) for kind, n in events["kind"].value_counts().sort_index().items()},
-            "shoppers": int(events["user_id"].nunique()),  # shoppers with any event ("users" counts profile rows)
-            "users": self.count("users"),
-            "reviews": self.count("reviews"),
-            "review_groups": int(review_groups),
-            "rejects": self.count("rejects"),
-            "vectors": per_encoder,
-            "vectors_by_field": {f"{encoder}/{field}": n for (encoder, field), n in sorted(counts.items())},
-        }
 
 
 class _Writer:
@@ -565,3 +394,8 @@ class _Writer:
 
     def drop(self, name: str) -> None:
         self.dropped.add(name)
+
+
+def as_workspace(workspace: Workspace | str | Path) -> Workspace:
+    """A workspace from a workspace or a folder path (an existing workspace: never creates one)."""
+    return Workspace(workspace, create=False) if isinstance(workspace, str | Path) else workspace

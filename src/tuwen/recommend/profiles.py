@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tuwen.recommend.store import model_folders, scrub_model
+
 TYPE_KEYS = ("product_type_name", "articleType", "product_type", "type", "category")
 COLOUR_KEYS = ("colour_group_name", "baseColour", "colour", "color")
 DEPARTMENT_KEYS = ("department_name", "subCategory", "department", "section_name")
@@ -91,7 +93,6 @@ def product_facts(products: pd.DataFrame, attrs: list[dict[str, Any]] | None = N
 @dataclass
 class Profile:
     """A shopper's interests, as numbers and as one readable sentence."""
-
     user: str
     purchases: int
     events: int
@@ -187,7 +188,6 @@ def profile(workspace: Any, user: str, top: int = 3) -> Profile:
 @dataclass
 class Segments:
     """k-means segments of shoppers: assignment, labels, sizes, centres, and the chart's path."""
-
     assignment: pd.DataFrame  # user_id, segment, label
     labels: dict[int, str]
     sizes: dict[int, int]
@@ -389,7 +389,6 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
     """
     report: dict[str, Any] = {"user": user, "rows_removed": {}, "models_scrubbed": [], "models_stale": [],
                               "other_artifacts_to_retrain": []}
-    from tuwen.recommend.store import model_folders, scrub_model
 
     for folder in model_folders(workspace):
         if scrub_model(folder, user):  # the model saw the shopper: their state is removed, the model is stale

@@ -1,7 +1,7 @@
 """CLI commands for models: ``tuwen train``, ``tuwen evaluate`` (modality ablation) and ``tuwen predict``.
 
-``tuwen.cli`` adds them to the main Typer app with :func:`register`.
-User mistakes end with one red line and exit code 2, through :func:`tuwen.cli_common.friendly`.
+``tuwen.cli.main`` adds them to the main Typer app with :func:`register`.
+User mistakes end with one red line and exit code 2, through :func:`tuwen.cli.common.friendly`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from tuwen.choices import FUSIONS, RECOMMENDERS, TASKS
-from tuwen.cli_common import WorkspaceArg, friendly, open_workspace, out
+from tuwen.cli.common import WorkspaceArg, friendly, open_workspace, out
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,7 +86,7 @@ def train(
     from tuwen.predict.registry import train_model
 
     if task == "recommend":
-        from tuwen.cli_recommend import rec_train
+        from tuwen.cli.recommend import rec_train
 
         rec_train(workspace, model=recommender or "ranker", params=None, default=True, as_json=as_json)
         return
@@ -144,7 +144,7 @@ def evaluate(
     from tuwen.predict.training.report import metric_table
 
     if task == "recommend":
-        from tuwen.cli_recommend import rec_evaluate
+        from tuwen.cli.recommend import rec_evaluate
 
         rec_evaluate(workspace, models=recommenders or model or ",".join(RECOMMENDERS), test_days=test_days, k=12,
                      seed=seed, as_json=as_json)
@@ -179,8 +179,8 @@ def evaluate(
 
 def _items_from_file(file: Path, preset: str | None, mapping: list[str] | None, reviews: bool) -> pd.DataFrame:
     """Read products (or reviews) exactly as ``ingest`` would, without storing anything."""
-    from tuwen.datasets import ColumnMap, load_generic, load_preset
-    from tuwen.datasets.generic import PRODUCT_FIELDS, REVIEW_FIELDS
+    from tuwen.ingest import ColumnMap, load_generic, load_preset
+    from tuwen.ingest.generic import PRODUCT_FIELDS, REVIEW_FIELDS
 
     if preset:
         batch = load_preset(preset, file)
@@ -277,7 +277,7 @@ def _print_prediction(prediction: dict[str, Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    """Add these commands to the main app; ``tuwen.cli.main`` calls it once (importing this module adds nothing)."""
     app.command()(train)
     app.command()(evaluate)
     app.command()(predict)

@@ -49,7 +49,11 @@ from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tuwen.workspace import MANIFEST, Workspace, WorkspaceError
+from tuwen.encoders.images import ImageDecodeError, open_downscaled
+from tuwen.predict.registry import load_model
+from tuwen.recommend.store import Service, model_folder, model_folders
+from tuwen.shop import Shop
+from tuwen.store.workspace import MANIFEST, WorkspaceError
 
 WEB_PAGE = Path(__file__).parent / "web" / "index.html"
 HIDDEN_COLUMNS = {"hash", "attributes", "image_paths"}
@@ -129,7 +133,6 @@ def _too_large(limit: int) -> str:
 # ---------------------------------------------------------------------------------------------------- schemas
 class NewProduct(BaseModel):
     """A product (or, for a review model, a review) to predict for; the photo travels as base64."""
-
     id: str = Field(default="new-1", max_length=200)
     title: str = Field(default="", max_length=10_000)
     description: str = Field(default="", max_length=100_000)
@@ -161,7 +164,7 @@ class Snapshot:
     """Everything loaded from one committed version of the workspace: products, models and recommenders, each
     on first use. A commit by another process makes a new snapshot; requests still running keep theirs."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Shop) -> None:
         self.workspace = workspace
         self._models: dict[str, Any] = {}
         self._services: dict[str | None, Any] = {}
@@ -178,8 +181,6 @@ class Snapshot:
         return self.products.loc[product_id]
 
     def model(self, name: str) -> Any:
-        from tuwen.predict.registry import load_model
-
         check_model_name(name)
         with self._lock:
             if name not in self._models:
@@ -194,8 +195,6 @@ class Snapshot:
         return sorted(p.name for p in models.glob("*") if (p / "config.json").exists()) if models.exists() else []
 
     def service(self, name: str | None) -> Any:
-        from tuwen.recommend.store import Service, model_folder, model_folders
-
         if name is not None:
             check_model_name(name)
             if not (model_folder(self.workspace, name) / "model.json").is_file():
@@ -217,7 +216,7 @@ class Server:
         self._reload_lock = threading.Lock()
         self._stamp = manifest_stamp(self.path)
         self._digest = manifest_digest(self.path)
-        self._snapshot = Snapshot(Workspace(self.path, create=False))
+        self._snapshot = Snapshot(Shop(self.path, create=False))
         self._photo_slots: Any = None
         self.reloads = 0
 
@@ -233,7 +232,7 @@ class Server:
             if stamp != self._stamp:
                 digest = manifest_digest(self.path)
                 if digest != self._digest:
-                    self._snapshot = Snapshot(Workspace(self.path, create=False))
+                    self._snapshot = Snapshot(Shop(self.path, create=False))
                     self._digest = digest
                     self.reloads += 1
                 self._stamp = stamp
@@ -332,8 +331,6 @@ def prepare_photo(payload: bytes, path: Path, field: str = "photo") -> Path:
 
     Decoded once, shrunk while decoding where the format allows: what the encoders then read is a few hundred
     pixels, whatever came in."""
-    from tuwen.encoders.images import ImageDecodeError, open_downscaled
-
     if not payload:
         raise ValueError(f"{field}: empty upload")
     if len(payload) > MAX_PHOTO_BYTES:
@@ -484,7 +481,7 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
         was removed. Takes the workspace's writer lock (409 while another process writes)."""
         # a workspace object of its own: the writer re-reads and rewrites its manifest, which requests still
         # running on the current snapshot must not see change under them
-        report = Workspace(server.path, create=False, lock_timeout=2).forget(user)  # answer 409 soon, not in a minute
+        report = Shop(server.path, create=False, lock_timeout=2).forget(user)  # answer 409 soon, not in a minute
         if not report.get("found"):
             raise KeyError(f"no shopper {user!r} to forget")
         server.current()  # the next request already sees the workspace without them
@@ -538,7 +535,7 @@ def serve(workspace: str | Path, host: str = "127.0.0.1", port: int = 8000, api_
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
-def warm(workspace: Workspace) -> None:
+def warm(workspace: Shop) -> None:
     """Load the search engine, the query encoder and jieba's dictionary before the first shopper waits for them
     (the first Chinese query of a process otherwise pays ~1.3 s for the dictionary alone)."""
     try:

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tuwen import cli_models, cli_recommend, cli_search, cli_serve
 from tuwen.choices import DEFAULT_IMAGE_ENCODERS, DEFAULT_TEXT_ENCODER, PRESET_NAMES
-from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
+from tuwen.cli import models as cli_models
+from tuwen.cli import recommend as cli_recommend
+from tuwen.cli import search as cli_search
+from tuwen.cli import serve as cli_serve
+from tuwen.cli.common import WorkspaceArg, err, friendly, open_workspace, out
 
 if TYPE_CHECKING:
-    from tuwen.catalog import Batch
+    from tuwen.store.catalog import Batch
 
 __all__ = ["WorkspaceArg", "app", "err", "friendly", "main", "out"]
 
@@ -70,7 +73,7 @@ def ingest(
     strict: Annotated[bool, typer.Option(help="Any rejected row aborts the ingest; nothing is written.")] = False,
 ) -> None:
     """Load a catalog into the workspace: upsert by id, atomically, with row-level rejects."""
-    from tuwen.datasets.readers import InputFileError  # pandas: loaded only when a command runs
+    from tuwen.ingest.readers import InputFileError  # pandas: loaded only when a command runs
 
     if preset is None and catalog is None and interactions is None and reviews is None and config is None:
         raise InputFileError("say what to ingest: --preset NAME PATH, --catalog FILE, --interactions, --reviews "
@@ -142,7 +145,7 @@ def demo(
     products: Annotated[int, typer.Option(help="Synthetic products to generate.")] = 300,
 ) -> None:
     """Run everything tuwen can do so far, end to end, and say what it did."""
-    from tuwen.demo import default_workspace, run_demo
+    from tuwen.cli.demo import default_workspace, run_demo
 
     run_demo(workspace or default_workspace(preset), preset, path, products, out)
 

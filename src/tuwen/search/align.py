@@ -35,13 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.encoders import encoder_names
-from tuwen.encoders.images import torch_threads
-from tuwen.shared import as_workspace, l2
-from tuwen.workspace import DEFAULT_IMAGE_ENCODERS
+from tuwen.encoders import encoder_names, get_encoder
+from tuwen.encoders.cache import embed_workspace, load_vectors, table_name
+from tuwen.encoders.defaults import IMAGE_ENCODERS, TEXT_ENCODER
+from tuwen.store.workspace import as_workspace
+from tuwen.util.progress import progress_bar
+from tuwen.util.runtime import torch_threads
+from tuwen.util.vectors import l2
 
 ALIGN_DIR = "align"
-DEFAULT_IMAGE = DEFAULT_IMAGE_ENCODERS  # the photo features `tuwen embed` computes by default
 BANK_SIZE = 8192  # training texts kept (projected, float16) to estimate each photo's hubness
 FORMAT_VERSION = 1
 
@@ -49,7 +51,6 @@ FORMAT_VERSION = 1
 @dataclass
 class AlignConfig:
     """Hyper-parameters of the alignment; the defaults are the ones the benchmark measured."""
-
     dim: int = 256  # joint space of the InfoNCE heads
     hidden: int = 512
     epochs: int = 30
@@ -72,7 +73,6 @@ class AlignConfig:
 @dataclass
 class _Standardiser:
     """Per-dimension centring and scaling learnt on the training pairs (optionally after a square root)."""
-
     mean: np.ndarray
     scale: np.ndarray
     sqrt: bool = False
@@ -444,7 +444,6 @@ def retrieval_metrics(queries: np.ndarray, gallery: np.ndarray, ks: Sequence[int
 @dataclass
 class AlignData:
     """Paired frozen features read from a workspace: rows are products with both a photo and a title vector."""
-
     ids: list[str]
     titles: np.ndarray
     images: np.ndarray
@@ -460,7 +459,7 @@ def image_features(workspace: Any, image_encoder: str) -> tuple[list[str], np.nd
     trained to ignore colour, yet colour is the word shoppers type most ("black", "navy blue").
     Products missing from any of the encoders are left out.
     """
-    parts = [workspace.vectors(name, "image") for name in encoder_names(image_encoder)]
+    parts = [load_vectors(workspace, name, "image") for name in encoder_names(image_encoder)]
     if len(parts) == 1:
         return parts[0]
     rows = [{pid: i for i, pid in enumerate(ids)} for ids, _ in parts]
@@ -471,18 +470,16 @@ def image_features(workspace: Any, image_encoder: str) -> tuple[list[str], np.nd
 def ensure_image_features(workspace: Any, image_encoder: str, progress: bool = True) -> None:
     """Embed the photos with any cheap encoder of ``image_encoder`` not in the workspace yet (colour histogram:
     ~400 photos/s); expensive ones (a CNN) must come from `tuwen embed` and are reported missing instead."""
-    from tuwen.embed import table_name
-
     for name in encoder_names(image_encoder):
         if name == "color_histogram" and not workspace.has_table(table_name(name, "image")):
-            workspace.embed(image_encoder=name, text_encoder=None, progress=progress)
+            embed_workspace(workspace, name, None, False, ("title", "description"), 256, progress)
 
 
-def load_pairs(workspace: Any, text_encoder: str = "use_multilingual", image_encoder: str = DEFAULT_IMAGE,
+def load_pairs(workspace: Any, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
                fields: Sequence[str] = ("title", "description")) -> AlignData:
     """The (title[, description], photo) feature pairs of every product that has a photo and a title vector."""
     image_ids, image_vectors = image_features(workspace, image_encoder)
-    title_ids, title_vectors = workspace.vectors(text_encoder, "title")
+    title_ids, title_vectors = load_vectors(workspace, text_encoder, "title")
     title_row = {pid: i for i, pid in enumerate(title_ids)}
     keep = [i for i, pid in enumerate(image_ids) if pid in title_row]
     if len(keep) < 2:
@@ -497,7 +494,7 @@ def load_pairs(workspace: Any, text_encoder: str = "use_multilingual", image_enc
     descriptions = None
     if "description" in fields:
         try:
-            desc_ids, desc_vectors = workspace.vectors(text_encoder, "description")
+            desc_ids, desc_vectors = load_vectors(workspace, text_encoder, "description")
         except KeyError:
             desc_ids, desc_vectors = [], None
         if desc_vectors is not None and len(desc_ids):
@@ -513,7 +510,7 @@ def align_folder(workspace: Any) -> Path:
     return Path(workspace.artifacts) / ALIGN_DIR
 
 
-def align_workspace(workspace: Any, text_encoder: str = "use_multilingual", image_encoder: str = DEFAULT_IMAGE,
+def align_workspace(workspace: Any, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
                     fields: Sequence[str] = ("title", "description"), config: AlignConfig | None = None,
                     clip: str | Path | None = None, progress: bool = True,
                     also: Sequence[Any] = ()) -> dict[str, Any]:
@@ -530,7 +527,6 @@ def align_workspace(workspace: Any, text_encoder: str = "use_multilingual", imag
     import shutil
     import tempfile
 
-    from tuwen.progress import progress_bar
 
     target = align_folder(workspace)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -585,12 +581,10 @@ def _concat(parts: list[AlignData]) -> AlignData:
 
 def _configure_clip(workspace: Any, folder: Path, tmp: Path, progress: bool) -> dict[str, Any]:
     """Zero-shot alignment from a local CLIP checkpoint: embed the photos with its image tower, record the folder."""
-    from tuwen.encoders import get_encoder
-
     folder = folder.resolve()
     image_tower = get_encoder(f"{folder}:image")
     text_tower = get_encoder(f"{folder}:text")
-    workspace.embed(image_encoder=f"{folder}:image", text_encoder=None, progress=progress)
+    embed_workspace(workspace, f"{folder}:image", None, False, ("title", "description"), 256, progress)
     info = {"format": FORMAT_VERSION, "kind": "clip", "folder": str(folder), "image_encoder": image_tower.name,
             "text_encoder": text_tower.name, "dim": image_tower.dim}
     (tmp / "align.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -600,7 +594,6 @@ def _configure_clip(workspace: Any, folder: Path, tmp: Path, progress: bool) -> 
 @dataclass
 class AlignmentModel:
     """What search needs from an alignment: which vectors to read and how to map text features and photos."""
-
     kind: str  # "trained" or "clip"
     text_encoder: str
     image_encoder: str
@@ -656,5 +649,5 @@ def load_alignment(workspace: Any) -> AlignmentModel | None:
         return AlignmentModel("clip", f"{clip_folder}:text", info["image_encoder"], version, None, clip_folder)
     aligner = Aligner.load(folder)
     meta = aligner.meta
-    return AlignmentModel("trained", meta.get("text_encoder", "use_multilingual"),
-                          meta.get("image_encoder", DEFAULT_IMAGE), version, aligner)
+    return AlignmentModel("trained", meta.get("text_encoder", TEXT_ENCODER),
+                          meta.get("image_encoder", IMAGE_ENCODERS), version, aligner)

@@ -29,11 +29,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tuwen.catalog import Reject, text_problem
+from tuwen.store.catalog import Reject, text_problem
 
 csv.field_size_limit(sys.maxsize)  # lines and records are capped by _Lines instead, with a row-level reject
 
-# Longest physical line or CSV record read; far beyond the sum of every field limit (tuwen.catalog.FIELD_LIMITS).
+# Longest physical line or CSV record read; far beyond the sum of every field limit (tuwen.store.catalog.FIELD_LIMITS).
 MAX_RECORD_CHARS = 1_000_000
 # Longest number literal in JSON; longer ones are broken input (Python refuses ints past 4,300 digits anyway).
 MAX_NUMBER_CHARS = 100

@@ -1,6 +1,6 @@
 """CLI commands for recommendations and shoppers: ``recommend``, ``profile``, ``segments`` and ``forget``.
 
-``tuwen.cli`` adds them to the main Typer app with :func:`register`.
+``tuwen.cli.main`` adds them to the main Typer app with :func:`register`.
 Training and comparing recommenders go through the shared ``tuwen train WS --task recommend --model NAME``
 and ``tuwen evaluate WS --task recommend --models A,B`` (``cli_models`` calls into ``rec_train`` /
 ``rec_evaluate`` here); ``rec-train`` and ``rec-evaluate`` remain as hidden aliases for old scripts.
@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from tuwen.choices import RECOMMENDERS
-from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
+from tuwen.cli.common import WorkspaceArg, err, friendly, open_workspace, out
 
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Recommender name (default: the workspace's default "
                                               "model; see `tuwen train --help`).")]
@@ -171,7 +171,7 @@ def profile(
     as_json: JsonOpt = False,
 ) -> None:
     """A shopper's interest profile: product types, colours, departments, price band, recency."""
-    from tuwen.profiles import profile as build
+    from tuwen.recommend.profiles import profile as build
 
     p = build(open_workspace(workspace), user)
     if as_json:
@@ -198,7 +198,7 @@ def segments(
     as_json: JsonOpt = False,
 ) -> None:
     """Cluster shoppers into labelled segments; saves a chart and the `segments` table."""
-    from tuwen.profiles import segments as cluster
+    from tuwen.recommend.profiles import segments as cluster
 
     result = cluster(open_workspace(workspace), k, seed)
     table = result.table()
@@ -222,7 +222,7 @@ def forget(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a shopper's interactions, reviews, profile and segment; scrub them from saved recommenders."""
-    from tuwen.profiles import forget as erase
+    from tuwen.recommend.profiles import forget as erase
 
     report = erase(open_workspace(workspace), user)
     if as_json:
@@ -242,7 +242,7 @@ def forget(
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    """Add these commands to the main app; ``tuwen.cli.main`` calls it once (importing this module adds nothing)."""
     app.command()(recommend)
     app.command("rec-train", hidden=True)(rec_train)
     app.command("rec-evaluate", hidden=True)(rec_evaluate)

@@ -19,9 +19,10 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
-from tuwen.datasets.synthetic import COLOURS
-from tuwen.shared import l2
-from tuwen.workspace import Workspace, WorkspaceError
+from tuwen.ingest.synthetic import COLOURS
+from tuwen.shop import Shop
+from tuwen.store.workspace import WorkspaceError
+from tuwen.util.vectors import l2
 
 # Queries the SYNTHETIC catalog can answer: titles name a material (ceramic, glass, cotton) and, half the time,
 # a colour; the photo always shows the colour. Each query names both, so the words find the material and the
@@ -41,7 +42,7 @@ def check_same_catalog(workspace: Path, source: str) -> None:
     """Refuse a workspace whose products come from another catalog than the one this demo ingests."""
     if not (workspace / "tuwen.json").exists():
         return
-    ws = Workspace(workspace, create=False)
+    ws = Shop(workspace, create=False)
     sources = ws.read("products", ["source"])["source"].value_counts()
     others = {str(name): int(n) for name, n in sources.items() if name != source}
     if others:
@@ -50,14 +51,14 @@ def check_same_catalog(workspace: Path, source: str) -> None:
                              f"the two. Use --workspace {default_workspace(source)} or an empty folder.")
 
 
-def run_demo(workspace: Path, preset: str | None, path: Path | None, products: int, console: Console) -> Workspace:
+def run_demo(workspace: Path, preset: str | None, path: Path | None, products: int, console: Console) -> Shop:
     """Every stage in order, each with one narrated line (or a 'skipped: why' line)."""
     synthetic = preset in (None, "synthetic")
     if preset is not None and path is None:
         raise ValueError(f"--preset {preset} needs --path with the data set folder")
     check_same_catalog(workspace, preset or "synthetic")
     if preset is None:
-        from tuwen.datasets.synthetic import generate_catalog
+        from tuwen.ingest.synthetic import generate_catalog
 
         catalog = generate_catalog(workspace.parent / f"{workspace.name}-SYNTHETIC-catalog", n_products=products)
         preset, path = "synthetic", catalog
@@ -66,7 +67,7 @@ def run_demo(workspace: Path, preset: str | None, path: Path | None, products: i
             "material (ceramic, glass, cotton) and sometimes the colour, and simulated shoppers with tastes")
     else:
         say(console, f"[bold]1. Reading the {preset} data set[/] at {path}", "a real catalog: no generation step")
-    ws = Workspace(workspace)
+    ws = Shop(workspace)
     batch = ws.ingest(preset=preset, path=path)
     summary = batch.summary()
     say(console, f"[bold]2. Ingested[/] {summary['products']:,} products, {summary['interactions']:,} interactions, "
@@ -102,7 +103,7 @@ def skipped(console: Console, step: str, why: str) -> None:
     console.print(f"[bold]{step}[/] [yellow]skipped:[/] {escape(why)}", highlight=False)
 
 
-def _nearest(ws: Workspace, encoder: str, field: str, product_id: str, k: int = 3) -> list[str]:
+def _nearest(ws: Shop, encoder: str, field: str, product_id: str, k: int = 3) -> list[str]:
     ids, vectors = ws.vectors(encoder, field)
     unit = l2(vectors)
     row = ids.index(product_id)
@@ -110,7 +111,7 @@ def _nearest(ws: Workspace, encoder: str, field: str, product_id: str, k: int = 
     return [ids[i] for i in order if ids[i] != product_id][:k]
 
 
-def _nearest_step(ws: Workspace, titles: dict[str, str], console: Console) -> None:
+def _nearest_step(ws: Shop, titles: dict[str, str], console: Console) -> None:
     probe = next(iter(titles))
     say(console, f"[bold]5. Nearest products[/] to {probe} “{escape(titles[probe])}”:",
         "the photo's neighbours share what the picture shows (shape, colour); the title's share its words "
@@ -125,7 +126,7 @@ def _nearest_step(ws: Workspace, titles: dict[str, str], console: Console) -> No
                       highlight=False)
 
 
-def _ablation(ws: Workspace, synthetic: bool, console: Console) -> None:
+def _ablation(ws: Shop, synthetic: bool, console: Console) -> None:
     """Does fusing photo and text beat either alone? On the catalog's category, one split."""
     from tuwen.predict.training.config import TrainConfig
 
@@ -161,7 +162,7 @@ def _fusion_verdict(scores: dict[str, float]) -> str:
             "one modality already carries the category")
 
 
-def _search(ws: Workspace, synthetic: bool, attributes: dict[str, str], console: Console) -> None:
+def _search(ws: Shop, synthetic: bool, attributes: dict[str, str], console: Console) -> None:
     """Cross-modal search needs the text↔photo alignment learned from the catalog's own pairs."""
     step = "7. Search"
     try:
@@ -192,7 +193,7 @@ def _search(ws: Workspace, synthetic: bool, attributes: dict[str, str], console:
                              if by_photo else ""), highlight=False)
 
 
-def _real_query(ws: Workspace) -> str:
+def _real_query(ws: Shop) -> str:
     """A query a real catalog can answer: the last level of its most common category."""
     categories = ws.read("products", ["category"])["category"]
     common = categories[categories != ""].value_counts()
@@ -207,7 +208,7 @@ def _facts(attributes: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _recommend(ws: Workspace, titles: dict[str, str], console: Console, k: int = 20, shown: int = 3) -> None:
+def _recommend(ws: Shop, titles: dict[str, str], console: Console, k: int = 20, shown: int = 3) -> None:
     """Recommendations with reasons, showing products carried by content (photos, titles), not only re-buys."""
     step = "8. Recommendations"
     events = ws.read("interactions", ["user_id", "kind"])

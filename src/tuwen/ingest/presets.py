@@ -13,9 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuwen.catalog import USER_SCHEMA, Batch, clean_text
-from tuwen.datasets.generic import ColumnMap, load_interactions, load_products, load_reviews
-from tuwen.datasets.readers import InputFileError, read_rows
+from tuwen.ingest.generic import ColumnMap, apply_map, load_interactions, load_products, load_reviews
+from tuwen.ingest.readers import InputFileError, read_rows
+from tuwen.store.catalog import (
+    INTERACTION_SCHEMA,
+    PRODUCT_SCHEMA,
+    REVIEW_SCHEMA,
+    USER_SCHEMA,
+    Batch,
+    clean_text,
+    empty_frame,
+    validate_products,
+)
 
 
 def _require(folder: Path, *names: str) -> None:
@@ -103,9 +112,6 @@ def load_flipkart(folder: Path) -> Batch:
 
 def _products_from_frame(raw: pd.DataFrame, file: Path, mapping: ColumnMap, root: Path, source: str,
                          currency: str) -> Batch:
-    from tuwen.catalog import validate_products
-    from tuwen.datasets.generic import apply_map
-
     mapped = apply_map(raw, mapping, file, {"category": " > "}, keep_rest_as_attributes=True)
     mapped["currency"] = currency
     return validate_products(mapped, str(file), root, source)
@@ -141,13 +147,12 @@ def load_amazon_reviews(folder: Path) -> Batch:
 
 
 def _empty_tables() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from tuwen.catalog import INTERACTION_SCHEMA, PRODUCT_SCHEMA, REVIEW_SCHEMA, empty_frame
 
     return empty_frame(PRODUCT_SCHEMA), empty_frame(INTERACTION_SCHEMA), empty_frame(REVIEW_SCHEMA)
 
 
 def load_synthetic(folder: Path) -> Batch:
-    """The SYNTHETIC catalog written by :func:`tuwen.datasets.synthetic.generate_catalog`."""
+    """The SYNTHETIC catalog written by :func:`tuwen.ingest.synthetic.generate_catalog`."""
     _require(folder, "products.csv")
     batch = load_products(folder / "products.csv", ColumnMap(), folder, source="synthetic")
     if (folder / "interactions.csv").exists():

@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.encoders import Encoder, encoder_for, encoder_names, get_encoder
-from tuwen.progress import progress_bar
-from tuwen.workspace import sql_list
+from tuwen.store.workspace import sql_list
+from tuwen.util.progress import progress_bar
 
 TEXT_FIELDS = ("title", "description", "ocr")
 OCR_SCHEMA = pa.schema([("id", pa.string()), ("hash", pa.string()), ("text", pa.string())])

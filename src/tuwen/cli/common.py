@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from tuwen.workspace import Workspace
+    from tuwen.shop import Shop
 
 PIPED_WIDTH = 200  # columns when output goes to a pipe or a file: tables print whole instead of squeezed to 80
 
@@ -46,10 +46,10 @@ WorkspaceArg = Annotated[Path, typer.Argument(help="Workspace folder (created on
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The library's user-facing error types; imported when a command fails, not when the CLI starts."""
-    from tuwen.catalog import RejectedInput  # pandas + pyarrow: loaded only once a command has run
-    from tuwen.datasets.generic import MappingError
-    from tuwen.datasets.readers import InputFileError
-    from tuwen.workspace import WorkspaceError
+    from tuwen.ingest.generic import MappingError
+    from tuwen.ingest.readers import InputFileError
+    from tuwen.store.catalog import RejectedInput  # pandas + pyarrow: loaded only once a command has run
+    from tuwen.store.workspace import WorkspaceError
 
     return InputFileError, MappingError, WorkspaceError, RejectedInput, KeyError, ValueError, FileNotFoundError
 
@@ -75,8 +75,8 @@ def friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def open_workspace(path: Path, create: bool = False) -> Workspace:
+def open_workspace(path: Path, create: bool = False) -> Shop:
     """The workspace at ``path`` (an existing one unless ``create``); LanceDB loads here, not at start-up."""
-    from tuwen.workspace import Workspace  # LanceDB + pandas: loaded only by commands that open a workspace
+    from tuwen.shop import Shop  # LanceDB + pandas: loaded only by commands that open a workspace
 
-    return Workspace(path, create=create)
+    return Shop(path, create=create)

@@ -1,6 +1,6 @@
 """`tuwen align`, `tuwen index`, `tuwen search` and `tuwen similar`; :func:`register` adds them to the app.
 
-They are thin: argument parsing and printing only; :mod:`tuwen.search` and :mod:`tuwen.align` do the work,
+They are thin: argument parsing and printing only; :mod:`tuwen.search` and :mod:`tuwen.search.align` do the work,
 so the Python API and the command line give the same answers. ``--json`` output is one JSON object per
 query (one line each in batch mode) for scripts.
 """
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from tuwen.cli_common import WorkspaceArg, err, friendly, open_workspace, out
+from tuwen.cli.common import WorkspaceArg, err, friendly, open_workspace, out
 
 if TYPE_CHECKING:
-    from tuwen.workspace import Workspace
+    from tuwen.shop import Shop
 
 
-def _open(workspace: Path) -> Workspace:
+def _open(workspace: Path) -> Shop:
     return open_workspace(workspace)
 
 
@@ -43,7 +43,7 @@ def align(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Learn the text↔photo alignment that cross-modal search uses (contrastive InfoNCE + CCA on stored vectors)."""
-    from tuwen.align import AlignConfig, align_workspace
+    from tuwen.search.align import AlignConfig, align_workspace
 
     ws = _open(workspace)
     config = AlignConfig(epochs=epochs, seed=seed)
@@ -182,7 +182,7 @@ def similar(
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the main app; ``tuwen.cli`` calls it once (importing this module adds nothing)."""
+    """Add these commands to the main app; ``tuwen.cli.main`` calls it once (importing this module adds nothing)."""
     app.command()(align)
     app.command()(index)
     app.command()(search)

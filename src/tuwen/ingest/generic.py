@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuwen.catalog import (
+from tuwen.ingest.readers import InputFileError, check_file, read_rows
+from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
     PRODUCT_SCHEMA,
     REVIEW_SCHEMA,
@@ -27,7 +28,6 @@ from tuwen.catalog import (
     validate_products,
     validate_reviews,
 )
-from tuwen.datasets.readers import InputFileError, check_file, read_rows
 
 PRODUCT_FIELDS = ("id", "title", "description", "image", "category", "price", "currency", "attributes")
 INTERACTION_FIELDS = ("user_id", "product_id", "timestamp", "kind", "value")

@@ -1,0 +1,1 @@
+"""Serve: the FastAPI app (:mod:`tuwen.serve.app`) and its web page (``serve/web``)."""

@@ -1,0 +1,92 @@
+"""The package layering of src/tuwen, read from the source (nothing imported): no import cycles between modules, and
+no package importing one above it. The flow, bottom to top: util → store → ingest / encoders → predict →
+search / recommend → shop → serve → cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+# Packages (and top-level modules) by layer; a module may import its own package and anything on a lower layer.
+LAYERS = {
+    "util": 0, "choices": 0, "metrics": 0,
+    "store": 1,
+    "ingest": 2, "encoders": 2,
+    "predict": 3,
+    "search": 4, "recommend": 4,
+    "shop": 5,
+    "serve": 6,
+    "cli": 7,
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in (SRC / "tuwen").rglob("*.py"):
+        name = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Every tuwen module each module imports, wherever the import sits (functions and TYPE_CHECKING included)."""
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tuwen"):
+                targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                            for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("tuwen")}
+        edges[name] = {t for t in targets if t != name and not t.startswith(name + ".")}
+    return edges
+
+
+def _package(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_no_package_imports_a_higher_layer() -> None:
+    modules = _modules()
+    unknown = sorted({_package(m) for m in modules if m != "tuwen"} - set(LAYERS))
+    assert not unknown, f"packages with no layer in this test: {unknown}"
+    wrong = []
+    for module, targets in _imports(modules).items():
+        if module == "tuwen":  # the package root re-exports tuwen.Workspace (the shop) lazily
+            continue
+        for target in targets:
+            here, there = _package(module), _package(target)
+            if there != here and LAYERS[there] >= LAYERS[here]:
+                wrong.append(f"{module} (layer {LAYERS[here]}) imports {target} (layer {LAYERS[there]})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_import_cycles() -> None:
+    edges = _imports(_modules())
+    for module in edges:  # the package root's lazy re-export is not a dependency of design
+        edges[module].discard("tuwen")
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+def test_the_checks_see_a_violation() -> None:
+    """The walk itself finds imports (a check that finds nothing would pass on any tree)."""
+    edges = _imports(_modules())
+    assert "tuwen.store.workspace" in edges["tuwen.shop"]
+    assert "tuwen.predict.registry" in edges["tuwen.shop"]
