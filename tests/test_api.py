@@ -142,3 +142,14 @@ def test_vectors_by_id_match_the_full_table(shop: Workspace) -> None:
         assert (vector == everything[all_ids.index(item)]).all()
     none, empty = load_vectors(shop, "color_histogram", "image", ["new-1"])
     assert none == [] and empty.shape == (0, everything.shape[1])
+
+
+def test_a_predicted_item_is_scored_on_what_was_sent_even_with_a_catalog_id(client: TestClient,
+                                                                            shop: Workspace) -> None:
+    """An item whose id is a catalog product's must not be scored on that product's stored vectors."""
+    catalog_id = str(shop.read("products")["id"].iloc[0])
+    item = {"title": "Plain wooden stool, oak", "description": "a stool"}
+    with_catalog_id = client.post("/api/models/kind/predict", json={"items": [{"id": catalog_id, **item}]}).json()
+    with_new_id = client.post("/api/models/kind/predict", json={"items": [{"id": "brand-new", **item}]}).json()
+    assert with_catalog_id["predictions"][0]["id"] == catalog_id
+    assert with_catalog_id["predictions"][0]["scores"] == with_new_id["predictions"][0]["scores"]

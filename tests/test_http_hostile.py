@@ -169,12 +169,16 @@ def test_an_over_limit_content_length_is_refused_before_reading(shop: Workspace)
 
 
 # ------------------------------------------------------------------------------------------------- 3. photos
-def test_a_photo_over_the_pixel_cap_is_refused_from_its_header(client: TestClient) -> None:
+def test_a_photo_over_the_pixel_cap_is_refused_from_its_header(client: TestClient,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     body = _png(6300)  # 39.7 Mpx in a few KB: the 5.5 s request
-    start = time.perf_counter()
+
+    def no_decoding(self: Image.Image) -> None:
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)  # refused from the header, before any pixel is decoded
     answer = client.post("/api/search", params={"mode": "image"}, content=body, headers={"Content-Type": "image/png"})
     assert answer.status_code == 400 and "6300x6300" in answer.json()["detail"] and "16,000,000" in answer.text
-    assert time.perf_counter() - start < 2.0  # refused from the header, not after a 40 Mpx decode
 
 
 def test_large_photos_are_decoded_small(tmp_path: Path) -> None:
@@ -211,21 +215,20 @@ def test_photo_requests_run_off_the_event_loop_in_a_bounded_pool(shop: Workspace
     monkeypatch.setattr(tuwen.serve.app, "prepare_photo", slow)
     app = create_app(shop.path)
 
-    async def scenario() -> tuple[list[int], float, int]:
+    async def scenario() -> tuple[list[int], int, int]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=LOCAL) as http:
             photos = [asyncio.create_task(http.post("/api/search", params={"mode": "image", "k": 3},
                                                     content=_png(64), headers={"Content-Type": "image/png"}))
                       for _ in range(PHOTO_WORKERS + 3)]
             await asyncio.sleep(0.05)
-            start = time.perf_counter()
             info = await http.get("/api/products/" + shop.read("products")["id"].iloc[0])
-            waited = time.perf_counter() - start
-            return [r.status_code for r in await asyncio.gather(*photos)], waited, info.status_code
+            decoding = running["now"]  # photos still being decoded when the product answer arrived
+            return [r.status_code for r in await asyncio.gather(*photos)], decoding, info.status_code
 
-    statuses, waited, info = asyncio.run(scenario())
+    statuses, decoding, info = asyncio.run(scenario())
     assert statuses == [200] * (PHOTO_WORKERS + 3) and info == 200
     assert running["most"] == PHOTO_WORKERS  # bounded: the others waited their turn
-    assert waited < 0.3  # the event loop answered while photos were decoding
+    assert decoding > 0  # the event loop answered while photos were decoding
 
 
 # -------------------------------------------------------------------------------------------------- 4. paths
@@ -305,15 +308,6 @@ def _buyers(ws: Workspace) -> list[str]:
     return [str(u) for u in counts.index[:3]]
 
 
-def _wait_for(check: Any, seconds: float = 10.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
 def test_a_running_server_notices_forget(forgetful: Workspace) -> None:
     client = TestClient(create_app(forgetful.path, api_key=KEY), base_url=LOCAL, headers={"X-API-Key": KEY})
     shopper, other, _ = _buyers(forgetful)
@@ -323,12 +317,9 @@ def test_a_running_server_notices_forget(forgetful: Workspace) -> None:
 
     Workspace(forgetful.path, create=False).forget(shopper)  # another process's forget, as `tuwen forget` does
 
-    def cold() -> bool:
-        return bool(client.get(f"/api/recommend/{shopper}", params={"k": 5, "explain": True}).json()["cold"])
-
-    assert _wait_for(cold)
-    after = client.get(f"/api/recommend/{shopper}", params={"k": 5, "explain": True}).json()
-    assert all(r["carried_by"] in ("popular",) or r["why"] == "popular right now" for r in after.get("reasons", []))
+    after = client.get(f"/api/recommend/{shopper}", params={"k": 5, "explain": True}).json()  # the next request
+    assert after["cold"] and after["items"]
+    assert not any(r.get("closest") or r.get("closest_title") for r in after.get("reasons", []))  # none from history
     assert client.get(f"/api/profile/{shopper}").status_code == 404
     assert client.get("/api/info").status_code == 200
     other_answer = client.get(f"/api/recommend/{other}", params={"k": 5})
@@ -347,6 +338,9 @@ def test_forget_over_http(forgetful: Workspace) -> None:
     assert served["cold"]
     assert (Workspace(forgetful.path, create=False).read("interactions")["user_id"] == shopper).sum() == 0
     assert client.delete(f"/api/shoppers/{shopper}", headers={"X-API-Key": KEY}).status_code == 404
+    manifest = (forgetful.path / "tuwen.json").read_bytes()
+    assert client.delete("/api/shoppers/never-seen-42", headers={"X-API-Key": KEY}).status_code == 404
+    assert (forgetful.path / "tuwen.json").read_bytes() == manifest  # an unknown id writes nothing
     assert not client.get(f"/api/recommend/{other}", headers={"X-API-Key": KEY}).json()["cold"]
 
 

@@ -129,9 +129,9 @@ class Shop(Workspace):
         """A shopper's interest profile; see :func:`tuwen.recommend.profiles.profile`."""
         return profiles.profile(self, user)
 
-    def forget(self, user: str) -> dict[str, Any]:
+    def forget(self, user: str, record_unknown: bool = True) -> dict[str, Any]:
         """Remove a shopper's events, reviews and profile; see :func:`tuwen.recommend.profiles.forget`."""
-        return profiles.forget(self, user)
+        return profiles.forget(self, user, record_unknown)
 
     # --------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:

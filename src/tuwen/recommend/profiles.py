@@ -25,7 +25,6 @@ pseudonym (``pseudonymise(raw_id, salt)``). The H&M ids are already SHA-256 hash
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -361,31 +360,20 @@ def _rewrite(workspace: Any, writer: Any, name: str, keep: Any, schema: pa.Schem
     return removed
 
 
-def _purge_old_versions(workspace: Any, names: list[str]) -> None:
-    """Delete every version but the newest (the removed rows' old data files go with them).
-
-    ``optimize`` may also compact the table into a new version; the manifest then records that
-    version in the same small transaction (a rewritten table is one fragment, so in practice it
-    does not). Old versions exist only until here, so a failure before this point rolls back.
-    """
-    import warnings
-
-    with workspace.transaction("forget: drop old table versions") as writer:
-        for name in names:
-            table = workspace.db.open_table(name)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
-                table.optimize(cleanup_older_than=dt.timedelta(0), delete_unverified=True)
-            writer.versions[name] = table.version
+def _tables_holding(workspace: Any, user: str) -> list[str]:
+    return [name for name, column in USER_TABLES.items() if workspace.has_table(name)
+            and (workspace.read(name, [column])[column].astype(str) == user).any()]
 
 
-def forget(workspace: Any, user: str) -> dict[str, Any]:
+def forget(workspace: Any, user: str, record_unknown: bool = True) -> dict[str, Any]:
     """Remove everything of one shopper from the workspace; report what was removed and what is stale.
 
     Order: saved models first (each rewritten atomically without the shopper and marked stale),
     then the tables in one transaction that also records the shopper's keyed hash (so later
     ingests drop their rows), then old table versions are deleted. Running it again is
     safe; a crash part-way leaves at worst models that already forgot a shopper still in the data.
+    ``record_unknown=False`` (the HTTP route) writes nothing for a shopper the workspace does not hold, so a
+    client cannot fill the forgotten list with ids that may later belong to real shoppers.
     """
     report: dict[str, Any] = {"user": user, "rows_removed": {}, "models_scrubbed": [], "models_stale": [],
                               "other_artifacts_to_retrain": []}
@@ -394,9 +382,12 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
         if scrub_model(folder, user):  # the model saw the shopper: their state is removed, the model is stale
             report["models_scrubbed"].append(str(folder.relative_to(workspace.path)))
     report["models_stale"] = list(report["models_scrubbed"])
-    present = [name for name, column in USER_TABLES.items() if workspace.has_table(name)
-               and (workspace.read(name, [column])[column].astype(str) == user).any()]
+    if not record_unknown and not report["models_scrubbed"] and not _tables_holding(workspace, user):
+        report["found"] = False
+        return report
+    present: list[str] = []
     with workspace.transaction("forget 1 shopper") as writer:
+        present = _tables_holding(workspace, user)  # under the lock: rows an ingest just committed are seen
         # Remembered as a keyed hash even when nothing is found: a later ingest of old files drops their rows.
         writer.forget_shopper(user)
         if present or report["models_stale"]:
@@ -409,8 +400,7 @@ def forget(workspace: Any, user: str) -> dict[str, Any]:
                 stale[path] = {"reason": "a shopper was forgotten after training; retrain to forget completely",
                                "time": time.time()}
             writer.meta["stale_models"] = stale
-    if present:
-        _purge_old_versions(workspace, present)
+        writer.purge.update(present)  # the removed rows' old versions go at once, not after the usual grace period
     chart = workspace.artifacts / "segments.png"
     if "segments" in present and chart.exists():
         chart.unlink()  # the map plots one dot per shopper; `tuwen segments` redraws it

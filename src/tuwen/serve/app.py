@@ -50,7 +50,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuwen.encoders.images import ImageDecodeError, open_downscaled
-from tuwen.predict.registry import load_model
+from tuwen.predict.registry import load_model, saved_models
 from tuwen.recommend.store import Service, model_folder, model_folders
 from tuwen.shop import Shop
 from tuwen.store.workspace import MANIFEST, WorkspaceError
@@ -171,6 +171,12 @@ class Snapshot:
         self._lock = threading.Lock()  # loading a model twice at once would only waste memory
 
     @cached_property
+    def facts(self) -> dict[str, Any]:
+        """``Shop.info()`` of this version, counted once: the web page asks on every load, and counting reads the
+        events table."""
+        return self.workspace.info()
+
+    @cached_property
     def products(self) -> pd.DataFrame:
         frame = self.workspace.read("products")
         return frame.set_index("id", drop=False)
@@ -191,8 +197,7 @@ class Snapshot:
             return self._models[name]
 
     def model_names(self) -> list[str]:
-        models = self.workspace.artifacts / "models"
-        return sorted(p.name for p in models.glob("*") if (p / "config.json").exists()) if models.exists() else []
+        return saved_models(self.workspace)
 
     def service(self, name: str | None) -> Any:
         if name is not None:
@@ -401,7 +406,7 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
     def info() -> dict[str, Any]:
         """What the workspace holds: tables and their sizes, encoders, models (by name; no server paths)."""
         snapshot = server.current()
-        facts = snapshot.workspace.info()
+        facts = dict(snapshot.facts)
         facts["workspace"] = server.name
         facts["models"] = snapshot.model_names()
         return json.loads(json.dumps(facts, default=str))
@@ -481,7 +486,8 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
         was removed. Takes the workspace's writer lock (409 while another process writes)."""
         # a workspace object of its own: the writer re-reads and rewrites its manifest, which requests still
         # running on the current snapshot must not see change under them
-        report = Shop(server.path, create=False, lock_timeout=2).forget(user)  # answer 409 soon, not in a minute
+        # a short lock wait: answer 409 soon, not in a minute; an unknown id is not recorded (nothing is written)
+        report = Shop(server.path, create=False, lock_timeout=2).forget(user, record_unknown=False)
         if not report.get("found"):
             raise KeyError(f"no shopper {user!r} to forget")
         server.current()  # the next request already sees the workspace without them
@@ -509,16 +515,17 @@ def _predict(snapshot: Snapshot, name: str, request: PredictRequest) -> dict[str
                 field = f"items[{number}].image_base64"
                 paths = [str(prepare_photo(_decode_base64(item.image_base64, field), Path(folder) / f"{number}.png",
                                            field))]
-            row = {"id": item.id, "title": item.title, "description": item.description, "image_paths": paths,
+            # an id of its own that no catalog row can have (ingest refuses NUL): a client's item is scored on
+            # what it sent, never on the stored vectors of a catalog product that happens to share its id
+            row = {"id": f"\0new-{number}", "title": item.title, "description": item.description, "image_paths": paths,
                    "has_image": bool(paths)}
             if loaded.task.items == "reviews":
                 row.update({"text": item.title, "title": item.description, "product_id": ""})
             rows.append(row)
         frame = pd.DataFrame(rows)
-        if loaded.task.name == "purchase":
-            predictions = loaded.predict(frame, snapshot.workspace, user_id=request.user)
-        else:
-            predictions = loaded.predict(frame, workspace=snapshot.workspace, neighbours=request.neighbours)
+        predictions = loaded.predict(frame, snapshot.workspace, user_id=request.user, neighbours=request.neighbours)
+        for item, prediction in zip(request.items, predictions, strict=True):
+            prediction["id"] = item.id
     return json.loads(json.dumps({"model": name, "task": loaded.task.name, "predictions": predictions},
                                  default=_plain))
 

@@ -254,8 +254,10 @@ class Workspace:
                 if name in table_names(self.db):
                     self.db.drop_table(name)
             try:
-                self._tidy([name for name in writer.versions if name not in writer.dropped])
+                self._tidy([name for name in writer.versions if name not in writer.dropped], writer.purge)
             except (OSError, RuntimeError, ValueError) as error:  # the commit stands; clean-up retries next time
+                if writer.purge:  # a forget's removed rows must not stay on disk in old versions: say so loudly
+                    raise
                 warnings.warn(f"{self.path}: could not clean up old table versions: {error}", stacklevel=3)
 
     def _commit_versions(self, versions: dict[str, int]) -> None:
@@ -269,26 +271,28 @@ class Workspace:
         return (_folder_bytes(folder) > TIDY_DISK_RATIO * live + 8_192
                 or len(table.list_versions()) > TIDY_VERSIONS)
 
-    def _tidy(self, names: Sequence[str]) -> None:
+    def _tidy(self, names: Sequence[str], purge: set[str] | frozenset[str] = frozenset()) -> None:
         """Compact tables that carry dead data and delete their old versions, crash-safely (under the lock).
 
         LanceDB's ``optimize`` compacts and deletes versions in one call, so it runs twice: first with
         a clean-up age no version has (compaction only); the compacted version, same rows, is committed
         to the manifest; then with ``keep_versions_s``, which deletes older versions but never the latest
         (the committed one). A crash between the two leaves old versions, never a missing committed one.
+        Tables in ``purge`` (rows a ``forget`` removed) lose every old version now, whatever their size.
         """
         for name in names:
             if name not in self.manifest["tables"]:
                 continue
             table = self.db.open_table(name)
-            if table.version != self.manifest["tables"][name] or not self._needs_tidy(name, table):
+            if table.version != self.manifest["tables"][name] or not (name in purge or self._needs_tidy(name, table)):
                 continue
             table.optimize(cleanup_older_than=dt.timedelta(days=36_500))
             if table.version != self.manifest["tables"][name]:
                 self._commit_versions({name: table.version})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
-                table.optimize(cleanup_older_than=dt.timedelta(seconds=self.keep_versions_s))
+                table.optimize(cleanup_older_than=dt.timedelta(seconds=0 if name in purge else self.keep_versions_s),
+                               delete_unverified=name in purge)
             if table.version != self.manifest["tables"][name]:
                 self._commit_versions({name: table.version})
 
@@ -354,6 +358,7 @@ class _Writer:
         self.dropped: set[str] = set()
         self.meta: dict[str, Any] = {}
         self.forgotten: set[str] = set()
+        self.purge: set[str] = set()  # tables whose old versions must go at once (a forget removed rows)
         self.salt: str = (workspace.manifest.get("forgotten") or {}).get("salt") or secrets.token_hex(16)
 
     def forget_shopper(self, user: str) -> None:
