@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tuwen.predict.registry import load_model, run_ablation, train_model
 from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.report import describe_choice
 from tuwen.predict.training.splits import split_items
+from tuwen.util.folders import FormatError
 
 torch.set_num_threads(1)
 FAST = TrainConfig(hidden=64, epochs=25, patience=8, ensemble=1, progress=False)
@@ -149,6 +151,7 @@ import json, sys
 import numpy as np
 import tests.test_train  # registers the fixture encoder, as the training process did
 from tuwen.predict.registry import load_model
+from tuwen.util.folders import FormatError
 from tuwen import Workspace
 ws = Workspace(sys.argv[1], create=False)
 model = load_model(ws, "cat")
@@ -194,6 +197,21 @@ def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspa
         assert np.allclose(np.asarray(there[head]), values, atol=1e-6)
     config = json.loads((folder / "config.json").read_text())
     assert config["task"]["label"]["classes"] == sorted(set(workspace.read("products")["category"]))
+    assert config["predictor"] == "fused" and config["format_version"] == 1
+    old = copy_model(folder, workspace, "cat-old")
+    config["format_version"] = 0  # a folder an older tuwen wrote
+    (old / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match="saved by an older tuwen .*retrain it"):
+        load_model(workspace, "cat-old")
+    shutil.rmtree(old)  # the module's other tests see only the models they trained
+
+
+def copy_model(folder: Path, workspace: Workspace, name: str) -> Path:
+    """A copy of a saved model folder under another name in the same workspace."""
+    copy = workspace.artifacts / "models" / name
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(folder, copy)
+    return copy
 
 
 def test_new_product_without_photo_still_gets_prediction_contributions_and_neighbours(workspace: Workspace) -> None:

@@ -76,7 +76,7 @@ class TuwenModel(Predictor):
         return model_features(self.builder, self.network.config, frame, workspace, self._encoders)
 
     def predict(self, frame: pd.DataFrame, workspace: Workspace | None = None, contributions: bool = True,
-                neighbours: int = 5) -> list[dict[str, Any]]:
+                neighbours: int = 5, **_: Any) -> list[dict[str, Any]]:
         """One JSON-ready dict per item, in input order: prediction, scores, contributions, nearest training items.
 
         The networks run on one torch thread when the batch is small: for a handful of items the work per
@@ -187,7 +187,7 @@ class TuwenModel(Predictor):
 
     def publish(self, prepared: Prepared, staging: Path, folder: Path) -> None:
         """Save into the staging folder (beside its training log and checkpoints), add ``split.json``, swap it in."""
-        self.save(staging)
+        self.write(staging)  # staging is this training run's own folder: written in place, swapped in once
         ids = {part: [str(i) for i in prepared.frame["id"].iloc[prepared.rows(part)]]
                for part in ("train", "val", "test")}
         (staging / "split.json").write_text(json.dumps(ids), encoding="utf-8")
@@ -214,15 +214,19 @@ class TuwenModel(Predictor):
     def save(self, folder: str | Path) -> Path:
         """Write the model folder atomically; training logs and checkpoints already in it are kept."""
         folder = Path(folder)
-        with atomic_folder(folder, carry=("metrics.jsonl", "checkpoint*.pt", "tensorboard")) as temp:
-            write_info(temp / "config.json", "model", FORMAT_VERSION,
-                       {"predictor": self.kind, "saved": time.time(), "task": self.task.state(),
-                        "network": self.network.config, **self.info})
-            (temp / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
-            torch.save(self.network.state_dict(), temp / "weights.pt")
-            if self.neighbours is not None:
-                np.savez_compressed(temp / "neighbours.npz", **self.neighbours)
+        with atomic_folder(folder, carry=("metrics.jsonl", "checkpoint*.pt", "tensorboard", "split.json")) as temp:
+            self.write(temp)
         return folder
+
+    def write(self, folder: Path) -> None:
+        """The model's files into an existing folder that no reader sees yet (``save`` and ``publish`` swap it in)."""
+        write_info(folder / "config.json", "model", FORMAT_VERSION,
+                   {"predictor": self.kind, "saved": time.time(), "task": self.task.state(),
+                    "network": self.network.config, **self.info})
+        (folder / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
+        torch.save(self.network.state_dict(), folder / "weights.pt")
+        if self.neighbours is not None:
+            np.savez_compressed(folder / "neighbours.npz", **self.neighbours)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> TuwenModel:

@@ -298,7 +298,7 @@ class PurchaseModel(Predictor):
                 "calibration": calibration, "metrics": {"val": fit["val"], "test": test_metrics}}
         model = cls(task_obj, builder, network, info)
         if save:
-            model.save(staging)
+            model.write(staging)  # this run's own folder, beside its training log: swapped in once
             swap_folder(staging, folder)
             model.info["folder"] = str(folder)
         return model
@@ -369,13 +369,15 @@ class PurchaseModel(Predictor):
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         with atomic_folder(folder, carry=("metrics.jsonl", "checkpoint*.pt", "tensorboard")) as temp:
-            write_info(temp / "config.json", "model", FORMAT_VERSION,
-                       {"predictor": self.kind, "task": self.task.state(), "network": self.network.config,
-                        **self.info})
-            (temp / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False),
-                                                encoding="utf-8")
-            torch.save(self.network.state_dict(), temp / "weights.pt")
+            self.write(temp)
         return folder
+
+    def write(self, folder: Path) -> None:
+        """The model's files into an existing folder that no reader sees yet (``save`` swaps it in)."""
+        write_info(folder / "config.json", "model", FORMAT_VERSION,
+                   {"predictor": self.kind, "task": self.task.state(), "network": self.network.config, **self.info})
+        (folder / "features.json").write_text(json.dumps(self.builder.state(), ensure_ascii=False), encoding="utf-8")
+        torch.save(self.network.state_dict(), folder / "weights.pt")
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> PurchaseModel:

@@ -38,15 +38,16 @@ def run_ablation(workspace: Workspace, task: str | Task, target: str | None = No
     return predictor_for(_task_name(task), options).ablation(workspace, task, target, **options)
 
 
-def model_folder(workspace: Workspace, name: str | Path) -> Path:
-    """A saved model's folder by name (under ``WS/artifacts/models``) or by folder path."""
+def model_folder(workspace: Workspace | None, name: str | Path) -> Path:
+    """A saved model's folder: by name under ``WS/artifacts/models`` first, else a folder path (a name never reaches
+    a folder of the current directory when the workspace holds a model of that name)."""
+    if workspace is not None and (workspace.artifacts / "models" / str(name) / "config.json").exists():
+        return workspace.artifacts / "models" / str(name)
     folder = Path(name)
-    if (folder / "config.json").exists():
-        return folder
-    folder = workspace.artifacts / "models" / str(name)
     if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"no model {str(name)!r} in this workspace; saved models: "
-                                f"{', '.join(saved_models(workspace)) or 'none'} (train one with `tuwen train`)")
+        known = ", ".join(saved_models(workspace)) if workspace is not None else ""
+        raise FileNotFoundError(f"no model {str(name)!r} in this workspace; saved models: {known or 'none'} "
+                                "(train one with `tuwen train`)")
     return folder
 
 
@@ -55,7 +56,7 @@ def saved_models(workspace: Workspace) -> list[str]:
     return sorted(p.name for p in models.glob("*") if (p / "config.json").exists()) if models.exists() else []
 
 
-def load_model(workspace: Workspace, name: str | Path, device: str = "cpu") -> Predictor:
+def load_model(workspace: Workspace | None, name: str | Path, device: str = "cpu") -> Predictor:
     """A saved model, loaded by the kind that wrote it."""
     folder = model_folder(workspace, name)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
