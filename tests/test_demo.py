@@ -19,7 +19,13 @@ def test_demo_runs_every_stage_and_leaves_a_usable_workspace(tmp_path: Path) -> 
         assert step in output, step
     assert output.count("what it shows:") >= 7  # every step says what its output shows
     assert "category depends on the shape, visible only in the photo, and on the material" in output
-    assert "fusing photo and text beats the best single modality" in output or "does not beat" in output
+    ablation = output.split("6. Text vs photo")[1].split("7. Search")[0]
+    scores = {line.split()[0]: float(line.split()[1]) for line in ablation.splitlines()
+              if len(line.split()) == 2 and line.split()[1].replace(".", "").isdigit()}
+    best_fusion = max(v for k, v in scores.items() if k.startswith("fusion:"))
+    best_single = max(v for k, v in scores.items() if not k.startswith("fusion:"))
+    assert best_fusion > best_single  # the catalog is built so that only both modalities tell every category
+    assert f"beats the best single modality by {best_fusion - best_single:+.3f}" in ablation
     assert "skipped" not in output  # the synthetic catalog has everything every step needs
     search = output.split("7. Search")[1].split("8. Recommendations")[0]
     assert search.count("[red/glass]") >= 1 and search.count("/cotton]") >= 3  # the catalog answers its queries

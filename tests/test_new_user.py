@@ -106,7 +106,12 @@ def test_every_command_is_registered_once_and_listed_names_match_the_registries(
             "similar", "recommend", "profile", "segments", "forget", "serve"} <= set(names)
     assert tuple(PRESETS) == PRESET_NAMES
     assert set(RECOMMENDERS) <= set(model_names())
-    assert "gated" in FUSIONS and "classify" in TASKS
+    from tuwen.predict.fusion import make_fusion
+    from tuwen.predict.tasks import KINDS
+
+    assert set(TASKS) == set(KINDS)  # every task the help lists is one the trainer builds, and the reverse
+    for fusion in FUSIONS:
+        assert make_fusion(fusion, 2, 8) is not None
     help_text = subprocess.run([sys.executable, "-m", "tuwen.cli", "--help"], capture_output=True, text=True,
                                timeout=60, check=True).stdout
     assert "segments" in help_text and "serve" in help_text

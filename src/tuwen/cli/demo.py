@@ -142,24 +142,27 @@ def _ablation(ws: Shop, synthetic: bool, console: Console) -> None:
                   f"{summary['split']['test']} test products), macro-F1 on the test part:")
     for variant, score in scores.items():
         console.print(f"   {variant:<16} {score:.3f}")
-    say(console, "   " + _fusion_verdict(scores), SYNTHETIC_WHY_FUSION if synthetic else
-        "fusion pays where the photo shows what the titles do not say (and the reverse)")
+    verdict, fusion_wins = _fusion_verdict(scores)
+    say(console, "   " + verdict, (SYNTHETIC_WHY_FUSION if synthetic else "fusion pays where the photo shows what "
+                                   "the titles do not say (and the reverse)") if fusion_wins else
+        "the best single modality already carries the category on this split")
     if summary.get("report"):
         console.print(f"   report with charts: {summary['report']}")
 
 
-def _fusion_verdict(scores: dict[str, float]) -> str:
-    """One sentence comparing the best fusion with the best single modality, from the numbers printed."""
+def _fusion_verdict(scores: dict[str, float]) -> tuple[str, bool]:
+    """One sentence comparing the best fusion with the best single modality, from the numbers printed, and whether
+    fusion won."""
     singles = {k: v for k, v in scores.items() if not k.startswith("fusion") and np.isfinite(v)}
     fused = {k: v for k, v in scores.items() if k.startswith("fusion") and np.isfinite(v)}
     if not singles or not fused:
-        return "no fusion to compare with a single modality"
+        return "no fusion to compare with a single modality", False
     single, fusion = max(singles, key=singles.__getitem__), max(fused, key=fused.__getitem__)
     if fused[fusion] > singles[single]:
         return (f"{fusion} {fused[fusion]:.3f} vs {single} alone {singles[single]:.3f}: fusing photo and text "
-                f"beats the best single modality by {fused[fusion] - singles[single]:+.3f}")
+                f"beats the best single modality by {fused[fusion] - singles[single]:+.3f}"), True
     return (f"{fusion} {fused[fusion]:.3f} does not beat {single} alone {singles[single]:.3f} here: "
-            "one modality already carries the category")
+            "one modality already carries the category"), False
 
 
 def _search(ws: Shop, synthetic: bool, attributes: dict[str, str], console: Console) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tuwen.metrics.intervals import bootstrap_interval
-from tuwen.metrics.ranking import average_precision, ndcg_at
+from tuwen.metrics.ranking import average_precision, ndcg_at, recall_at
 
 METRICS = ("map", "recall", "ndcg", "hr")
 
@@ -82,7 +82,7 @@ def temporal_split(interactions: pd.DataFrame, test_days: int = 7, end: pd.Times
 
 def user_metrics(truth: Sequence[str], ranked: Sequence[str], k: int = 12) -> dict[str, float]:
     hits = len(set(truth) & set(ranked[:k]))
-    return {"map": average_precision(ranked, set(truth), k), "recall": hits / len(set(truth)),
+    return {"map": average_precision(ranked, set(truth), k), "recall": recall_at(ranked, set(truth), k),
             "ndcg": ndcg_at(ranked, set(truth), k), "hr": float(hits > 0)}
 
 
