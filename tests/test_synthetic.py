@@ -255,7 +255,7 @@ def test_a_crash_leaves_no_half_catalog(tmp_path: Path, monkeypatch: pytest.Monk
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_jsonl", boom)
+    monkeypatch.setattr(synthetic.api, "_write_jsonl", boom)  # the last file written: a crash after most of them
     with pytest.raises(RuntimeError, match="disk full"):
         generate_catalog(tmp_path / "cat", **SMALL)
     assert list(tmp_path.iterdir()) == []

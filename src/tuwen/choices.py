@@ -16,3 +16,4 @@ RECOMMENDERS = ("popularity", "repurchase", "itemknn", "als", "content", "vbpr",
 # fashion set, see the README) at little cost.
 DEFAULT_IMAGE_ENCODERS = "mobilenet_v2+color_histogram"
 DEFAULT_TEXT_ENCODER = "use_multilingual"
+SEARCH_IMAGE_ENCODER = "mobilenet_v2"  # the photo vectors search and similar-product lookups index

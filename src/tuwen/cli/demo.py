@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.markup import escape
 
+from tuwen.choices import DEFAULT_TEXT_ENCODER, SEARCH_IMAGE_ENCODER
 from tuwen.ingest.synthetic import COLOURS
 from tuwen.shop import Shop
 from tuwen.store.workspace import WorkspaceError
@@ -116,7 +117,8 @@ def _nearest_step(ws: Shop, titles: dict[str, str], console: Console) -> None:
     say(console, f"[bold]5. Nearest products[/] to {probe} “{escape(titles[probe])}”:",
         "the photo's neighbours share what the picture shows (shape, colour); the title's share its words "
         "(material, brand) — two different views of one product")
-    for label, encoder, field in (("by photo", "mobilenet_v2", "image"), ("by title", "use_multilingual", "title")):
+    for label, encoder, field in (("by photo", SEARCH_IMAGE_ENCODER, "image"),
+                                  ("by title", DEFAULT_TEXT_ENCODER, "title")):
         try:
             near = _nearest(ws, encoder, field, probe)
         except (KeyError, ValueError) as error:

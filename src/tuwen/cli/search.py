@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from tuwen.choices import DEFAULT_IMAGE_ENCODERS, DEFAULT_TEXT_ENCODER, SEARCH_IMAGE_ENCODER
 from tuwen.cli.common import WorkspaceArg, err, friendly, open_workspace, out
 
 if TYPE_CHECKING:
@@ -27,10 +28,11 @@ def _open(workspace: Path) -> Shop:
 @friendly
 def align(
     workspace: WorkspaceArg,
-    text_encoder: Annotated[str, typer.Option(help="Text features to align (must be embedded).")] = "use_multilingual",
+    text_encoder: Annotated[str, typer.Option(help="Text features to align (must be embedded).")] \
+    = DEFAULT_TEXT_ENCODER,
     image_encoder: Annotated[str, typer.Option(help="Photo features to align; a+b joins several (a CNN must be "
                                                "embedded first; the colour histogram is computed if missing).")]
-    = "mobilenet_v2+color_histogram",
+    = DEFAULT_IMAGE_ENCODERS,
     fields: Annotated[str, typer.Option(help="Text fields used as views of each photo, comma separated.")]
     = "title,description",
     epochs: Annotated[int, typer.Option(min=1, max=1000, help="Training epochs.")] = 30,
@@ -57,8 +59,8 @@ def align(
 @friendly
 def index(
     workspace: WorkspaceArg,
-    text_encoder: Annotated[str, typer.Option(help="Text vectors for semantic search.")] = "use_multilingual",
-    image_encoder: Annotated[str, typer.Option(help="Photo vectors for image search.")] = "mobilenet_v2",
+    text_encoder: Annotated[str, typer.Option(help="Text vectors for semantic search.")] = DEFAULT_TEXT_ENCODER,
+    image_encoder: Annotated[str, typer.Option(help="Photo vectors for image search.")] = SEARCH_IMAGE_ENCODER,
     fields: Annotated[str, typer.Option(help="Text fields for full-text (BM25) search, comma separated.")]
     = "title,description,ocr",
     ann: Annotated[str, typer.Option(help="ANN vector indexes: auto (from --ann-threshold products on), on, off.")]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from tuwen.choices import DEFAULT_IMAGE_ENCODERS as IMAGE_ENCODERS
 from tuwen.choices import DEFAULT_TEXT_ENCODER as TEXT_ENCODER
+from tuwen.choices import SEARCH_IMAGE_ENCODER
 
-SEARCH_IMAGE_ENCODER = "mobilenet_v2"  # the photo vectors search and similar-product lookups index
 TEXT_FALLBACKS = (TEXT_ENCODER, "minilm", "tfidf")  # text vectors the recommenders look for, in this order
 
 __all__ = ["IMAGE_ENCODERS", "SEARCH_IMAGE_ENCODER", "TEXT_ENCODER", "TEXT_FALLBACKS"]

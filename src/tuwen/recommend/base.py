@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tuwen.encoders.cache import load_vectors
+from tuwen.encoders.defaults import TEXT_FALLBACKS
 from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
 from tuwen.util.vectors import l2
 
@@ -163,7 +164,7 @@ def _pick_image(available: dict[str, str]) -> str | None:
 
 def _pick_text(available: dict[str, str]) -> list[str]:
     texts = [k for k, m in available.items() if m == "text" and not k.endswith("/ocr")]
-    for encoder in ("use_multilingual", "minilm", "tfidf"):
+    for encoder in TEXT_FALLBACKS:
         chosen = [k for k in texts if k.startswith(encoder + "/") and k.split("/")[1] in ("title", "description")]
         if chosen:
             return sorted(chosen, key=lambda k: k.split("/")[1] != "title")

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tuwen.encoders.defaults import SEARCH_IMAGE_ENCODER, TEXT_ENCODER
+
 MODES = ("hybrid", "lexical", "semantic", "crossmodal", "image")
 SIGNALS = ("lexical", "semantic", "crossmodal", "image")
 FUSIONS = ("auto", "rrf", "weighted")
@@ -34,8 +36,8 @@ class SearchError(ValueError):
 class IndexSettings:
     """How the search index is built; stored with it so queries use the same encoders."""
 
-    text_encoder: str = "use_multilingual"
-    image_encoder: str = "mobilenet_v2"
+    text_encoder: str = TEXT_ENCODER
+    image_encoder: str = SEARCH_IMAGE_ENCODER
     fields: tuple[str, ...] = ("title", "description", "ocr")  # words for BM25
     text_weights: dict[str, float] = field(default_factory=lambda: {"title": 1.0, "description": 0.5})
     fused_image_weight: float = 0.5  # "more like this": cosine = (1-w)·text + w·image

@@ -39,7 +39,6 @@ MAX_DEPTH = 20
 MAX_PREDICATES = 50
 MAX_NUMBER_CHARS = 32
 
-COMPARISONS = ("=", "!=", "<>", "<", "<=", ">", ">=")
 KEYWORDS = ("AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "IS", "NULL", "TRUE", "FALSE")
 KINDS = ("number", "string", "bool")  # what a column holds, hence which literals it can be compared with
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tuwen.encoders.defaults import TEXT_ENCODER
+
 MODALITIES = ("text", "image", "tabular")
 WIDE_LR = 30.0
-REVIEW_ENCODERS = ("use_multilingual",)  # review text encoder when the workspace has no text vectors yet
+REVIEW_ENCODERS = (TEXT_ENCODER,)  # review text encoder when the workspace has no text vectors yet
 
 
 @dataclass
