@@ -90,3 +90,16 @@ def test_the_checks_see_a_violation() -> None:
     edges = _imports(_modules())
     assert "tuwen.store.workspace" in edges["tuwen.shop"]
     assert "tuwen.predict.registry" in edges["tuwen.shop"]
+
+
+def test_workspace_parameters_are_typed() -> None:
+    """Every stage states which workspace it takes (the store's, a path, or the shop), never ``Any``."""
+    untyped = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for arg in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                    if arg.arg in ("workspace", "ws") and (arg.annotation is None
+                                                           or ast.unparse(arg.annotation) in ("Any", "typing.Any")):
+                        untyped.append(f"{name}.{node.name}({arg.arg})")
+    assert not untyped, untyped

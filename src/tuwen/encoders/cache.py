@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.encoders import Encoder, encoder_for, encoder_names, get_encoder
-from tuwen.store.workspace import sql_list
+from tuwen.store.workspace import Workspace, sql_list
 from tuwen.util.progress import progress_bar
 
 TEXT_FIELDS = ("title", "description", "ocr")
@@ -47,14 +47,14 @@ def file_digest(path: str) -> str:
     return _digest(Path(path).read_bytes())
 
 
-def _cached_hashes(workspace: Any, name: str) -> dict[str, str]:
+def _cached_hashes(workspace: Workspace, name: str) -> dict[str, str]:
     if not workspace.has_table(name):
         return {}
     frame = workspace.read(name, ["id", "hash"])
     return dict(zip(frame["id"], frame["hash"], strict=True))
 
 
-def embed_items(workspace: Any, encoder: Encoder, field: str, ids: Sequence[str], inputs: Sequence[Any],
+def embed_items(workspace: Workspace, encoder: Encoder, field: str, ids: Sequence[str], inputs: Sequence[Any],
                 content_hashes: Sequence[str], batch_size: int = 256, progress: bool = True) -> dict[str, int]:
     """Embed the items whose (content, encoder version) hash is not cached yet; commit per chunk."""
     name = table_name(encoder.name, field)
@@ -76,7 +76,8 @@ def embed_items(workspace: Any, encoder: Encoder, field: str, ids: Sequence[str]
     return {"embedded": len(todo), "cached": len(ids) - len(todo)}
 
 
-def read_ocr(workspace: Any, products: pd.DataFrame, batch_size: int = 64, progress: bool = True) -> dict[str, int]:
+def read_ocr(workspace: Workspace, products: pd.DataFrame, batch_size: int = 64,
+             progress: bool = True) -> dict[str, int]:
     """Read text printed on product photos into the ``ocr`` table (cached by photo content)."""
     from tuwen.encoders.ocr import OcrReader
 
@@ -98,7 +99,7 @@ def read_ocr(workspace: Any, products: pd.DataFrame, batch_size: int = 64, progr
     return {"read": len(todo), "cached": len(ids) - len(todo)}
 
 
-def product_texts(workspace: Any, products: pd.DataFrame, field: str) -> pd.Series:
+def product_texts(workspace: Workspace, products: pd.DataFrame, field: str) -> pd.Series:
     """The text of one field per product id ("ocr" comes from the OCR table)."""
     if field == "ocr":
         ocr = workspace.read("ocr", ["id", "text"]) if workspace.has_table("ocr") else pd.DataFrame(columns=["id",
@@ -109,7 +110,7 @@ def product_texts(workspace: Any, products: pd.DataFrame, field: str) -> pd.Seri
     return products[field].fillna("")
 
 
-def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str | None, ocr: bool,
+def embed_workspace(workspace: Workspace, image_encoder: str | None, text_encoder: str | None, ocr: bool,
                     fields: Sequence[str], batch_size: int, progress: bool) -> dict[str, Any]:
     products = workspace.read("products", ["id", "title", "description", "image_paths", "has_image"])
     if products.empty:
@@ -147,7 +148,7 @@ def embed_workspace(workspace: Any, image_encoder: str | None, text_encoder: str
 FEW_IDS = 1_000  # up to this many wanted ids, a filtered read beats reading the whole vector table
 
 
-def load_vectors(workspace: Any, encoder: str, field: str = "image",
+def load_vectors(workspace: Workspace, encoder: str, field: str = "image",
                  ids: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
     """(ids, float32 matrix) of one encoder's vectors for one field; with a few ``ids``, only those rows.
 
@@ -169,7 +170,7 @@ def load_vectors(workspace: Any, encoder: str, field: str = "image",
     return ids, vectors.astype(np.float32, copy=False)
 
 
-def vector_tables(workspace: Any) -> dict[str, dict[str, Any]]:
+def vector_tables(workspace: Workspace) -> dict[str, dict[str, Any]]:
     """``{table: its meta}`` for the workspace's vector tables only.
 
     The manifest's ``meta`` also holds other commands' entries (``segments``, ``recommend``,
@@ -180,5 +181,5 @@ def vector_tables(workspace: Any) -> dict[str, dict[str, Any]]:
             if name.startswith("vec__") and isinstance(m, dict) and "encoder" in m and workspace.has_table(name)}
 
 
-def vector_counts(workspace: Any) -> dict[tuple[str, str], int]:
+def vector_counts(workspace: Workspace) -> dict[tuple[str, str], int]:
     return {(m["encoder"], m["field"]): workspace.count(name) for name, m in vector_tables(workspace).items()}

@@ -12,9 +12,10 @@ import pandas as pd
 from tuwen.encoders import encoder_for
 from tuwen.encoders.cache import embed_items, load_vectors
 from tuwen.predict.features import IMAGE_FIELDS, FeatureBuilder, FeatureSet, InputSpec, first_image, text_of
+from tuwen.store.workspace import Workspace
 
 
-def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
+def live_vectors(workspace: Workspace | None = None, encoders: dict[str, Any] | None = None,
                  dims: dict[str, int] | None = None) -> Any:
     """A vector source that runs the encoders on the items themselves (prediction on new products).
 
@@ -38,7 +39,7 @@ def live_vectors(workspace: Any = None, encoders: dict[str, Any] | None = None,
     return source
 
 
-def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
+def workspace_vectors(workspace: Workspace, compute_missing: bool = False) -> Any:
     """A vector source reading the workspace's cached vectors by item id.
 
     With ``compute_missing`` (review texts, which ``tuwen embed`` does not cover) the missing ones
@@ -60,7 +61,7 @@ def workspace_vectors(workspace: Any, compute_missing: bool = False) -> Any:
     return source
 
 
-def _embed_field(workspace: Any, spec: InputSpec, frame: pd.DataFrame) -> None:
+def _embed_field(workspace: Workspace, spec: InputSpec, frame: pd.DataFrame) -> None:
     texts = text_of(frame, spec.field)
     keep = (texts != "").to_numpy()
     if keep.any():
@@ -71,7 +72,7 @@ def _embed_field(workspace: Any, spec: InputSpec, frame: pd.DataFrame) -> None:
                     progress=False)
 
 
-def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Any,
+def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Workspace,
                    encoders: dict[str, Any]) -> FeatureSet:
     """A trained model's inputs for items: cached workspace vectors by id, the same encoders live for the rest."""
     dims = {i["name"].partition("@")[2]: i["dim"] for i in network_config["inputs"] if i["kind"] == "dense"}
@@ -79,7 +80,7 @@ def model_features(builder: FeatureBuilder, network_config: dict[str, Any], fram
     return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live))
 
 
-def _cached_or_live(workspace: Any, live: Any) -> Any:
+def _cached_or_live(workspace: Workspace, live: Any) -> Any:
     """Workspace vectors for the items it has, the live encoder for the rest (same encoder, same features)."""
     cached = workspace_vectors(workspace)
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from tuwen.encoders.cache import load_vectors
 from tuwen.encoders.defaults import TEXT_FALLBACKS
+from tuwen.store.workspace import Workspace
 from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
 from tuwen.util.vectors import l2
 
@@ -120,7 +121,7 @@ class ItemContent:
         return cls(list(ids), img, txt, img_mask, txt_mask, {"dim": dim})
 
     @classmethod
-    def from_workspace(cls, workspace: Any, image: str | None = "auto", text: Sequence[str] | str | None = "auto",
+    def from_workspace(cls, workspace: Workspace, image: str | None = "auto", text: Sequence[str] | str | None = "auto",
                        dim: int | None = 128, seed: int = 0) -> ItemContent:
         """Read cached vectors: ``image`` is ``"encoder/field"``, ``text`` one or more of those (averaged).
 
@@ -146,7 +147,7 @@ class ItemContent:
         return content
 
 
-def content_sources(workspace: Any) -> dict[str, str]:
+def content_sources(workspace: Workspace) -> dict[str, str]:
     """``{"encoder/field": modality}`` for every vector table the workspace holds."""
     meta = workspace.manifest.get("meta", {})
     found = {}
@@ -171,7 +172,7 @@ def _pick_text(available: dict[str, str]) -> list[str]:
     return sorted(texts)[:2]
 
 
-def _vectors_for(workspace: Any, source: str, index: dict[str, int]) -> np.ndarray:
+def _vectors_for(workspace: Workspace, source: str, index: dict[str, int]) -> np.ndarray:
     encoder, field_name = source.split("/", 1)
     ids, matrix = load_vectors(workspace, encoder, field_name)
     out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)

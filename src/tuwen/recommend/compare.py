@@ -12,6 +12,7 @@ from typing import Any
 from tuwen.choices import RECOMMENDERS
 from tuwen.recommend.evaluate import evaluate_model, results_table, temporal_split
 from tuwen.recommend.store import load_content, make_model
+from tuwen.store.workspace import Workspace
 
 COMPARED = RECOMMENDERS  # every recommender, in the order the comparison prints them
 
@@ -20,7 +21,7 @@ class NothingToScore(ValueError):
     """The test window holds no purchase by a shopper who also bought before it."""
 
 
-def compare(workspace: Any, models: Sequence[str] | str = COMPARED, test_days: int = 7, k: int = 12,
+def compare(workspace: Workspace, models: Sequence[str] | str = COMPARED, test_days: int = 7, k: int = 12,
             seed: int = 0) -> dict[str, Any]:
     """Fit every model on the events before the last ``test_days`` days and score it on those days.
 

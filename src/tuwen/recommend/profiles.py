@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.recommend.store import model_folders, scrub_model
+from tuwen.store.workspace import Workspace
 
 TYPE_KEYS = ("product_type_name", "articleType", "product_type", "type", "category")
 COLOUR_KEYS = ("colour_group_name", "baseColour", "colour", "color")
@@ -172,7 +173,7 @@ def summarise(p: Profile) -> str:
     return f"{p.user[:16]}: " + ("; ".join(parts) + "; " if parts else "") + activity + "."
 
 
-def profile(workspace: Any, user: str, top: int = 3) -> Profile:
+def profile(workspace: Workspace, user: str, top: int = 3) -> Profile:
     """The interest profile of one shopper in a workspace; unknown shopper → ``KeyError`` (CLI: exit 2)."""
     events = workspace.read("interactions")
     if not (events["user_id"] == user).any():
@@ -255,7 +256,7 @@ def _label(centre: pd.Series, overall: pd.Series, spread: pd.Series) -> str:
     return " · ".join(words)
 
 
-def segments(workspace: Any, k: int | None = None, seed: int = 0, chart: bool = True, save: bool = True,
+def segments(workspace: Workspace, k: int | None = None, seed: int = 0, chart: bool = True, save: bool = True,
              k_range: tuple[int, int] = (3, 8)) -> Segments:
     """Cluster shoppers (k-means on standardised profile vectors); ``k=None`` picks k by silhouette."""
     from sklearn.cluster import KMeans
@@ -340,7 +341,7 @@ USER_TABLES = {"interactions": "user_id", "reviews": "user_id", "users": "id", "
                "profiles": "user_id"}
 
 
-def _rewrite(workspace: Any, writer: Any, name: str, keep: Any, schema: pa.Schema | None = None) -> int:
+def _rewrite(workspace: Workspace, writer: Any, name: str, keep: Any, schema: pa.Schema | None = None) -> int:
     """Rewrite table ``name`` with only the rows where ``keep(frame)`` holds; returns rows removed.
 
     A rewrite (not a delete) puts the kept rows in new data files, so once old versions are
@@ -360,12 +361,12 @@ def _rewrite(workspace: Any, writer: Any, name: str, keep: Any, schema: pa.Schem
     return removed
 
 
-def _tables_holding(workspace: Any, user: str) -> list[str]:
+def _tables_holding(workspace: Workspace, user: str) -> list[str]:
     return [name for name, column in USER_TABLES.items() if workspace.has_table(name)
             and (workspace.read(name, [column])[column].astype(str) == user).any()]
 
 
-def forget(workspace: Any, user: str, record_unknown: bool = True) -> dict[str, Any]:
+def forget(workspace: Workspace, user: str, record_unknown: bool = True) -> dict[str, Any]:
     """Remove everything of one shopper from the workspace; report what was removed and what is stale.
 
     Order: saved models first (each rewritten atomically without the shopper and marked stale),
@@ -410,7 +411,7 @@ def forget(workspace: Any, user: str, record_unknown: bool = True) -> dict[str, 
     return report
 
 
-def _other_trained_artifacts(workspace: Any) -> list[str]:
+def _other_trained_artifacts(workspace: Workspace) -> list[str]:
     """Model folders outside ``artifacts/recommend`` (e.g. review-rating models) that may have seen the
     shopper's reviews or events; we cannot edit them, so we name them for retraining."""
     found = []

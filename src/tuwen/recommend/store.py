@@ -18,6 +18,7 @@ import pandas as pd
 
 from tuwen.recommend.base import ItemContent, Recommender, RecommendError, content_sources, history_from_frame
 from tuwen.recommend.explain import Explainer
+from tuwen.store.workspace import Workspace
 
 MODELS_DIR = "recommend"
 DEFAULT_MODEL = "ranker"
@@ -37,23 +38,23 @@ def make_model(name: str, **params: Any) -> Recommender:
     return Recommender.registry[name](**params)
 
 
-def model_folder(workspace: Any, name: str) -> Path:
+def model_folder(workspace: Workspace, name: str) -> Path:
     return workspace.artifacts / MODELS_DIR / name
 
 
-def model_folders(workspace: Any) -> list[Path]:
+def model_folders(workspace: Workspace) -> list[Path]:
     root = workspace.artifacts / MODELS_DIR
     return sorted(p for p in root.iterdir() if (p / "model.json").exists()) if root.exists() else []
 
 
-def load_content(workspace: Any, dim: int | None = 128) -> ItemContent | None:
+def load_content(workspace: Workspace, dim: int | None = 128) -> ItemContent | None:
     """The workspace's image + text vectors, or ``None`` when ``tuwen embed`` has not run."""
     if not content_sources(workspace):
         return None
     return ItemContent.from_workspace(workspace, dim=dim)
 
 
-def train(workspace: Any, name: str = DEFAULT_MODEL, params: dict[str, Any] | None = None, save: bool = True,
+def train(workspace: Workspace, name: str = DEFAULT_MODEL, params: dict[str, Any] | None = None, save: bool = True,
           default: bool = True) -> Recommender:
     """Fit one recommender on all the workspace's events and save it (clears its stale mark)."""
     events = workspace.read("interactions")
@@ -78,7 +79,7 @@ def train(workspace: Any, name: str = DEFAULT_MODEL, params: dict[str, Any] | No
     return model
 
 
-def default_model_name(workspace: Any) -> str | None:
+def default_model_name(workspace: Workspace) -> str | None:
     name = workspace.manifest.get("meta", {}).get("recommend", {}).get("default")
     if name and (model_folder(workspace, name) / "model.json").exists():
         return name
@@ -86,7 +87,7 @@ def default_model_name(workspace: Any) -> str | None:
     return folders[0].name if folders else None
 
 
-def load(workspace: Any, name: str | None = None) -> Recommender:
+def load(workspace: Workspace, name: str | None = None) -> Recommender:
     """A saved recommender of this workspace (default: the one trained last with ``default=True``)."""
     name = name or default_model_name(workspace)
     if name is None:
@@ -137,7 +138,7 @@ class Service:
     one with no events gets the model's popular products and is told so.
     """
 
-    def __init__(self, workspace: Any, name: str | None = None, model: Recommender | None = None):
+    def __init__(self, workspace: Workspace, name: str | None = None, model: Recommender | None = None):
         self.workspace = workspace
         self.model = model or load(workspace, name)
         self._events: pd.DataFrame | None = None

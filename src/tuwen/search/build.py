@@ -29,7 +29,7 @@ from tuwen.search.engine import query_encoder
 from tuwen.search.learn import category_queries, learn_weights
 from tuwen.search.tokens import segment
 from tuwen.search.vocab import update_vocabulary
-from tuwen.store.workspace import delete_rows, table_names
+from tuwen.store.workspace import Workspace, delete_rows, table_names
 from tuwen.util.progress import progress_bar
 from tuwen.util.vectors import l2
 
@@ -45,7 +45,7 @@ def _aligned(ids: Sequence[str], have: Sequence[str], vectors: np.ndarray) -> np
     return out
 
 
-def _field_vectors(ids: Sequence[str], workspace: Any, encoder: str, field_: str) -> np.ndarray | None:
+def _field_vectors(ids: Sequence[str], workspace: Workspace, encoder: str, field_: str) -> np.ndarray | None:
     """Vectors of ``encoder/field`` in the order of ``ids``, or None when the workspace has none."""
     try:
         return _aligned(ids, *load_vectors(workspace, encoder, field_))
@@ -53,7 +53,7 @@ def _field_vectors(ids: Sequence[str], workspace: Any, encoder: str, field_: str
         return None
 
 
-def _joined_features(ids: Sequence[str], workspace: Any, image_encoder: str) -> np.ndarray | None:
+def _joined_features(ids: Sequence[str], workspace: Workspace, image_encoder: str) -> np.ndarray | None:
     """Photo features the alignment was trained on (``a+b`` = side by side), in the order of ``ids``."""
     try:
         return _aligned(ids, *image_features(workspace, image_encoder))
@@ -61,7 +61,7 @@ def _joined_features(ids: Sequence[str], workspace: Any, image_encoder: str) -> 
         return None
 
 
-def _tokens(workspace: Any, products: pd.DataFrame, settings: IndexSettings, progress: bool) -> list[str]:
+def _tokens(workspace: Workspace, products: pd.DataFrame, settings: IndexSettings, progress: bool) -> list[str]:
     """The BM25 words of every product: its text fields joined, Chinese segmented."""
     n = len(products)
     fields = [f for f in settings.fields if f != "ocr" or workspace.has_table("ocr")]
@@ -92,7 +92,7 @@ def _attribute_columns(attributes: list[str], settings: IndexSettings) -> dict[s
             for key, name in names.items()}
 
 
-def _docs_frame(workspace: Any, settings: IndexSettings, progress: bool) -> tuple[pa.Table, dict[str, Any]]:
+def _docs_frame(workspace: Workspace, settings: IndexSettings, progress: bool) -> tuple[pa.Table, dict[str, Any]]:
     """Every product as one search document: words, filterable columns and unit-length vectors."""
     products = workspace.read("products")
     ids = list(products["id"])
@@ -171,7 +171,7 @@ def _settings_key(settings: IndexSettings, schema: pa.Schema) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def build_index(workspace: Any, settings: IndexSettings | None = None, progress: bool = True,
+def build_index(workspace: Workspace, settings: IndexSettings | None = None, progress: bool = True,
                 learn: bool = True) -> dict[str, Any]:
     """Create or update the workspace's search index; only added, changed and deleted products are written.
 
@@ -217,7 +217,7 @@ def build_index(workspace: Any, settings: IndexSettings | None = None, progress:
     return report
 
 
-def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
+def _write_rows(workspace: Workspace, table_name: str, docs: pa.Table, fresh: bool,
                 progress: bool) -> tuple[Any, pa.Table, list[str]]:
     """Write the new or changed rows (all of them when ``fresh``) and delete the removed ones."""
     db = workspace.db
@@ -247,7 +247,7 @@ def _write_rows(workspace: Any, table_name: str, docs: pa.Table, fresh: bool,
     return table, changed, removed
 
 
-def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSettings,
+def _vocabulary(workspace: Workspace, writer: Any, docs: pa.Table, settings: IndexSettings,
                 signals: list[str]) -> dict[str, Any] | None:
     """The catalog's word vectors for soft (cross-lingual) coverage (:mod:`tuwen.search.vocab`), embedded with
     the semantic signal's encoder: only when that signal exists (its encoder is known to load) and
@@ -260,7 +260,7 @@ def _vocabulary(workspace: Any, writer: Any, docs: pa.Table, settings: IndexSett
                              lambda words: np.asarray(encoder.encode(words), np.float32), settings.soft_vocabulary)
 
 
-def _learn_at_index_time(workspace: Any) -> dict[str, Any]:
+def _learn_at_index_time(workspace: Workspace) -> dict[str, Any]:
     """Hybrid weights from the catalog's category pseudo-queries (see :func:`category_queries`)."""
     try:
         queries, relevant = category_queries(workspace)

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.encoders.defaults import SEARCH_IMAGE_ENCODER, TEXT_ENCODER
+from tuwen.store.workspace import Workspace
 
 MODES = ("hybrid", "lexical", "semantic", "crossmodal", "image")
 SIGNALS = ("lexical", "semantic", "crossmodal", "image")
@@ -95,7 +96,7 @@ def candidate_count(k: int, candidates: int | None = None) -> int:
     return max(candidates or 0, 5 * k, 50)
 
 
-def read_meta(workspace: Any, key: str = "settings") -> dict[str, Any] | None:
+def read_meta(workspace: Workspace, key: str = "settings") -> dict[str, Any] | None:
     """One JSON document from the workspace's search meta table (settings, weights), or None."""
     if not workspace.has_table(META_TABLE):
         return None

@@ -70,7 +70,7 @@ class SearchEngine:
     Build one per workspace and reuse it; :func:`tuwen.search.engine_for` caches them and notices re-indexing.
     """
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Workspace) -> None:
         meta = read_meta(workspace)
         if meta is None or not workspace.has_table(meta.get("table", "")):
             raise SearchError(f"{workspace.path}: no search index yet; run `tuwen index {workspace.path}` first")

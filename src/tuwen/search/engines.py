@@ -5,18 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tuwen.search.common import META_TABLE
 from tuwen.search.engine import SearchEngine
 from tuwen.search.results import SearchResult
-from tuwen.store.workspace import as_workspace
+from tuwen.store.workspace import Workspace, as_workspace
 
 _ENGINES: dict[str, tuple[SearchEngine, tuple[int | None, int | None]]] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine_for(workspace: Any) -> SearchEngine:
+def engine_for(workspace: Workspace | str | Path) -> SearchEngine:
     """The cached engine of a workspace, reloaded when the index table or its settings and weights changed since.
 
     Freshness is read from the workspace manifest's committed versions (in memory), not from the tables: any
@@ -35,7 +34,7 @@ def engine_for(workspace: Any) -> SearchEngine:
         return engine
 
 
-def _versions(workspace: Any, table: str) -> tuple[int | None, int | None]:
+def _versions(workspace: Workspace, table: str) -> tuple[int | None, int | None]:
     committed = workspace.committed_tables()
     return committed.get(table), committed.get(META_TABLE)
 
@@ -45,7 +44,7 @@ def clear_engines() -> None:
         _ENGINES.clear()
 
 
-def search(workspace: Any, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
+def search(workspace: Workspace, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
            k: int = 10, where: str | None = None, fusion: str = "auto",
            facets: Sequence[str] | None = None) -> SearchResult:
     """Search a workspace's products (run :func:`build_index` first). See :meth:`SearchEngine.search`.
@@ -56,7 +55,7 @@ def search(workspace: Any, query: str | None = None, *, image: str | Path | None
                                         facets=facets)
 
 
-def similar(workspace: Any, product_id: str, *, k: int = 10, where: str | None = None,
+def similar(workspace: Workspace, product_id: str, *, k: int = 10, where: str | None = None,
             facets: Sequence[str] | None = None) -> SearchResult:
     """"More like this": the products nearest to one product's fused text + photo embedding."""
     return engine_for(workspace).similar(product_id, k=k, where=where, facets=facets)

@@ -7,6 +7,7 @@ ranks alone (it only has a few distinct values per query: ties everywhere), so t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,12 +16,12 @@ from tuwen.metrics.ranking import ndcg_at
 from tuwen.search.common import COVERAGE, DEFAULT_WEIGHTS, SearchError, candidate_count, top, write_meta
 from tuwen.search.engines import engine_for
 from tuwen.search.fusion import candidate_keys, standardise
-from tuwen.store.workspace import as_workspace
+from tuwen.store.workspace import Workspace, as_workspace
 
 Prepared = tuple[np.ndarray, list[str], set[str], bool]  # features (signals × candidates), ids, relevant, words?
 
 
-def category_queries(workspace: Any, min_products: int = 5, max_queries: int = 300,
+def category_queries(workspace: Workspace, min_products: int = 5, max_queries: int = 300,
                      seed: int = 0) -> tuple[list[str], list[set[str]]]:
     """Pseudo-queries any catalog has: each category's last path element, relevant = products in it.
 
@@ -37,8 +38,8 @@ def category_queries(workspace: Any, min_products: int = 5, max_queries: int = 3
     return names, [groups[name] for name in names]
 
 
-def learn_weights(workspace: Any, queries: Sequence[str], relevant: Sequence[set[str]], *, k: int = 10,
-                  step: float = 0.1, save: bool = True, candidates: int | None = None) -> dict[str, Any]:
+def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], relevant: Sequence[set[str]], *,
+                  k: int = 10, step: float = 0.1, save: bool = True, candidates: int | None = None) -> dict[str, Any]:
     """Fit the hybrid weights: a grid over the simplex of signal weights, chosen for held-out mean nDCG@k.
 
     Two sets are learnt, because how much the vectors are worth depends on whether the words matched at

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tuwen.search.tokens import STOP_WORDS, match_form, word_tokens
+from tuwen.store.workspace import Workspace
 from tuwen.util.vectors import l2
 
 RAMP_FLOOR = 0.4  # cosine at and below which a word is unrelated (soft coverage 0)
@@ -57,7 +58,7 @@ def vocabulary(tokens: Iterable[str | None], limit: int) -> dict[str, str]:
     return {form: surface for form, (_, surface) in kept}
 
 
-def update_vocabulary(workspace: Any, writer: Any, tokens: Sequence[str | None], encoder: str, encode: Encode,
+def update_vocabulary(workspace: Workspace, writer: Any, tokens: Sequence[str | None], encoder: str, encode: Encode,
                       limit: int) -> dict[str, Any]:
     """Embed the vocabulary's words not stored yet and upsert them (re-indexing embeds only new words); words
     no longer in the catalog (its products deleted or changed) are deleted, or they would stay "known" and never
@@ -90,7 +91,7 @@ class SoftMatcher:
         self.vectors = l2(vectors)
 
     @classmethod
-    def load(cls, workspace: Any, table: str) -> SoftMatcher | None:
+    def load(cls, workspace: Workspace, table: str) -> SoftMatcher | None:
         if not workspace.has_table(table):
             return None
         data = workspace.table(table).to_arrow()

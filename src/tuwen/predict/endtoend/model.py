@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,9 +52,7 @@ from tuwen.predict.tasks import Task, make_task
 from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.members import fit_members, neighbour_labels
 from tuwen.predict.training.prepare import Prepared, available_vectors, split_frame
-
-if TYPE_CHECKING:  # annotations only
-    from tuwen.store.workspace import Workspace
+from tuwen.store.workspace import Workspace
 
 IMAGE_CNN = "image_cnn"
 IMAGE_FINETUNE = "mobilenet_v2_ft"
@@ -213,7 +211,7 @@ class EndToEndModel(TuwenModel):
     builder_type = EndToEndBuilder
     network_type = staticmethod(build_endtoend_network)
 
-    def features(self, frame: pd.DataFrame, workspace: Any = None) -> FeatureSet:
+    def features(self, frame: pd.DataFrame, workspace: Workspace | None = None) -> FeatureSet:
         """Token ids and pixels of items; for a batch, photos already decoded for the workspace come from its
         cache. A few products (a prediction) decode their photos directly: reading the whole cache file, and
         rewriting it with the new photos, costs far more than decoding them (the rule of ``load_vectors``)."""

@@ -14,6 +14,7 @@ from tuwen.predict.tasks.base import Task, group_values
 from tuwen.predict.training.config import MODALITIES, REVIEW_ENCODERS
 from tuwen.predict.training.splits import split_items
 from tuwen.predict.vectors import workspace_vectors
+from tuwen.store.workspace import Workspace
 
 
 @dataclass
@@ -45,17 +46,17 @@ class Prepared:
         return [s.name for s in self.features.specs if s.modality in modalities]
 
 
-def load_items(workspace: Any, task: Task) -> pd.DataFrame:
+def load_items(workspace: Workspace, task: Task) -> pd.DataFrame:
     if not workspace.has_table(task.items):
         raise KeyError(f"{workspace.path}: no {task.items} in this workspace; run `tuwen ingest` first")
     return workspace.read(task.items)
 
 
-def available_vectors(workspace: Any) -> list[tuple[str, str]]:
+def available_vectors(workspace: Workspace) -> list[tuple[str, str]]:
     return sorted({(m["encoder"], m["field"]) for m in vector_tables(workspace).values()})
 
 
-def prepare(workspace: Any, task: Task, text_fields: tuple[str, ...] | None = None,
+def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | None = None,
             modalities: tuple[str, ...] = MODALITIES, tabular: tuple[str, ...] = (),
             encoders: tuple[str, ...] | None = None, tfidf: bool = True, seed: int = 0, test_size: float = 0.2,
             val_size: float = 0.1, limit: int | None = None) -> Prepared:
@@ -78,7 +79,7 @@ def prepare(workspace: Any, task: Task, text_fields: tuple[str, ...] | None = No
     return Prepared(task, frame, split, builder, features, info, task.targets(frame))
 
 
-def split_frame(workspace: Any, task: Task, seed: int = 0, test_size: float = 0.2, val_size: float = 0.1,
+def split_frame(workspace: Workspace, task: Task, seed: int = 0, test_size: float = 0.2, val_size: float = 0.1,
                 limit: int | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """A task's usable items, their train/val/test labels and the split's description (rule, seed, sizes).
 

@@ -16,7 +16,7 @@ from tuwen.encoders import encoder_names, get_encoder
 from tuwen.encoders.cache import embed_workspace, load_vectors, table_name
 from tuwen.encoders.defaults import IMAGE_ENCODERS, TEXT_ENCODER
 from tuwen.search.align.aligner import FORMAT_VERSION, AlignConfig, Aligner
-from tuwen.store.workspace import as_workspace
+from tuwen.store.workspace import Workspace, as_workspace
 from tuwen.util.folders import atomic_folder, read_info, write_info
 from tuwen.util.progress import progress_bar
 from tuwen.util.vectors import l2
@@ -37,7 +37,7 @@ class AlignData:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-def image_features(workspace: Any, image_encoder: str) -> tuple[list[str], np.ndarray]:
+def image_features(workspace: Workspace, image_encoder: str) -> tuple[list[str], np.ndarray]:
     """Photo features of ``image_encoder``; ``a+b`` joins several encoders' vectors side by side.
 
     The default pairs MobileNetV2 (shape, texture) with the colour histogram: ImageNet features are
@@ -52,7 +52,7 @@ def image_features(workspace: Any, image_encoder: str) -> tuple[list[str], np.nd
     return ids, np.hstack([vectors[[r[pid] for pid in ids]] for (_, vectors), r in zip(parts, rows, strict=True)])
 
 
-def ensure_image_features(workspace: Any, image_encoder: str, progress: bool = True) -> None:
+def ensure_image_features(workspace: Workspace, image_encoder: str, progress: bool = True) -> None:
     """Embed the photos with any cheap encoder of ``image_encoder`` not in the workspace yet (colour histogram:
     ~400 photos/s); expensive ones (a CNN) must come from `tuwen embed` and are reported missing instead."""
     for name in encoder_names(image_encoder):
@@ -60,7 +60,7 @@ def ensure_image_features(workspace: Any, image_encoder: str, progress: bool = T
             embed_workspace(workspace, name, None, False, ("title", "description"), 256, progress)
 
 
-def load_pairs(workspace: Any, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
+def load_pairs(workspace: Workspace, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
                fields: Sequence[str] = ("title", "description")) -> AlignData:
     """The (title[, description], photo) feature pairs of every product that has a photo and a title vector."""
     image_ids, image_vectors = image_features(workspace, image_encoder)
@@ -91,11 +91,11 @@ def load_pairs(workspace: Any, text_encoder: str = TEXT_ENCODER, image_encoder: 
     return AlignData(ids, titles, images, groups, descriptions, {"text": text_encoder, "image": image_encoder})
 
 
-def align_folder(workspace: Any) -> Path:
+def align_folder(workspace: Workspace) -> Path:
     return Path(workspace.artifacts) / ALIGN_DIR
 
 
-def align_workspace(workspace: Any, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
+def align_workspace(workspace: Workspace, text_encoder: str = TEXT_ENCODER, image_encoder: str = IMAGE_ENCODERS,
                     fields: Sequence[str] = ("title", "description"), config: AlignConfig | None = None,
                     clip: str | Path | None = None, progress: bool = True,
                     also: Sequence[Any] = ()) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def _concat(parts: list[AlignData]) -> AlignData:
                      parts[0].sources)
 
 
-def _configure_clip(workspace: Any, folder: Path, tmp: Path, progress: bool) -> dict[str, Any]:
+def _configure_clip(workspace: Workspace, folder: Path, tmp: Path, progress: bool) -> dict[str, Any]:
     """Zero-shot alignment from a local CLIP checkpoint: embed the photos with its image tower, record the folder."""
     folder = folder.resolve()
     image_tower = get_encoder(f"{folder}:image")
@@ -204,7 +204,7 @@ def content_version(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_alignment(workspace: Any) -> AlignmentModel | None:
+def load_alignment(workspace: Workspace) -> AlignmentModel | None:
     """The workspace's alignment, or ``None`` when `tuwen align` has not run."""
     folder = align_folder(workspace)
     path = folder / "align.json"
