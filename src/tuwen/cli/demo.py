@@ -87,7 +87,7 @@ def run_demo(workspace: Path, preset: str | None, path: Path | None, products: i
     _nearest_step(ws, titles, console)
     _ablation(ws, synthetic, console)
     _search(ws, synthetic, attributes, console)
-    _recommend(ws, titles, console)
+    recommend_step(ws, titles, console)
     console.print(f"Done. Inspect it with `tuwen info {workspace}`; browse it with `tuwen serve {workspace}` "
                   "(web page at http://127.0.0.1:8000/).")
     return ws
@@ -213,7 +213,7 @@ def _facts(attributes: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _recommend(ws: Shop, titles: dict[str, str], console: Console, k: int = 20, shown: int = 3) -> None:
+def recommend_step(ws: Shop, titles: dict[str, str], console: Console, k: int = 20, shown: int = 3) -> None:
     """Recommendations with reasons, showing products carried by content (photos, titles), not only re-buys."""
     step = "8. Recommendations"
     events = ws.read("interactions", ["user_id", "kind"])

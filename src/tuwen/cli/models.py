@@ -46,7 +46,7 @@ EnsembleOpt = Annotated[int | None, typer.Option(help="Networks averaged per mod
                                                  "for medium, 1 from 4,000 training items; end-to-end: 1).")]
 
 
-def _config(epochs: int | None, seed: int, progress: bool = True, ensemble: int | None = None,
+def train_config(epochs: int | None, seed: int, progress: bool = True, ensemble: int | None = None,
             encoders: str | None = None) -> Any:
     """The TrainConfig of a command: its mode's defaults (end-to-end ones for ``--encoders trainable`` /
     ``finetune``), then only the options the user gave, so an explicit ``--epochs 40`` stays 40."""
@@ -97,7 +97,7 @@ def train(
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
                         modalities=_split(modalities), tabular=_split(tabular), encoders=_split(encoders) or None,
-                        fusion=fusion, seed=seed, config=_config(epochs, seed, not as_json, ensemble, encoders))
+                        fusion=fusion, seed=seed, config=train_config(epochs, seed, not as_json, ensemble, encoders))
     summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics")}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
@@ -156,7 +156,7 @@ def evaluate(
         summary = run_ablation(ws, task, target, text_fields=_split(text_fields) or None,
                                 modalities=_split(modalities), tabular=_split(tabular),
                                 encoders=_split(encoders) or None, fusions=_split(fusions), seed=seed,
-                                config=_config(epochs, seed, not as_json, ensemble))
+                                config=train_config(epochs, seed, not as_json, ensemble))
     else:
         raise ValueError("say what to evaluate: --ablation (train and compare every variant) or --model NAME")
     if as_json:

@@ -51,7 +51,7 @@ def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], rel
     for that set alone); else it is left out too. ``weights`` is learnt on queries with BM25 hits only (exact
     coverage); when none of the queries has any, no ``weights`` set is learnt (queries with word matches then
     get the default weights), and with no set without lexical to learn either it is an error.
-    Each set comes with its score ``scale`` (see :func:`_fit`). The per-query candidate features are computed
+    Each set comes with its score ``scale`` (see :func:`fit_weight_grid`). The per-query candidate features are computed
     once, so each grid point costs a few vector sums. Learn on queries kept apart from the ones you judge the
     result on (the benchmark learns on one half of its queries and reports the other).
     """
@@ -62,7 +62,7 @@ def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], rel
     names = [*signals, COVERAGE] if "lexical" in signals else signals
     # queries without BM25 hits get soft coverage features (when the index stored its vocabulary): the only
     # queries the set without lexical learns coverage from; queries with hits get exact coverage
-    prepared = _prepare(engine, names, queries, relevant, candidate_count(k, candidates),
+    prepared = prepare_queries(engine, names, queries, relevant, candidate_count(k, candidates),
                         soft=engine.matcher() is not None)
     with_words = [p for p in prepared if p[3]]
     vector_signals = [s for s in signals if s != "lexical"]
@@ -72,7 +72,7 @@ def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], rel
                           "learnt from them")
     result: dict[str, Any] = {"queries": len(with_words)}
     if with_words:  # never from queries without hits: their coverage is another feature (soft) or none at all
-        result.update(_fit(with_words, names, names, k, step, ""))
+        result.update(fit_weight_grid(with_words, names, names, k, step, ""))
     if learns_without:
         without = [p for p in prepared if not p[3]]
         pool = without if len(without) >= 5 else prepared
@@ -81,7 +81,7 @@ def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], rel
         # (H&M's index-time weights learnt it from English category names and lost 0.03 on Chinese queries)
         soft = pool is without and engine.matcher() is not None
         use = [*vector_signals, COVERAGE] if soft else vector_signals
-        result.update(_fit(pool, names, use, k, step, "_without_lexical"))
+        result.update(fit_weight_grid(pool, names, use, k, step, "_without_lexical"))
         result["soft_coverage_without_lexical"] = soft
         result["queries_without_lexical"] = len(without)
     if save:  # the engine cache notices the meta table's new version: no cache to clear
@@ -91,7 +91,7 @@ def learn_weights(workspace: Workspace | str | Path, queries: Sequence[str], rel
     return result
 
 
-def _prepare(engine: Any, names: list[str], queries: Sequence[str], relevant: Sequence[set[str]],
+def prepare_queries(engine: Any, names: list[str], queries: Sequence[str], relevant: Sequence[set[str]],
              candidates: int, soft: bool = False) -> list[Prepared]:
     """Each query's candidates with their features (``names``: signals, coverage), computed once for the grid;
     coverage is soft for queries without BM25 hits when ``soft``, else exact (as search computes it for the set
@@ -114,7 +114,7 @@ def _prepare(engine: Any, names: list[str], queries: Sequence[str], relevant: Se
 FAMILIES = ("single", "raw", "standardised")  # simplest first: a tie in held-out nDCG keeps the simpler
 
 
-def _fit(prepared: list[Prepared], signals: list[str], use: list[str], k: int, step: float,
+def fit_weight_grid(prepared: list[Prepared], signals: list[str], use: list[str], k: int, step: float,
          suffix: str) -> dict[str, Any]:
     """One weight set over the ``use`` features (others weigh 0), from three families of candidates.
 
@@ -127,11 +127,11 @@ def _fit(prepared: list[Prepared], signals: list[str], use: list[str], k: int, s
     mix is used only where it also wins on queries it was not fitted to, and hybrid then falls back to its
     best component instead of below it.
     """
-    grid = _grid(signals, use, step)
+    grid = weight_grid(signals, use, step)
     corners = grid.max(axis=1) == 1.0
-    raw = _ndcg_table(prepared, grid, k, standardised=False)
+    raw = ndcg_table(prepared, grid, k, standardised=False)
     tables = {"single": (grid[corners], raw[corners]), "raw": (grid, raw),
-              "standardised": (grid, _ndcg_table(prepared, grid, k, standardised=True))}
+              "standardised": (grid, ndcg_table(prepared, grid, k, standardised=True))}
     held_out = {family: _cross_validated(table) for family, (_, table) in tables.items()}
     best = max(held_out.values())
     family = next(f for f in FAMILIES if held_out[f] >= best - 1e-9)
@@ -144,7 +144,7 @@ def _fit(prepared: list[Prepared], signals: list[str], use: list[str], k: int, s
             f"held_out_ndcg@10{suffix}": {f: round(v, 4) for f, v in held_out.items()}}
 
 
-def _grid(signals: list[str], use: list[str], step: float) -> np.ndarray:
+def weight_grid(signals: list[str], use: list[str], step: float) -> np.ndarray:
     """Simplex points over the ``use`` features, as full weight vectors over ``signals`` (rows); coverage alone
     (weight 1) is left out: it ties most candidates and would leave their order to chance."""
     points = np.array(_simplex(len(use), step))
@@ -155,7 +155,7 @@ def _grid(signals: list[str], use: list[str], step: float) -> np.ndarray:
     return grid
 
 
-def _ndcg_table(prepared: list[Prepared], grid: np.ndarray, k: int, standardised: bool) -> np.ndarray:
+def ndcg_table(prepared: list[Prepared], grid: np.ndarray, k: int, standardised: bool) -> np.ndarray:
     """nDCG@k of every grid point (rows) on every query (columns)."""
     out = np.zeros((len(grid), len(prepared)))
     for j, (feats, ids, rel, _) in enumerate(prepared):

@@ -11,13 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.helpers import synthetic_shop
 from tuwen import Workspace
 from tuwen.ingest.synthetic import generate_catalog
 from tuwen.predict.training.config import TrainConfig
 from tuwen.search import IndexSettings
 from tuwen.serve.app import create_app
-
-from .helpers import synthetic_shop
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ from typer.testing import CliRunner
 
 import tuwen.cli.models  # noqa: F401  (registers train / evaluate)
 import tuwen.cli.recommend  # noqa: F401  (registers recommend)
+from tests.helpers import synthetic_shop
 from tuwen import Workspace
 from tuwen.cli.main import app
-
-from .helpers import synthetic_shop
 
 
 @pytest.fixture(scope="module")

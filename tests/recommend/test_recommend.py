@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import tuwen.cli.models  # noqa: F401  (registers train / evaluate)
 import tuwen.cli.recommend  # noqa: F401  (registers the commands on the app)
+from tests.helpers import synthetic_shop
 from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.ingest.synthetic import generate_catalog
@@ -45,8 +46,6 @@ from tuwen.recommend.base import ItemContent
 from tuwen.recommend.evaluate import evaluate_rankings, user_metrics
 from tuwen.recommend.ranker import catalog_codes, neighbour_popularity
 from tuwen.recommend.store import load_content
-
-from .helpers import synthetic_shop
 
 FAST = {
     "popularity": lambda: Popularity(),

@@ -15,12 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 import tuwen.cli.search  # noqa: F401  (registers the search commands)
+from tests.conftest import dataset_path
 from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.search import build_index, search, similar
 from tuwen.search.align import AlignConfig, align_workspace
-
-from .conftest import dataset_path
 
 pytestmark = pytest.mark.realdata
 N = 300

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tuwen.cli.search  # noqa: F401  (registers the search commands on the app)
+from tests.helpers import synthetic_shop
 from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.metrics.ranking import ndcg_at
@@ -42,12 +43,10 @@ from tuwen.search import (
 from tuwen.search.align import AlignConfig, Aligner, align_workspace, retrieval_metrics
 from tuwen.search.common import read_meta, write_meta
 from tuwen.search.fusion import choose_weights, fuse, standardise
-from tuwen.search.learn import _fit, _grid, _ndcg_table, _prepare
+from tuwen.search.learn import fit_weight_grid, ndcg_table, prepare_queries, weight_grid
 from tuwen.search.results import Ranked
 from tuwen.search.tokens import match_form, match_words, word_hits, word_set
 from tuwen.search.vocab import SoftMatcher, soft_hits, vocabulary
-
-from .helpers import synthetic_shop
 
 runner = CliRunner()
 SETTINGS = IndexSettings(image_encoder="color_histogram")
@@ -179,7 +178,7 @@ def test_learnt_weights_are_saved_used_and_score_what_search_scores(tmp_path: Pa
 
 
 def _queries(seed: int, n: int, make: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]) -> list:
-    """Prepared queries for :func:`_fit`: ``make(rng)`` gives (features × 30 candidates, relevant mask)."""
+    """Prepared queries for :func:`fit_weight_grid`: ``make(rng)`` gives (features × 30 candidates, relevant mask)."""
     rng = np.random.default_rng(seed)
     out = []
     for q in range(n):
@@ -198,7 +197,8 @@ def _two_halves(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_learning_finds_the_mix_when_relevance_needs_both_signals() -> None:
-    fitted = _fit(_queries(0, 30, _two_halves), ["lexical", "semantic"], ["lexical", "semantic"], 10, 0.1, "")
+    both = ["lexical", "semantic"]
+    fitted = fit_weight_grid(_queries(0, 30, _two_halves), both, both, 10, 0.1, "")
     w = fitted["weights"]
     assert 0 < w["lexical"] < 1 and w["lexical"] + w["semantic"] == pytest.approx(1.0)
     held_out = fitted["held_out_ndcg@10"]
@@ -219,11 +219,11 @@ def _noisy_first_signal(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 def test_learning_keeps_the_best_signal_alone_when_a_mix_only_wins_on_the_fitting_queries() -> None:
     prepared = _queries(18, 30, _noisy_first_signal)  # a draw where the trap is there (most seeds have it)
-    grid = _grid(["lexical", "semantic"], ["lexical", "semantic"], 0.1)
-    in_sample = _ndcg_table(prepared, grid, 10, standardised=False).mean(axis=1)
+    grid = weight_grid(["lexical", "semantic"], ["lexical", "semantic"], 0.1)
+    in_sample = ndcg_table(prepared, grid, 10, standardised=False).mean(axis=1)
     corners = grid.max(axis=1) == 1.0
     assert in_sample.max() > in_sample[corners].max() + 0.002, "some noise mix wins on the fitting queries"
-    fitted = _fit(prepared, ["lexical", "semantic"], ["lexical", "semantic"], 10, 0.1, "")
+    fitted = fit_weight_grid(prepared, ["lexical", "semantic"], ["lexical", "semantic"], 10, 0.1, "")
     assert fitted["weights"]["lexical"] == 1.0 and fitted["scale"] == "raw"
     assert fitted["held_out_ndcg@10"]["single"] > max(fitted["held_out_ndcg@10"][f] for f in ("raw", "standardised"))
 
@@ -237,9 +237,9 @@ def _every_word(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def test_learning_weighs_coverage_but_never_ranks_by_it_alone() -> None:
     names = ["lexical", "semantic", "coverage"]
-    grid = _grid(names, names, 0.1)
+    grid = weight_grid(names, names, 0.1)
     assert grid[:, 2].max() == pytest.approx(0.9)  # coverage alone would leave its ties to chance
-    fitted = _fit(_queries(0, 30, _every_word), names, names, 10, 0.1, "")
+    fitted = fit_weight_grid(_queries(0, 30, _every_word), names, names, 10, 0.1, "")
     assert 0.5 <= fitted["weights"]["coverage"] < 1 and fitted["ndcg@10"] == pytest.approx(1.0)
     assert fitted["held_out_ndcg@10"]["single"] < 0.9
 
@@ -355,7 +355,7 @@ def test_weights_for_queries_with_words_are_never_learnt_on_queries_without(tmp_
     learnt = learn_weights(shop, queries, [set(ids[i::5]) for i in range(5)], save=False)
     assert "weights" not in learnt and learnt["queries"] == 0 and learnt["queries_without_lexical"] == 5
     assert learnt["soft_coverage_without_lexical"] is True and "weights_without_lexical" in learnt
-    prepared = _prepare(engine, ["lexical", "semantic", "coverage"], ["彩虹", "red mug"], [{ids[0]}, {ids[0]}],
+    prepared = prepare_queries(engine, ["lexical", "semantic", "coverage"], ["彩虹", "red mug"], [{ids[0]}, {ids[0]}],
                         100, soft=True)
     keys = list(range(len(ids)))
     assert [p[3] for p in prepared] == [False, True]
@@ -660,7 +660,7 @@ def test_aligner_refuses_too_few_pairs() -> None:
 
 def test_clip_checkpoint_is_used_zero_shot_for_crossmodal(tmp_path: Path, shop: Workspace) -> None:
     pytest.importorskip("transformers")
-    from .test_encoders import write_tiny_clip
+    from tests.encoders.test_encoders import write_tiny_clip
 
     ws = _copy(shop, tmp_path)
     folder = write_tiny_clip(tmp_path / "tiny-clip", projection_dim=16)

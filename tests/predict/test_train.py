@@ -149,7 +149,7 @@ def test_ablation_fusion_beats_each_modality_and_writes_report(workspace: Worksp
 PREDICT_SCRIPT = """
 import json, sys
 import numpy as np
-import tests.test_train  # registers the fixture encoder, as the training process did
+import tests.predict.test_train  # registers the fixture encoder, as the training process did
 from tuwen.predict.registry import load_model
 from tuwen.util.folders import FormatError
 from tuwen import Workspace
@@ -189,7 +189,7 @@ def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspa
     assert [value for _, value in scalars["train/loss"]] == pytest.approx([entry["train_loss"] for entry in log])
     frame = workspace.read("products").head(40)
     here = model.outputs(model.features(frame, workspace))["predictions"]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", PREDICT_SCRIPT, str(workspace.path)], capture_output=True,
                           text=True, cwd=root, check=True, timeout=120)
     there = json.loads(done.stdout.strip().splitlines()[-1])

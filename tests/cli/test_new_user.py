@@ -15,15 +15,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from tests.helpers import synthetic_shop, write_csv
 from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.predict.registry import evaluate_saved
 from tuwen.predict.training.config import TrainConfig
 from tuwen.store.workspace import WorkspaceError
 
-from .helpers import synthetic_shop, write_csv
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "lancedb", "pandas", "sklearn", "fastapi", "pyarrow", "uvicorn", "implicit", "lightgbm")
 
 
@@ -119,12 +118,12 @@ def test_every_command_is_registered_once_and_listed_names_match_the_registries(
 
 # ------------------------------------------------------------------------------------------------ item 17
 def test_demo_steps_say_when_they_are_skipped(tmp_path: Path) -> None:
-    from tuwen.cli.demo import _recommend
+    from tuwen.cli.demo import recommend_step
 
     ws = Workspace(tmp_path / "ws")
     ws.ingest(catalog=write_csv(tmp_path / "p.csv", ["id", "title"], [["a1", "red mug"], ["a2", "blue vase"]]))
     console = Console(record=True, width=200)
-    _recommend(ws, {}, console)
+    recommend_step(ws, {}, console)
     assert "8. Recommendations skipped: this catalog has no shopper events" in console.export_text()
 
 

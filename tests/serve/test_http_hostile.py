@@ -21,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 from typer.testing import CliRunner
 
+from tests.helpers import synthetic_shop
 from tuwen import Workspace
 from tuwen.cli.main import app as cli
 from tuwen.search import IndexSettings, SearchError
@@ -34,8 +35,6 @@ from tuwen.serve.app import (
     check_access,
     create_app,
 )
-
-from .helpers import synthetic_shop
 
 KEY = "s3cret-key"
 LOCAL = "http://localhost"

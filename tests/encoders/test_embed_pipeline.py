@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.helpers import photo, write_csv
 from tuwen import Workspace
-
-from .helpers import photo, write_csv
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

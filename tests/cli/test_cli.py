@@ -7,9 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.helpers import photo, write_csv
 from tuwen.cli.main import app
-
-from .helpers import photo, write_csv
 
 runner = CliRunner()
 

@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.helpers import photo, write_csv
 from tuwen import Workspace
 from tuwen.ingest import ColumnMap, load_generic, load_toml
 from tuwen.ingest.generic import MappingError, load_interactions, load_reviews
 from tuwen.store.catalog import RejectedInput, check_image
-
-from .helpers import photo, write_csv
 
 HEADER = ["sku", "name", "img", "cost"]
 

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import photo, write_csv
 from tuwen import Workspace
 from tuwen.encoders import base
 from tuwen.store.workspace import WorkspaceError
-
-from .helpers import photo, write_csv
 
 MAPPING = ["id=sku", "title=name", "image=img", "price=cost"]
 

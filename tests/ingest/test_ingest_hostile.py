@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers import photo, write_csv
 from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.ingest import ColumnMap, load_generic
@@ -23,8 +24,6 @@ from tuwen.ingest.readers import MAX_RECORD_CHARS, InputFileError
 from tuwen.ingest.synthetic import generate_catalog
 from tuwen.store.catalog import FIELD_LIMITS, NoRowsLanded
 from tuwen.store.workspace import WorkspaceError
-
-from .helpers import photo, write_csv
 
 PRODUCT_MAP = ColumnMap.parse(["id=sku", "title=name", "image=img", "price=cost"], ("id", "title", "image", "price"))
 EVENT_MAP = ColumnMap.parse(["user_id=who", "product_id=what", "timestamp=when", "value=value"],

@@ -123,14 +123,14 @@ def test_an_explicit_setting_is_kept_even_when_it_equals_the_frozen_default(work
 
 
 def test_cli_passes_end_to_end_defaults_only_where_the_user_set_nothing() -> None:
-    from tuwen.cli.models import _config
+    from tuwen.cli.models import train_config
 
-    assert _config(40, 0, encoders="trainable").epochs == 40  # asked for, so kept (was silently 12)
-    chosen = _config(None, 3, False, encoders="finetune:2")
+    assert train_config(40, 0, encoders="trainable").epochs == 40  # asked for, so kept (was silently 12)
+    chosen = train_config(None, 3, False, encoders="finetune:2")
     assert (chosen.epochs, chosen.lr, chosen.ensemble, chosen.seed) == (8, 1e-3, 1, 3)
-    assert _config(None, 0, ensemble=3, encoders="trainable").ensemble == 3
-    assert _config(None, 0) == TrainConfig(seed=0)  # the frozen-feature path keeps TrainConfig's defaults
-    assert _config(7, 0, encoders="use_multilingual").epochs == 7
+    assert train_config(None, 0, ensemble=3, encoders="trainable").ensemble == 3
+    assert train_config(None, 0) == TrainConfig(seed=0)  # the frozen-feature path keeps TrainConfig's defaults
+    assert train_config(7, 0, encoders="use_multilingual").epochs == 7
 
 
 def test_learns_a_label_that_only_the_photo_shows(workspace: Workspace, colour_model: EndToEndModel) -> None:
@@ -186,7 +186,7 @@ def test_saved_model_reloads_in_a_fresh_process_and_predicts_identically(workspa
     here = colour_model.outputs(colour_model.features(frame, workspace))["predictions"]
     items = tmp_path / "items.json"
     frame.assign(image_paths=frame["image_paths"].map(list)).to_json(items, orient="records", force_ascii=False)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", PREDICT_SCRIPT, str(folder), str(items)],
                           capture_output=True, text=True, cwd=root, check=True, timeout=120)
     there = json.loads(done.stdout.strip().splitlines()[-1])
