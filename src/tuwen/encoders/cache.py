@@ -79,7 +79,7 @@ def embed_items(workspace: Workspace, encoder: Encoder, field: str, ids: Sequenc
 def read_ocr(workspace: Workspace, products: pd.DataFrame, batch_size: int = 64,
              progress: bool = True) -> dict[str, int]:
     """Read text printed on product photos into the ``ocr`` table (cached by photo content)."""
-    from tuwen.encoders.ocr import OcrReader
+    from tuwen.encoders.ocr import OcrReader  # rapidocr (the optional `ocr` extra): loaded only when OCR is asked
 
     with_image = products[products["has_image"]]
     ids = list(with_image["id"])

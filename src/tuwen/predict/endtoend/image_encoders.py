@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tuwen.encoders.image_mobilenet import IMAGENET_MEAN, IMAGENET_STD, MobileNetV2, load_pretrained
+
 EVAL_CHUNK = 256
 MOBILENET_MODULES = 19  # len(MobileNetV2().features)
 
@@ -97,8 +99,6 @@ class MobileNetTail(nn.Module):
 
     def __init__(self, hidden: int, dropout: float = 0.3, blocks: int = 3, pretrained: bool = True) -> None:
         super().__init__()
-        from tuwen.encoders.image_mobilenet import MobileNetV2, load_pretrained
-
         network = load_pretrained() if pretrained else MobileNetV2()
         self.blocks = blocks
         self.tail = copy.deepcopy(network.features[trunk_start(blocks):])
@@ -118,8 +118,6 @@ class MobileNetTrunk(nn.Module):
 
     def __init__(self, blocks: int = 3) -> None:
         super().__init__()
-        from tuwen.encoders.image_mobilenet import IMAGENET_MEAN, IMAGENET_STD, load_pretrained
-
         self.trunk = load_pretrained().features[: trunk_start(blocks)]
         self.register_buffer("scale", torch.tensor([1 / (255 * s) for s in IMAGENET_STD]).view(1, 3, 1, 1))
         self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD,
