@@ -26,6 +26,12 @@ TEXT_FIELDS = ("title", "description", "ocr")
 OCR_SCHEMA = pa.schema([("id", pa.string()), ("hash", pa.string()), ("text", pa.string())])
 
 
+# Rows per commit while embedding: each commit is a transaction (lock, manifest, one table version, a merge that
+# reads the table's ids), so committing every batch of 256 made a million products 4,000 transactions and a
+# table compacted every 100 versions. An interrupted or failed batch commits what was done before it.
+COMMIT_ROWS = 8192
+
+
 def table_name(encoder: str, field: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_]+", "_", encoder).strip("_")
     return f"vec__{slug}__{field}"
@@ -62,17 +68,31 @@ def embed_items(workspace: Workspace, encoder: Encoder, field: str, ids: Sequenc
     cached = _cached_hashes(workspace, name)
     todo = [i for i, (item_id, h) in enumerate(zip(ids, hashes, strict=True)) if cached.get(item_id) != h]
     schema = vector_schema(encoder.dim)
+    pending: list[pd.DataFrame] = []
+
+    def commit() -> None:
+        with workspace.transaction(f"embed {encoder.name} {field}") as writer:
+            writer.upsert(name, pd.concat(pending, ignore_index=True), schema=schema)
+            writer.meta[name] = {"encoder": encoder.name, "field": field, "dim": encoder.dim,
+                                 "modality": encoder.modality}
+        pending.clear()
+
     with progress_bar(len(todo), f"{encoder.name} · {field}", progress) as advance:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            vectors = np.asarray(encoder.encode([inputs[i] for i in chunk]), dtype=np.float32)
-            frame = pd.DataFrame({"id": [ids[i] for i in chunk], "hash": [hashes[i] for i in chunk],
-                                  "vector": list(vectors)})
-            with workspace.transaction(f"embed {encoder.name} {field}") as writer:
-                writer.upsert(name, frame, schema=schema)
-                writer.meta[name] = {"encoder": encoder.name, "field": field, "dim": encoder.dim,
-                                     "modality": encoder.modality}
+            try:
+                vectors = np.asarray(encoder.encode([inputs[i] for i in chunk]), dtype=np.float32)
+            except BaseException:
+                if pending:  # interrupted or failed: keep what is done, the next run resumes after it
+                    commit()
+                raise
+            pending.append(pd.DataFrame({"id": [ids[i] for i in chunk], "hash": [hashes[i] for i in chunk],
+                                         "vector": list(vectors)}))
+            if sum(len(frame) for frame in pending) >= COMMIT_ROWS:
+                commit()
             advance(len(chunk))
+        if pending:
+            commit()
     return {"embedded": len(todo), "cached": len(ids) - len(todo)}
 
 

@@ -9,103 +9,42 @@ can later be a training target or a search filter without re-ingesting.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from tuwen.ingest.mapping import (  # noqa: F401 (re-exported: loaders and users import them from here)
+    DEFAULT_INTERACTION_MAP,
+    INTERACTION_FIELDS,
+    ColumnMap,
+    MappingError,
+    apply_map,
+)
 from tuwen.ingest.readers import InputFileError, check_file, read_rows
+from tuwen.ingest.stream import EventStream
 from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
     PRODUCT_SCHEMA,
     REVIEW_SCHEMA,
     Batch,
     Reject,
-    clean_text,
     empty_frame,
-    validate_interactions,
+    validate_messages,
     validate_products,
+    validate_questions,
     validate_reviews,
 )
 
 PRODUCT_FIELDS = ("id", "title", "description", "image", "category", "price", "currency", "attributes")
-INTERACTION_FIELDS = ("user_id", "product_id", "timestamp", "kind", "value")
-REVIEW_FIELDS = ("id", "product_id", "user_id", "rating", "title", "text", "timestamp", "image", "variant")
+REVIEW_FIELDS = ("id", "product_id", "user_id", "rating", "title", "text", "timestamp", "image", "variant",
+                 "recommended", "label", "category")
+QUESTION_FIELDS = ("id", "product_id", "question", "answer", "question_type", "answer_type", "timestamp")
+MESSAGE_FIELDS = ("id", "text", "intent", "category", "flags")
+# Labels that make a review worth keeping without a star rating (a sentiment label, "recommends it").
+REVIEW_LABELS = ("rating", "recommended", "label")
 
 DEFAULT_PRODUCT_MAP = {name: name for name in PRODUCT_FIELDS if name != "attributes"}
-DEFAULT_INTERACTION_MAP = {name: name for name in INTERACTION_FIELDS}
 DEFAULT_REVIEW_MAP = {name: name for name in REVIEW_FIELDS}
-
-
-class MappingError(ValueError):
-    """A mapping names a field tuwen does not know, or a column the file does not have."""
-
-
-@dataclass
-class ColumnMap:
-    """canonical field → source column(s); parsed from ``--map field=col[,col…]`` or a tuwen.toml table."""
-
-    fields: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, items: list[str] | Mapping[str, str | list[str]], allowed: tuple[str, ...]) -> ColumnMap:
-        pairs: list[tuple[str, str | list[str]]] = []
-        if isinstance(items, Mapping):
-            pairs = list(items.items())
-        else:
-            for item in items:
-                name, sep, columns = item.partition("=")
-                if not sep or not name.strip() or not columns.strip():
-                    raise MappingError(f"--map {item!r}: expected FIELD=COLUMN (e.g. title=product_name)")
-                pairs.append((name.strip(), columns))
-        fields: dict[str, list[str]] = {}
-        for name, columns in pairs:
-            if name not in allowed:
-                raise MappingError(f"unknown field {name!r} in the column mapping; known: {', '.join(allowed)}")
-            listed = columns if isinstance(columns, list) else columns.split(",")
-            fields[name] = [c.strip() for c in listed if c.strip()]
-        return cls(fields)
-
-    def with_defaults(self, defaults: Mapping[str, str], columns: list[str]) -> ColumnMap:
-        """Fill unmapped fields with same-named columns, when the file has them."""
-        merged = dict(self.fields)
-        for name, column in defaults.items():
-            if name not in merged and column in columns:
-                merged[name] = [column]
-        return ColumnMap(merged)
-
-    def check(self, columns: list[str], file: Path) -> None:
-        for name, sources in self.fields.items():
-            missing = [c for c in sources if c not in columns]
-            if missing:
-                raise MappingError(f"{file}: field {name!r} is mapped to column(s) {', '.join(missing)} that the file "
-                                   f"does not have; it has: {', '.join(c for c in columns if c != '_row')}")
-
-
-def apply_map(raw: pd.DataFrame, mapping: ColumnMap, file: Path, joiners: Mapping[str, str] | None = None,
-              keep_rest_as_attributes: bool = False) -> pd.DataFrame:
-    """Build the canonical columns (plus ``_row``) from the source columns."""
-    mapping.check(list(raw.columns), file)
-    joiners = joiners or {}
-    out = pd.DataFrame({"_row": raw["_row"].to_numpy()})
-    for name, sources in mapping.fields.items():
-        if name == "attributes":
-            continue
-        if len(sources) == 1:
-            out[name] = pd.Series(raw[sources[0]].to_numpy(), dtype=object)
-        else:
-            joiner = joiners.get(name, " ")
-            parts = raw[sources].map(clean_text)
-            out[name] = pd.Series([joiner.join(p for p in values if p) for values in parts.itertuples(index=False)],
-                                  dtype=object)
-    if keep_rest_as_attributes:
-        used = {c for name, cs in mapping.fields.items() if name not in {"category", "attributes"} for c in cs}
-        columns = mapping.fields.get("attributes") or [c for c in raw.columns if c != "_row" and c not in used]
-        values = raw[columns].map(clean_text).to_dict("records") if columns else [{}] * len(raw)
-        out["attributes"] = pd.Series([{k: v for k, v in record.items() if v != ""} for record in values],
-                                      dtype=object)
-    return out
 
 
 def load_products(file: Path, mapping: ColumnMap, image_root: Path | None = None, source: str = "catalog",
@@ -126,22 +65,58 @@ def load_products(file: Path, mapping: ColumnMap, image_root: Path | None = None
 def load_interactions(
     file: Path, mapping: ColumnMap, default_kind: str = "purchase"
 ) -> tuple[pd.DataFrame, list[Reject]]:
-    raw, read_rejects = read_rows(file, "interactions")
-    mapping = mapping.with_defaults(DEFAULT_INTERACTION_MAP, list(raw.columns))
-    for required in ("user_id", "product_id", "timestamp"):
-        if required not in mapping.fields:
-            raise MappingError(f"{file}: no column for {required!r}; add --interaction-map {required}=COLUMN")
-    frame, rejects = validate_interactions(apply_map(raw, mapping, file), str(file), default_kind)
-    return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
+    """Every event of ``file`` at once; the streaming path (:class:`tuwen.ingest.stream.EventStream`) does the
+    reading and validating, so both apply the same rules."""
+    return EventStream(file, mapping, default_kind, progress=False).frame()
 
 
 def load_reviews(file: Path, mapping: ColumnMap, image_root: Path | None = None) -> tuple[pd.DataFrame, list[Reject]]:
     raw, read_rejects = read_rows(file, "reviews")
     mapping = mapping.with_defaults(DEFAULT_REVIEW_MAP, list(raw.columns))
-    for required in ("product_id", "rating"):
+    if "product_id" not in mapping.fields:
+        raise MappingError(f"{file}: no column for 'product_id'; add --review-map product_id=COLUMN")
+    if not any(label in mapping.fields for label in REVIEW_LABELS):
+        raise MappingError(f"{file}: no column for 'rating'; add --review-map rating=COLUMN (or recommended=COLUMN "
+                           "or label=COLUMN for reviews labelled otherwise)")
+    frame, rejects = validate_reviews(apply_map(raw, mapping, file), str(file), image_root or file.parent,
+                                      require_rating="rating" in mapping.fields)
+    return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
+
+
+def row_numbers(raw: pd.DataFrame) -> pd.Series:
+    """Each row's 1-based number in its file (the id of rows whose file has no id column)."""
+    return raw["_row"].astype(int).astype(str)
+
+
+def load_questions(file: Path, mapping: ColumnMap) -> tuple[pd.DataFrame, list[Reject]]:
+    """Product questions with their answers; without an ``id`` column a question's id is its row number."""
+    raw, read_rejects = read_rows(file, "questions")
+    # A JSON-lines file has a column only where some line has the key: open questions carry no answer type, and
+    # relative dates no timestamp, so a file of only such lines lacks those columns altogether.
+    optional = {"answer", "answer_type", "timestamp"}
+    mapping = ColumnMap({name: columns for name, columns in mapping.fields.items()
+                         if name not in optional or all(c in raw.columns for c in columns)})
+    mapping = mapping.with_defaults({name: name for name in QUESTION_FIELDS}, list(raw.columns))
+    for required in ("product_id", "question"):
         if required not in mapping.fields:
-            raise MappingError(f"{file}: no column for {required!r}; add --review-map {required}=COLUMN")
-    frame, rejects = validate_reviews(apply_map(raw, mapping, file), str(file), image_root or file.parent)
+            raise MappingError(f"{file}: no column for {required!r}; map {required}=COLUMN")
+    mapped = apply_map(raw, mapping, file)
+    if "id" not in mapping.fields:
+        mapped["id"] = row_numbers(raw).to_numpy()
+    frame, rejects = validate_questions(mapped, str(file))
+    return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
+
+
+def load_messages(file: Path, mapping: ColumnMap) -> tuple[pd.DataFrame, list[Reject]]:
+    """Customer-service messages with their labels; without an ``id`` column a message's id is its row number."""
+    raw, read_rejects = read_rows(file, "messages")
+    mapping = mapping.with_defaults({name: name for name in MESSAGE_FIELDS}, list(raw.columns))
+    if "text" not in mapping.fields:
+        raise MappingError(f"{file}: no column for 'text'; map text=COLUMN")
+    mapped = apply_map(raw, mapping, file)
+    if "id" not in mapping.fields:
+        mapped["id"] = row_numbers(raw).to_numpy()
+    frame, rejects = validate_messages(mapped, str(file))
     return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
 
 
@@ -163,8 +138,7 @@ def load_generic(
     if catalog is not None:
         batch = load_products(Path(catalog), product_map or ColumnMap(), image_root, source, currency)
     if interactions is not None:
-        batch.interactions, rejects = load_interactions(Path(interactions), interaction_map or ColumnMap())
-        batch.rejects += rejects
+        batch.event_stream = EventStream(Path(interactions), interaction_map or ColumnMap())
     if reviews is not None:
         batch.reviews, rejects = load_reviews(Path(reviews), review_map or ColumnMap(), image_root)
         batch.rejects += rejects

@@ -7,23 +7,35 @@ data, so a user whose files look like one of these can copy the mapping into a t
 from __future__ import annotations
 
 import ast
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from tuwen.ingest.generic import ColumnMap, apply_map, load_interactions, load_products, load_reviews
-from tuwen.ingest.readers import InputFileError, read_rows
+from tuwen.ingest.generic import (
+    ColumnMap,
+    apply_map,
+    load_interactions,
+    load_messages,
+    load_products,
+    load_questions,
+    load_reviews,
+)
+from tuwen.ingest.readers import InputFileError, check_file, read_rows
+from tuwen.ingest.stream import EventStream
 from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
     PRODUCT_SCHEMA,
     REVIEW_SCHEMA,
     USER_SCHEMA,
     Batch,
+    Reject,
     clean_text,
     empty_frame,
     validate_products,
+    validate_reviews,
 )
 
 
@@ -155,12 +167,155 @@ def load_synthetic(folder: Path) -> Batch:
     """The SYNTHETIC catalog written by :func:`tuwen.ingest.synthetic.generate_catalog`."""
     _require(folder, "products.csv")
     batch = load_products(folder / "products.csv", ColumnMap(), folder, source="synthetic")
-    if (folder / "interactions.csv").exists():
-        batch.interactions, rejects = load_interactions(folder / "interactions.csv", ColumnMap())
-        batch.rejects += rejects
+    if (folder / "interactions.csv").exists():  # streamed: a scale catalog holds tens of millions of events
+        batch.event_stream = EventStream(folder / "interactions.csv", ColumnMap())
     if (folder / "reviews.jsonl").exists():
         batch.reviews, rejects = load_reviews(folder / "reviews.jsonl", ColumnMap(), folder)
         batch.rejects += rejects
+    return batch
+
+
+def load_support_intents(folder: Path) -> Batch:
+    """Bitext customer-support messages: utterance → ``messages`` (id = its row number), with intent, category
+    and the language-variation flags (which the benchmark groups by)."""
+    _require(folder, "utterances.csv")
+    mapping = ColumnMap.parse({"text": "utterance", "intent": "intent", "category": "category", "flags": "flags"},
+                              ("text", "intent", "category", "flags"))
+    batch = Batch(*_empty_tables())
+    batch.messages, batch.rejects = load_messages(folder / "utterances.csv", mapping)
+    return batch
+
+
+def load_amazon_qa(folder: Path) -> Batch:
+    """Amazon product questions (McAuley & Yang): ``questions`` (id = line number in qa.jsonl) plus one product
+    per asin, so product pages, search and review insight have something to hang on.
+
+    The file has no product data at all, so the products are bare: an id, no title, photo or price. A relative
+    ``answerTime`` ("25 days ago", no ``unixTime``) is not a date: those questions keep a null timestamp.
+    """
+    _require(folder, "qa.jsonl")
+    mapping = ColumnMap.parse({"product_id": "asin", "question": "question", "answer": "answer",
+                               "question_type": "questionType", "answer_type": "answerType",
+                               "timestamp": "unixTime"}, ("product_id", "question", "answer", "question_type",
+                                                          "answer_type", "timestamp"))
+    file = folder / "qa.jsonl"
+    questions, rejects = load_questions(file, mapping)
+    ids = pd.Series(questions["product_id"].unique())
+    products = pd.DataFrame({"_row": range(1, len(ids) + 1), "id": ids, "title": "", "category": ""})
+    batch = validate_products(products, str(file), folder, "amazon-qa", check_images=False)
+    batch.questions = questions
+    batch.rejects = rejects + batch.rejects
+    return batch
+
+
+def read_quoted_csv(file: Path, kind: str) -> tuple[pd.DataFrame, list[Reject]]:
+    """A CSV whose quoted fields hold line breaks, read by the csv module alone (``_row`` = record number).
+
+    Why not :func:`read_rows`: its guard against stray quotes takes a quoted field whose later lines each
+    look like a whole row for a swallowed row; review texts that end a line with a comma-rich sentence
+    look exactly like that, and real reviews were split in two. This file's quotes are known to be balanced, and
+    a record with the wrong number of fields is still rejected here, by row.
+    """
+    check_file(file)
+    rejects: list[Reject] = []
+    records: list[list[str]] = []
+    numbers: list[int] = []
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = [name.strip() for name in next(reader)]
+            for number, values in enumerate(reader, start=1):
+                if len(values) != len(header):
+                    rejects.append(Reject(str(file), number, "*", f"{len(values)} fields where the header has "
+                                          f"{len(header)}", kind))
+                    continue
+                records.append(values)
+                numbers.append(number)
+        except StopIteration as error:
+            raise InputFileError(f"{file}: empty file (no header row)") from error
+        except csv.Error as error:
+            raise InputFileError(f"{file}: not a readable CSV file near record {reader.line_num}: {error}") from error
+    frame = pd.DataFrame(records, columns=header, dtype=object)
+    frame.insert(0, "_row", numbers)
+    return frame, rejects
+
+
+def load_womens_reviews(folder: Path) -> Batch:
+    """Women's clothing reviews: ``reviews`` (id = review_id) with rating, "recommends it", the catalogue path and
+    the reviewer's age, plus one product per Clothing ID ("Dresses 1080"; category "Department > Class").
+
+    Split rule carried in the data: a review's ``group`` is its product, so every split keeps a product's
+    reviews on one side (the README asks models to generalise to unseen products).
+    """
+    _require(folder, "reviews.csv")
+    file = folder / "reviews.csv"
+    raw, read_rejects = read_quoted_csv(file, "reviews")
+    _columns(raw, file, "review_id", "Clothing ID", "Rating", "Recommended IND", "Title", "Review Text",
+             "Division Name", "Department Name", "Class Name")
+    cells = raw.drop(columns="_row").map(clean_text)
+    cells.insert(0, "_row", raw["_row"])
+    path = [" > ".join(v for v in levels if v) for levels in
+            zip(cells["Division Name"], cells["Department Name"], cells["Class Name"], strict=True)]
+    mapped = pd.DataFrame({"_row": raw["_row"], "id": cells["review_id"], "product_id": cells["Clothing ID"],
+                           "rating": cells["Rating"], "recommended": cells["Recommended IND"],
+                           "title": cells["Title"], "text": cells["Review Text"], "category": path,
+                           "group": "product " + cells["Clothing ID"],
+                           "attributes": [_womens_attributes(age, votes) for age, votes in
+                                          zip(_optional(cells, "Age"),
+                                              _optional(cells, "Positive Feedback Count"), strict=True)]})
+    reviews, rejects = validate_reviews(mapped, str(file), None)
+    kept = cells[mapped["id"].isin(set(reviews["id"])).to_numpy()]
+    products = _womens_products(kept)
+    batch = validate_products(products, str(file), folder, "womens-reviews", check_images=False)
+    batch.reviews = reviews
+    batch.rejects = sorted(read_rejects + rejects + batch.rejects, key=lambda r: r.row)
+    return batch
+
+
+def _optional(cells: pd.DataFrame, column: str) -> list[str]:
+    return list(cells[column]) if column in cells else [""] * len(cells)
+
+
+def _womens_attributes(age: str, votes: str) -> dict[str, int | str]:
+    """The reviewer's age and the review's helpful votes (numbers where they are whole numbers)."""
+    pairs = (("age", age), ("positive_feedback", votes))
+    return {key: int(value) if value.isdigit() else value for key, value in pairs if value}
+
+
+def _womens_products(cells: pd.DataFrame) -> pd.DataFrame:
+    """One product per Clothing ID, named by its most common class ("Dresses 1080")."""
+    named = cells[cells["Class Name"] != ""]
+    counts = named.groupby(["Clothing ID", "Department Name", "Class Name"]).size().rename("n").reset_index()
+    top = counts.sort_values(["n", "Department Name", "Class Name"], ascending=[False, True, True]) \
+        .drop_duplicates("Clothing ID").set_index("Clothing ID")
+    ids = pd.Series(cells["Clothing ID"].unique())
+    kind = ids.map(top["Class Name"]).fillna("")
+    department = ids.map(top["Department Name"]).fillna("")
+    return pd.DataFrame({"_row": range(1, len(ids) + 1), "id": ids,
+                         "title": [f"{k or 'Item'} {i}" for k, i in zip(kind, ids, strict=True)],
+                         "category": [" > ".join(v for v in pair if v) for pair in zip(department, kind, strict=True)]})
+
+
+def load_chinese_reviews(folder: Path) -> Batch:
+    """Chinese shopping reviews (9 categories): ``reviews`` with a sentiment ``label`` ("1"/"0") and the product
+    ``category``; no product, no rating. Repeated texts share a ``group`` (reviewer "" + text), so models
+    de-duplicate them and never put copies on both sides of a split."""
+    _require(folder, "reviews.csv")
+    mapping = ColumnMap.parse({"id": "id", "label": "label", "category": "category", "text": "review"},
+                              ("id", "label", "category", "text"))
+    file = folder / "reviews.csv"
+    raw, read_rejects = read_rows(file, "reviews")
+    _columns(raw, file, "id", "label", "category", "review")
+    mapped = apply_map(raw, mapping, file)
+    mapped["product_id"] = ""
+    labels = mapped["label"].map(clean_text)
+    bad = ~labels.isin(["0", "1"])
+    label_rejects = [Reject(str(file), int(row), "label", f"sentiment label must be 1 or 0, not {value[:20]!r}",
+                            "reviews") for row, value in zip(mapped.loc[bad, "_row"], labels[bad], strict=True)]
+    reviews, rejects = validate_reviews(mapped[~bad], str(file), None, require_rating=False, require_product=False)
+    batch = Batch(*_empty_tables())
+    batch.reviews = reviews
+    batch.rejects = sorted(read_rejects + label_rejects + rejects, key=lambda r: r.row)
     return batch
 
 
@@ -170,6 +325,10 @@ PRESETS: dict[str, Callable[[Path], Batch]] = {
     "flipkart": load_flipkart,
     "amazon-reviews": load_amazon_reviews,
     "synthetic": load_synthetic,
+    "support-intents": load_support_intents,
+    "amazon-qa": load_amazon_qa,
+    "womens-reviews": load_womens_reviews,
+    "chinese-reviews": load_chinese_reviews,
 }
 
 

@@ -22,11 +22,14 @@ import json
 import sys
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tuwen.store.catalog import Reject, text_problem
@@ -39,6 +42,12 @@ MAX_RECORD_CHARS = 1_000_000
 MAX_NUMBER_CHARS = 100
 # Deepest nesting kept in a JSON value; deeper values are rejected before they reach json.dumps or Arrow.
 MAX_JSON_DEPTH = 64
+
+
+# Rows per chunk when a file is read as a stream (iter_rows): large enough to amortise per-chunk work,
+# small enough that a chunk's Python objects stay in the tens of megabytes.
+CHUNK_ROWS = 500_000
+_FAST_BLOCK_BYTES = 16 << 20
 
 
 class InputFileError(ValueError):
@@ -126,6 +135,54 @@ def read_rows(path: Path, kind: str = "products") -> tuple[pd.DataFrame, list[Re
     raise InputFileError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .jsonl, .json or .parquet)")
 
 
+@dataclass
+class Chunk:
+    """Consecutive rows of one file: an Arrow table (fast CSV path) or a DataFrame, each with ``_row``; cells are
+    text that passed the reader's checks (decodable, no NUL); ``rejects`` are the rows in this stretch that did not.
+    """
+
+    rows: pa.Table | pd.DataFrame
+    rejects: list[Reject]
+
+    def __len__(self) -> int:
+        return self.rows.num_rows if isinstance(self.rows, pa.Table) else len(self.rows)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the DataFrame read_rows gives (object columns of text)."""
+        if isinstance(self.rows, pd.DataFrame):
+            return self.rows
+        frame = self.rows.to_pandas()
+        return frame.astype({c: object for c in frame.columns if c != "_row"})
+
+
+def iter_rows(path: Path, kind: str = "products", chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """The rows of ``path`` as a stream of chunks of about ``chunk_rows`` rows, with read_rows' rows and rejects.
+
+    Why: read_rows holds a whole file as Python strings (about a kilobyte per event row); a stream holds one
+    chunk. A CSV without quotes, NUL or lone carriage returns — the shape of machine-written event logs — is
+    parsed by Arrow; any line Arrow would read differently (a wrong field count, an empty line, bytes that are
+    not UTF-8, a very long line) hands the rest of the file, from that chunk on, to the exact Python reader.
+    """
+    path = Path(path)
+    check_file(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".csv", ".tsv", ".txt"}:
+            yield from _iter_csv_fast(path, kind, "\t" if suffix == ".tsv" else ",", chunk_rows)
+            return
+        if suffix in {".jsonl", ".ndjson"}:
+            yield from _iter_jsonl(path, kind, chunk_rows)
+            return
+        if suffix in {".parquet", ".pq"}:
+            yield from _iter_parquet(path, chunk_rows)
+            return
+    except UnicodeDecodeError as error:
+        raise InputFileError(f"{path}: not valid {error.encoding} text near byte {error.start}: "
+                             f"{error.reason}") from error
+    frame, rejects = read_rows(path, kind)  # whole-document formats (JSON) and the errors for unknown ones
+    yield Chunk(frame, rejects)
+
+
 def _check_header(path: Path, header: list[str]) -> None:
     """Two columns with one name would make every mapping of that name ambiguous: refuse the file."""
     seen: dict[str, int] = {}
@@ -146,6 +203,25 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[Reject]]:
     frame = frame.map(_cell) if len(frame) else frame.astype(str)
     frame.insert(0, "_row", range(1, len(frame) + 1))
     return frame, []
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise InputFileError(f"{path}: cannot read it as Parquet: {error}") from error
+    _check_header(path, parquet.schema_arrow.names)
+    done = 0
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        frame = frame.map(_cell) if len(frame) else frame.astype(str)
+        frame.insert(0, "_row", range(done + 1, done + len(frame) + 1))
+        done += len(frame)
+        yield Chunk(frame, [])
+    if done == 0:
+        frame = parquet.schema_arrow.empty_table().to_pandas().astype(str)
+        frame.insert(0, "_row", [])
+        yield Chunk(frame, [])
 
 
 # --------------------------------------------------------------------------------------------------- CSV
@@ -216,22 +292,145 @@ def _unbalanced(lines: list[tuple[int, str]], detail: str) -> str:
             f"lines {first + 1}-{last} are read again as rows of their own")
 
 
+def _plain_csv(path: Path) -> bool:
+    """No quote, NUL, empty line or lone carriage return anywhere: every line is one record, split at the
+    delimiter only, so Arrow and the csv module cannot read it differently."""
+    if _encoding(path)[0] != "utf-8-sig":
+        return False
+    with path.open("rb") as handle:
+        handle.readline()  # the header is read by the csv module, quotes and all
+        tail = b""
+        while block := handle.read(_FAST_BLOCK_BYTES):
+            if b'"' in block or b"\x00" in block:
+                return False
+            joined = tail + block
+            if joined.count(b"\r") != joined.count(b"\r\n") + joined.endswith(b"\r"):
+                return False
+            if b"\n\n" in joined or b"\n\r\n" in joined:
+                return False
+            tail = block[-2:]
+    return True
+
+
+def _iter_csv_fast(path: Path, kind: str, delimiter: str, chunk_rows: int) -> Iterator[Chunk]:
+    if not _plain_csv(path):
+        yield from (Chunk(frame, rejects) for frame, rejects in _iter_csv(path, kind, delimiter, chunk_rows))
+        return
+    with _open_text(path, newline="") as handle:
+        lines = _Lines(handle)
+        header = _read_header(lines, path, delimiter)
+        single_line_header = lines.number == 1
+    if len(header) < 2 or not single_line_header:  # one column: an empty line is a row there, not an error
+        yield from (Chunk(frame, rejects) for frame, rejects in _iter_csv(path, kind, delimiter, chunk_rows))
+        return
+    invalid: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        reader = _open_arrow_csv(path, header, delimiter, on_invalid)
+    except pa.ArrowInvalid:  # the first block already holds bytes that are not UTF-8
+        reader, invalid = None, [None]
+    done, pending, clean = 0, [], reader is not None
+    while reader is not None:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid:  # bytes that are not UTF-8: the exact reader rejects them row by row
+            clean = False
+            break
+        if invalid or _has_long_row(batch):
+            clean = False
+            break
+        pending.append(batch)
+        while sum(b.num_rows for b in pending) >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield _fast_chunk(table.slice(0, chunk_rows).to_batches(), done, header)
+            done += chunk_rows
+            pending = table.slice(chunk_rows).to_batches()
+    if reader is not None:
+        reader.close()
+    if pending or (clean and done == 0):
+        yield _fast_chunk(pending, done, header)
+        done += sum(b.num_rows for b in pending)
+    if not clean:  # from the first odd batch on, the exact reader (rows so far were one line each)
+        rest = _iter_csv(path, kind, delimiter, chunk_rows, skip_records=done)
+        yield from (Chunk(frame, rejects) for frame, rejects in rest)
+
+
+def _open_arrow_csv(path: Path, header: list[str], delimiter: str, on_invalid: Any) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(skip_rows=1, column_names=header, block_size=_FAST_BLOCK_BYTES),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False,
+                                         invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+
+def _has_long_row(batch: pa.RecordBatch) -> bool:
+    """A row near MAX_RECORD_CHARS: the exact reader decides what to do with it (skip, reject)."""
+    if not batch.num_rows:
+        return False
+    total = None
+    for column in batch.columns:
+        length = pc.utf8_length(column)
+        total = length if total is None else pc.add(total, length)
+    return pc.max(total).as_py() > MAX_RECORD_CHARS // 2
+
+
+def _fast_chunk(batches: list[pa.RecordBatch], done: int, header: list[str] | None = None) -> Chunk:
+    table = pa.Table.from_batches(batches) if batches else pa.table({name: pa.array([], pa.string())
+                                                                     for name in header or []})
+    rows = pa.array(range(done + 1, done + table.num_rows + 1), pa.int64())
+    return Chunk(table.add_column(0, "_row", rows).combine_chunks(), [])
+
+
 def _read_csv(path: Path, kind: str, delimiter: str) -> tuple[pd.DataFrame, list[Reject]]:
+    frames, rejects = [], []
+    for frame, chunk_rejects in _iter_csv(path, kind, delimiter, chunk_rows=None):
+        frames.append(frame)
+        rejects += chunk_rejects
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), rejects
+
+
+def _read_header(lines: _Lines, path: Path, delimiter: str) -> list[str]:
+    try:
+        header = next(csv.reader(lines, delimiter=delimiter, strict=True))
+    except StopIteration as error:
+        raise InputFileError(f"{path}: empty file (no header row)") from error
+    except (csv.Error, _LongLine, _LongRecord) as error:
+        raise InputFileError(f"{path}: unreadable header row: {error or 'too long'}") from error
+    header = [name.strip() for name in header]
+    _check_header(path, header)
+    return header
+
+
+def _iter_csv(path: Path, kind: str, delimiter: str, chunk_rows: int | None,
+              skip_records: int = 0) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+    """Rows of a CSV file, ``chunk_rows`` at a time (all at once for None); always yields at least one frame.
+
+    ``skip_records`` single-line records after the header are skipped unread (the fast reader took them).
+    """
     rejects: list[Reject] = []
     records: list[list[str]] = []
     numbers: list[int] = []
     with _open_text(path, newline="") as handle:
         lines = _Lines(handle)
-        try:
-            header = next(csv.reader(lines, delimiter=delimiter, strict=True))
-        except StopIteration as error:
-            raise InputFileError(f"{path}: empty file (no header row)") from error
-        except (csv.Error, _LongLine, _LongRecord) as error:
-            raise InputFileError(f"{path}: unreadable header row: {error or 'too long'}") from error
-        header = [name.strip() for name in header]
-        _check_header(path, header)
-        row = 0
+        header = _read_header(lines, path, delimiter)
+        for _ in range(skip_records):
+            handle.readline()
+        lines.number += skip_records
+        row = skip_records
+        yielded = False
         while True:
+            if chunk_rows is not None and len(records) + len(rejects) >= chunk_rows:
+                yield _csv_frame(records, header, numbers), rejects
+                yielded = True
+                records, numbers, rejects = [], [], []
             lines.start_record()
             reader = csv.reader(lines, delimiter=delimiter, strict=True)  # fresh: no state left by an error
             try:
@@ -255,9 +454,14 @@ def _read_csv(path: Path, kind: str, delimiter: str) -> tuple[pd.DataFrame, list
                 rejects.append(Reject(str(path), row, bad[0], bad[1], kind))
                 continue
             rejects.append(Reject(str(path), row, "*", reason, kind))
+    if records or rejects or not yielded:
+        yield _csv_frame(records, header, numbers), rejects
+
+
+def _csv_frame(records: list[list[str]], header: list[str], numbers: list[int]) -> pd.DataFrame:
     frame = pd.DataFrame(records, columns=header, dtype=object)
-    frame.insert(0, "_row", numbers)
-    return frame, rejects
+    frame.insert(0, "_row", pd.Series(numbers, dtype="int64"))
+    return frame
 
 
 def _broken_record(lines: _Lines, error: BaseException) -> str:
@@ -358,11 +562,23 @@ def _parse_line(line: str, file: str, row: int, kind: str) -> dict[str, Any] | R
 
 
 def _read_jsonl(path: Path, kind: str) -> tuple[pd.DataFrame, list[Reject]]:
+    chunks = list(_iter_jsonl(path, kind, chunk_rows=None))
+    frames = [chunk.rows for chunk in chunks]
+    rejects = [reject for chunk in chunks for reject in chunk.rejects]
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), rejects
+
+
+def _iter_jsonl(path: Path, kind: str, chunk_rows: int | None) -> Iterator[Chunk]:
     rejects: list[Reject] = []
     records: list[dict[str, Any]] = []
+    yielded = False
     with _open_text(path) as handle:
         row = 0
         while line := handle.readline(MAX_RECORD_CHARS + 1):
+            if chunk_rows is not None and len(records) + len(rejects) >= chunk_rows:
+                yield Chunk(_frame(records), rejects)
+                yielded = True
+                records, rejects = [], []
             row += 1
             if len(line) > MAX_RECORD_CHARS and not line.endswith("\n"):
                 while (rest := handle.readline(MAX_RECORD_CHARS)) and not rest.endswith("\n"):
@@ -377,7 +593,8 @@ def _read_jsonl(path: Path, kind: str) -> tuple[pd.DataFrame, list[Reject]]:
                 rejects.append(parsed)
                 continue
             records.append({"_row": row, **{k: _cell(v) for k, v in parsed.items()}})
-    return _frame(records), rejects
+    if records or rejects or not yielded:
+        yield Chunk(_frame(records), rejects)
 
 
 def _read_json(path: Path, kind: str) -> tuple[pd.DataFrame, list[Reject]]:

@@ -12,13 +12,15 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
@@ -37,7 +39,7 @@ SHORT_FIELD = 256
 FIELD_LIMITS: dict[str, int] = {
     "id": ID_CHARS, "user_id": ID_CHARS, "product_id": ID_CHARS,
     "title": 1_000, "category": 1_000, "variant": 1_000,
-    "description": 20_000, "text": 20_000,
+    "description": 20_000, "text": 20_000, "question": 20_000, "answer": 20_000,
     "attributes": 20_000,  # the whole JSON object of a product's other columns
     "image": 8_192,  # one cell may list several photo paths
 }
@@ -81,6 +83,37 @@ REVIEW_SCHEMA = pa.schema(
         ("image_paths", pa.list_(pa.string())),
         ("timestamp", pa.timestamp("us", tz="UTC")),
         ("group", pa.string()),  # same reviewer + same text: copies that must never straddle a split
+        # Labels some review sets carry besides (or instead of) a rating; null where a set has none.
+        ("recommended", pa.float64()),  # 1.0 / 0.0: the reviewer recommends the product
+        ("label", pa.string()),  # a sentiment label as the source gives it ("1" positive / "0" negative)
+        ("category", pa.string()),  # the reviewed product's category (reviews of sets without product rows)
+        ("attributes", pa.string()),  # JSON object: the source's other columns (reviewer age, helpful votes…)
+    ]
+)
+
+# Shoppers' questions about a product with one answer each (product Q&A pages).
+QUESTION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("product_id", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("question_type", pa.string()),  # "yes/no" | "open-ended"
+        ("answer_type", pa.string()),  # yes/no questions: "Y" | "N" | "?"; "" for open-ended ones
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+QUESTION_TYPES = ("yes/no", "open-ended")
+ANSWER_TYPES = ("Y", "N", "?", "")
+
+# Messages shoppers send to customer service, with the routing labels they were given.
+MESSAGE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("intent", pa.string()),
+        ("category", pa.string()),
+        ("flags", pa.string()),  # the source's language-variation tags, one letter each
     ]
 )
 
@@ -92,7 +125,7 @@ REJECT_SCHEMA = pa.schema(
         ("row", pa.int64()),
         ("field", pa.string()),
         ("reason", pa.string()),
-        ("kind", pa.string()),  # products / interactions / reviews
+        ("kind", pa.string()),  # products / interactions / reviews / questions / messages
     ]
 )
 
@@ -162,21 +195,32 @@ class Batch:
     missing_images: int = 0
     users: pd.DataFrame | None = None
     forgotten: int = 0
+    questions: pd.DataFrame | None = None  # product Q&A (None: the input has none)
+    messages: pd.DataFrame | None = None  # customer-service messages (None: the input has none)
+    # Events too many to hold: an iterable of Arrow tables (tuwen.ingest.stream.EventStream) that the workspace
+    # pulls chunk by chunk inside its write transaction; ``streamed`` counts the rows it wrote.
+    event_stream: Any = None
+    streamed: int = 0
+    strict: bool = False  # any reject (streamed ones included) aborts the write
 
     def summary(self) -> dict[str, int]:
-        return {
+        counts = {
             "products": len(self.products),
-            "interactions": len(self.interactions),
+            "interactions": len(self.interactions) + self.streamed,
             "reviews": len(self.reviews),
             "rejects": len(self.rejects),
             "missing_images": self.missing_images,
             "forgotten": self.forgotten,
         }
+        for name in ("questions", "messages"):
+            if getattr(self, name) is not None:
+                counts[name] = len(getattr(self, name))
+        return counts
 
     def landed(self) -> int:
-        """Rows this batch writes to the workspace (products, events, reviews, shoppers)."""
-        users = 0 if self.users is None else len(self.users)
-        return len(self.products) + len(self.interactions) + len(self.reviews) + users
+        """Rows this batch writes to the workspace (products, events, reviews, shoppers, questions, messages)."""
+        extra = sum(0 if frame is None else len(frame) for frame in (self.users, self.questions, self.messages))
+        return len(self.products) + len(self.interactions) + self.streamed + len(self.reviews) + extra
 
 
 class RejectedInput(ValueError):
@@ -205,6 +249,9 @@ def empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return schema.empty_table().to_pandas()
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def text_problem(value: str) -> str | None:
     """Why this text cannot be stored, or None: undecodable bytes, lone surrogates or NUL characters.
 
@@ -213,6 +260,8 @@ def text_problem(value: str) -> str | None:
     fail later (Arrow, LanceDB, HTTP) far from the row that caused them. NUL ends strings in C
     libraries and terminals, so an id or title with one is broken input.
     """
+    if _UNSTORABLE.search(value) is None:  # the common case, scanned in C
+        return None
     for ch in value:
         if "\ud800" <= ch <= "\udfff":
             return ("undecodable text (not valid UTF-8)" if "\udc80" <= ch <= "\udcff"
@@ -248,13 +297,25 @@ def _text_rejects(frame: pd.DataFrame, columns: Iterable[str], file: str, kind: 
     for column in columns:
         if column not in frame:
             continue
-        for row, value in zip(frame["_row"], frame[column], strict=True):
+        for row, value in _suspect_cells(frame, column):
             if row in bad:
                 continue
             problem = _cell_problem(column, value)
             if problem:
                 bad[row] = Reject(file, row, problem[0], problem[1], kind)
     return bad
+
+
+def _suspect_cells(frame: pd.DataFrame, column: str) -> Iterator[tuple[int, Any]]:
+    """(row, value) of the cells _cell_problem could object to: text over the field's limit or holding NUL or a
+    surrogate, and every cell that is not text. One C-level scan per cell instead of a Python loop per character."""
+    values = frame[column].to_numpy(dtype=object)
+    limit = FIELD_LIMITS.get(column, SHORT_FIELD)
+    search = _UNSTORABLE.search
+    suspect = [not isinstance(v, str) or len(v) > limit or search(v) is not None for v in values]
+    rows = frame["_row"].to_numpy()
+    for i in np.flatnonzero(suspect):
+        yield int(rows[i]), values[i]
 
 
 def future_limit() -> pd.Timestamp:
@@ -489,15 +550,37 @@ def validate_interactions(
     return out, sorted(rejects.values(), key=lambda r: r.row)
 
 
-def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = None) -> tuple[pd.DataFrame, list[Reject]]:
-    """Mapped rows (columns: _row, id?, product_id, user_id, rating, text, timestamp, image?) → canonical reviews.
+def _review_number(record: dict[str, Any], column: str, required: bool) -> tuple[float, str | None]:
+    """A review's rating / recommended value: (value or NaN, reason it is bad or None)."""
+    text = clean_text(record.get(column))
+    if text == "":
+        return math.nan, (f"missing {column}" if required else None)
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan, f"not a number: {text[:20]!r}"
+    if column == "rating" and not 1 <= value <= 5:
+        return math.nan, f"rating {value} outside 1..5"
+    if column == "recommended" and value not in (0.0, 1.0):
+        return math.nan, f"recommended must be 1 or 0, not {text[:20]!r}"
+    return value, None
+
+
+def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = None, require_rating: bool = True,
+                     require_product: bool = True) -> tuple[pd.DataFrame, list[Reject]]:
+    """Mapped rows (columns: _row, id?, product_id, user_id, rating, text, timestamp, image?, and optionally
+    recommended, label, category, attributes, group) → canonical reviews.
 
     ``group`` ties together copies of one review (same reviewer, same words) — the Amazon
-    5-core file repeats a review once per product variant — so training can split by it.
+    5-core file repeats a review once per product variant — so training can split by it; a loader that knows
+    better (a whole product must stay on one side) maps its own ``group`` column.
     Rows without an id get one from (reviewer, product, time, text): re-ingesting upserts.
+    Sets whose reviews name no product or carry no rating (a sentiment label instead) pass
+    ``require_product=False`` / ``require_rating=False``: the missing value is then stored as ""/null.
     """
     rejects = _text_rejects(raw, ["id", "product_id", "user_id", "rating", "title", "text", "timestamp", "image",
-                                  "variant"], file, "reviews")
+                                  "variant", "recommended", "label", "category", "attributes", "group"], file,
+                            "reviews")
     latest = future_limit()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -509,17 +592,17 @@ def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = Non
             continue
         product_id, user_id = clean_text(record.get("product_id")), clean_text(record.get("user_id"))
         text = clean_text(record.get("text"))
-        if not product_id:
+        if not product_id and require_product:
             rejects[row] = Reject(file, row, "product_id", "missing product id", "reviews")
             continue
-        try:
-            rating = float(clean_text(record.get("rating")))
-        except ValueError:
-            rejects[row] = Reject(file, row, "rating", f"not a number: {clean_text(record.get('rating'))[:20]!r}",
-                                  "reviews")
+        rating, problem = _review_number(record, "rating", require_rating)
+        if problem:
+            rejects[row] = Reject(file, row, "rating", problem if problem != "missing rating"
+                                  else "not a number: ''", "reviews")
             continue
-        if not 1 <= rating <= 5:
-            rejects[row] = Reject(file, row, "rating", f"rating {rating} outside 1..5", "reviews")
+        recommended, problem = _review_number(record, "recommended", False)
+        if problem:
+            rejects[row] = Reject(file, row, "recommended", problem, "reviews")
             continue
         raw_stamp = clean_text(record.get("timestamp"))
         if raw_stamp and pd.isna(stamp):
@@ -546,13 +629,93 @@ def validate_reviews(raw: pd.DataFrame, file: str, image_root: Path | None = Non
                 resolved, error = resolve_image(ref, image_root)
                 if resolved is not None and resolved.exists() and check_image(resolved) is None:
                     paths.append(str(resolved))
+        attributes = record.get("attributes")
+        if isinstance(attributes, dict):
+            attributes = json.dumps(attributes, ensure_ascii=False) if attributes else ""
         rows.append({"id": review_id, "product_id": product_id, "user_id": user_id, "rating": rating,
                      "title": clean_text(record.get("title")), "text": text,
                      "image_paths": paths, "timestamp": None if pd.isna(stamp) else stamp,
-                     "group": stable_id(user_id, text.lower())})
+                     "group": clean_text(record.get("group")) or stable_id(user_id, text.lower()),
+                     "recommended": recommended, "label": clean_text(record.get("label")),
+                     "category": clean_text(record.get("category")), "attributes": clean_text(attributes)})
     frame = pd.DataFrame(rows, columns=REVIEW_SCHEMA.names)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[us, UTC]")
+    for column in ("rating", "recommended"):
+        frame[column] = frame[column].astype(float)
     return frame, sorted(rejects.values(), key=lambda r: r.row)
+
+
+def validate_questions(raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[Reject]]:
+    """Mapped rows (columns: _row, id, product_id, question, answer, question_type, answer_type, timestamp?)
+    → canonical questions.
+
+    A question needs its product and its words; the answer may be empty (an unanswered question is still a
+    question). ``answer_type`` must fit ``question_type``: Y/N/? for yes/no questions, "" for open-ended ones.
+    """
+    kind = "questions"
+    rejects = _text_rejects(raw, ["id", "product_id", "question", "answer", "question_type", "answer_type",
+                                  "timestamp"], file, kind)
+    stamps = parse_timestamps(raw["timestamp"]) if "timestamp" in raw else pd.Series(pd.NaT, index=raw.index)
+    latest = future_limit()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record, stamp in zip(raw.to_dict("records"), stamps, strict=True):
+        row = int(record["_row"])
+        if row in rejects:
+            continue
+        values = {name: clean_text(record.get(name)) for name in ("id", "product_id", "question", "answer",
+                                                                   "question_type", "answer_type")}
+        missing = next((name for name in ("id", "product_id", "question") if not values[name]), None)
+        if missing:
+            rejects[row] = Reject(file, row, missing, f"missing {missing.replace('_', ' ')}", kind)
+            continue
+        if values["id"] in seen:
+            rejects[row] = Reject(file, row, "id", f"duplicate question id {values['id']!r}", kind)
+            continue
+        question_type = values["question_type"].lower() or "open-ended"
+        if question_type not in QUESTION_TYPES:
+            rejects[row] = Reject(file, row, "question_type", f"unknown question type {question_type[:40]!r} (use "
+                                  f"{' or '.join(QUESTION_TYPES)})", kind)
+            continue
+        answer_type = values["answer_type"].upper() if question_type == "yes/no" else ""
+        if question_type == "yes/no" and answer_type not in ANSWER_TYPES[:3]:
+            rejects[row] = Reject(file, row, "answer_type", f"a yes/no question's answer type must be Y, N or ?, "
+                                  f"not {values['answer_type'][:20]!r}", kind)
+            continue
+        if not pd.isna(stamp) and stamp > latest:
+            rejects[row] = Reject(file, row, "timestamp", f"timestamp {stamp:%Y-%m-%d %H:%M} is in the future", kind)
+            continue
+        seen.add(values["id"])
+        rows.append({**values, "question_type": question_type, "answer_type": answer_type,
+                     "timestamp": None if pd.isna(stamp) else stamp})
+    frame = pd.DataFrame(rows, columns=QUESTION_SCHEMA.names)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).astype("datetime64[us, UTC]")
+    return frame, sorted(rejects.values(), key=lambda r: r.row)
+
+
+def validate_messages(raw: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[Reject]]:
+    """Mapped rows (columns: _row, id, text, intent?, category?, flags?) → canonical messages.
+
+    A message needs an id and words; its labels may be empty (a message still to be routed)."""
+    kind = "messages"
+    rejects = _text_rejects(raw, ["id", "text", "intent", "category", "flags"], file, kind)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in raw.to_dict("records"):
+        row = int(record["_row"])
+        if row in rejects:
+            continue
+        values = {name: clean_text(record.get(name)) for name in MESSAGE_SCHEMA.names}
+        missing = next((name for name in ("id", "text") if not values[name]), None)
+        if missing:
+            rejects[row] = Reject(file, row, missing, f"missing {missing}", kind)
+            continue
+        if values["id"] in seen:
+            rejects[row] = Reject(file, row, "id", f"duplicate message id {values['id']!r}", kind)
+            continue
+        seen.add(values["id"])
+        rows.append(values)
+    return pd.DataFrame(rows, columns=MESSAGE_SCHEMA.names), sorted(rejects.values(), key=lambda r: r.row)
 
 
 def rejects_frame(rejects: list[Reject]) -> pd.DataFrame:

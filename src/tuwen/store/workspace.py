@@ -6,6 +6,9 @@ Layout::
     WS/db/               LanceDB tables (embedded, no server)
     WS/artifacts/        fitted encoders, trained models, reports
 
+``WS`` may also be ``s3://bucket/path`` (an S3-compatible bucket every node of a cluster reaches): the manifest,
+the writer lock and the tables live in the bucket, the artefacts on the local disk (:mod:`tuwen.store.objectstore`).
+
 Why the manifest: LanceDB commits each table write atomically, but an ingest writes
 several tables. ``tuwen.json`` records which table versions belong to the last complete
 operation and is replaced atomically (write + rename) only after all of them landed.
@@ -43,17 +46,22 @@ from typing import Any
 import lancedb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
+    MESSAGE_SCHEMA,
     PRODUCT_SCHEMA,
+    QUESTION_SCHEMA,
     REJECT_SCHEMA,
     REVIEW_SCHEMA,
     USER_SCHEMA,
     Batch,
     NoRowsLanded,
+    RejectedInput,
     rejects_frame,
 )
+from tuwen.store.objectstore import ObjectStoreError, S3Folder, is_remote, storage_options
 
 SCHEMA_VERSION = 1
 MANIFEST = "tuwen.json"
@@ -64,6 +72,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
     "reviews": REVIEW_SCHEMA,
     "users": USER_SCHEMA,
     "rejects": REJECT_SCHEMA,
+    "questions": QUESTION_SCHEMA,
+    "messages": MESSAGE_SCHEMA,
 }
 
 LOCK_TIMEOUT_S = 60.0  # how long a second writer waits for the first (env TUWEN_LOCK_TIMEOUT)
@@ -138,14 +148,19 @@ class Workspace:
     """
 
     def __init__(self, path: str | Path, create: bool = True, lock_timeout: float | None = None,
-                 keep_versions_s: float | None = None):
-        self.path = Path(path)
+                 keep_versions_s: float | None = None, storage: dict[str, str] | None = None):
+        # s3://bucket/path: manifest, lock and tables in the bucket, artefacts in a local cache (``path``)
+        self.remote = S3Folder(str(path), storage_options(storage)) if is_remote(path) else None
+        self.uri = self.remote.uri if self.remote else str(path)
+        self.path = self.remote.cache_folder() if self.remote else Path(path)
         self.lock_timeout = _env_seconds("TUWEN_LOCK_TIMEOUT", LOCK_TIMEOUT_S) if lock_timeout is None \
             else lock_timeout
         self.keep_versions_s = _env_seconds("TUWEN_KEEP_VERSIONS_S", KEEP_VERSIONS_S) if keep_versions_s is None \
             else keep_versions_s
         self.manifest_path = self.path / MANIFEST
-        if self.manifest_path.exists():
+        if self.remote is not None:
+            self._open_remote(create)
+        elif self.manifest_path.exists():
             self.manifest = self._read_manifest()
         elif not create:
             raise WorkspaceError(f"{self.path}: not a tuwen workspace (no {MANIFEST}); run `tuwen ingest` first")
@@ -156,15 +171,45 @@ class Workspace:
             self.manifest = {"schema_version": SCHEMA_VERSION, "created": time.time(), "tables": {}, "history": []}
             _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
         self.artifacts = self.path / "artifacts"
-        self.artifacts.mkdir(exist_ok=True)
-        self.db = lancedb.connect(str(self.path / "db"))
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(self.remote.db_uri, storage_options=self.remote.options) if self.remote \
+            else lancedb.connect(str(self.path / "db"))
+
+    def _open_remote(self, create: bool) -> None:
+        """Read (or, with ``create``, start) the manifest of a workspace in a bucket."""
+        assert self.remote is not None
+        try:
+            if self.remote.exists(MANIFEST):
+                self.manifest = self._read_manifest()
+                return
+            if not create:
+                raise WorkspaceError(f"{self.uri}: not a tuwen workspace (no {MANIFEST}); run `tuwen ingest` first")
+            if not self.remote.is_empty():
+                raise WorkspaceError(f"{self.uri}: holds objects and is not a tuwen workspace")
+            self.manifest = {"schema_version": SCHEMA_VERSION, "created": time.time(), "tables": {}, "history": []}
+            self.remote.write_text(MANIFEST, json.dumps(self.manifest, indent=2), create=True)
+        except ObjectStoreError as error:  # unreachable, refused, or raced: one clear line naming the bucket
+            raise WorkspaceError(str(error)) from error
+
+    def _save_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the manifest in one step: a rename on disk, one conditional PUT in a bucket."""
+        text = json.dumps(manifest, indent=2)
+        if self.remote is None:
+            _atomic_write_text(self.manifest_path, text)
+            return
+        try:
+            self.remote.write_text(MANIFEST, text)
+        except ObjectStoreError as error:
+            raise WorkspaceError(str(error)) from error
 
     # ----------------------------------------------------------------- manifest
     def _read_manifest(self) -> dict[str, Any]:
         try:
-            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise WorkspaceError(f"{self.manifest_path}: unreadable workspace manifest: {error}") from error
+            text = self.remote.read_text(MANIFEST) if self.remote else self.manifest_path.read_text(encoding="utf-8")
+            manifest = json.loads(text)
+        except (OSError, json.JSONDecodeError, ObjectStoreError) as error:
+            where = f"{self.uri}/{MANIFEST}" if self.remote else self.manifest_path
+            raise WorkspaceError(f"{where}: unreadable workspace manifest: {error}") from error
         version = manifest.get("schema_version")
         if version != SCHEMA_VERSION:
             raise WorkspaceError(
@@ -196,8 +241,12 @@ class Workspace:
                 return pd.DataFrame(columns=columns or [])
             frame = schema.empty_table().to_pandas()
             return frame[columns] if columns else frame
-        return self.table(name).to_arrow().select(columns or None).to_pandas() if columns \
-            else self.table(name).to_arrow().to_pandas()
+        table = self.table(name).to_arrow()
+        schema = TABLE_SCHEMAS.get(name)
+        if schema is not None:  # a workspace written before a column existed reads it as null
+            for missing in [f for f in schema if f.name not in table.column_names]:
+                table = table.append_column(missing, pa.nulls(len(table), missing.type))
+        return table.select(columns).to_pandas() if columns else table.to_pandas()
 
     def count(self, name: str, where: str | None = None) -> int:
         return self.table(name).count_rows(where) if name in self.manifest["tables"] else 0
@@ -225,11 +274,23 @@ class Workspace:
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """The one-writer lock: a file lock on disk, a leased lock object in a bucket."""
+        if self.remote is not None:
+            try:
+                with self.remote.lock(self.lock_timeout):
+                    yield
+            except ObjectStoreError as error:
+                raise WorkspaceError(str(error)) from error
+            return
+        with (self.path / ".lock").open("w") as lock:
+            self._lock(lock)
+            yield
+
+    @contextlib.contextmanager
     def transaction(self, note: str) -> Iterator[_Writer]:
         """Write several tables so that they become visible together, or not at all."""
-        lock_path = self.path / ".lock"
-        with lock_path.open("w") as lock:
-            self._lock(lock)
+        with self._writer_lock():
             self.manifest = self._read_manifest()
             self._roll_back_uncommitted()
             writer = _Writer(self)
@@ -248,7 +309,7 @@ class Workspace:
                 known = self.manifest.get("forgotten") or {}
                 manifest["forgotten"] = {"salt": writer.salt,
                                          "hashes": sorted(set(known.get("hashes", [])) | writer.forgotten)}
-            _atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2))
+            self._save_manifest(manifest)
             self.manifest = manifest
             for name in writer.dropped:
                 if name in table_names(self.db):
@@ -263,12 +324,13 @@ class Workspace:
     def _commit_versions(self, versions: dict[str, int]) -> None:
         """Point the manifest at new versions of tables whose content did not change (compaction)."""
         self.manifest = {**self.manifest, "tables": {**self.manifest["tables"], **versions}}
-        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+        self._save_manifest(self.manifest)
 
     def _needs_tidy(self, name: str, table: Any) -> bool:
-        folder = self.path / "db" / f"{name}.lance"
+        stored = self.remote.folder_bytes(f"db/{name}.lance") if self.remote \
+            else _folder_bytes(self.path / "db" / f"{name}.lance")
         live = int(table.stats().get("total_bytes") or 0)
-        return (_folder_bytes(folder) > TIDY_DISK_RATIO * live + 8_192
+        return (stored > TIDY_DISK_RATIO * live + 8_192
                 or len(table.list_versions()) > TIDY_VERSIONS)
 
     def _tidy(self, names: Sequence[str], purge: set[str] | frozenset[str] = frozenset()) -> None:
@@ -329,7 +391,7 @@ class Workspace:
             if table.version != committed[name]:
                 table.restore(committed[name])
                 self.manifest["tables"][name] = table.version
-        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+        self._save_manifest(self.manifest)
 
     # ------------------------------------------------------------------- ingest
     def write_batch(self, batch: Batch, files: set[str], note: str) -> Batch:
@@ -337,16 +399,56 @@ class Workspace:
         ``files`` (the batch's input files) replace those files' earlier rejects, so a fixed file clears them."""
         with self.transaction(note) as writer:
             batch.forgotten = self._drop_forgotten(batch)  # under the lock: a forget that just ran counts
+            if batch.event_stream is not None:
+                self._write_event_stream(writer, batch)
             if batch.landed() == 0:
                 raise NoRowsLanded(batch.rejects, batch.forgotten)
+            if batch.strict and batch.rejects:
+                raise RejectedInput(batch.rejects)
             writer.upsert("products", batch.products)
             writer.upsert("interactions", batch.interactions)
             writer.upsert("reviews", batch.reviews)
             if batch.users is not None:
                 writer.upsert("users", batch.users)
+            for name in ("questions", "messages"):
+                if getattr(batch, name) is not None:
+                    writer.upsert(name, getattr(batch, name))
             writer.replace_rows("rejects", rejects_frame(batch.rejects), "file",
                                 sorted({r.file for r in batch.rejects} | files))
         return batch
+
+
+    def _write_event_stream(self, writer: _Writer, batch: Batch) -> None:
+        """Write a batch's event stream chunk by chunk (one table version each, committed with the rest).
+
+        Into an empty events table the chunks are appended: the stream numbers repeated events across the whole
+        file, so its ids are unique and a merge (whose cost grows with the table) would find nothing to update.
+        """
+        stream = batch.event_stream
+        append = self.count("interactions") == 0
+        for events in stream:
+            events, dropped = self._drop_forgotten_rows(events, "user_id")
+            batch.forgotten += dropped
+            batch.streamed += events.num_rows
+            if append:
+                writer.append("interactions", events)
+            else:
+                writer.upsert("interactions", events)
+        batch.rejects += stream.rejects
+
+    def _drop_forgotten_rows(self, table: pa.Table, column: str) -> tuple[pa.Table, int]:
+        """An Arrow table less the rows of forgotten shoppers, and how many went."""
+        hashes = self.forgotten_hashes()
+        if not hashes or not table.num_rows:
+            return table, 0
+        salt = self.manifest["forgotten"]["salt"]
+        users = pc.unique(table[column]).to_pylist()
+        gone = [user for user in users if shopper_digest(salt, str(user)) in hashes]
+        if not gone:
+            return table, 0
+        keep = pc.invert(pc.is_in(table[column], pa.array(gone, pa.string())))
+        kept = table.filter(keep)
+        return kept, table.num_rows - kept.num_rows
 
 
 class _Writer:
@@ -368,17 +470,32 @@ class _Writer:
     def _open_or_create(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
         db = self.workspace.db
         if name in self.workspace.manifest["tables"] or name in self.versions:
-            return db.open_table(name)
+            table = db.open_table(name)
+            missing = [f for f in schema if f.name not in table.schema.names]
+            if missing:  # a table from before these columns existed: add them (null in the old rows)
+                table.add_columns(missing)
+            return table
         if name in table_names(db):
             db.drop_table(name)
         return db.create_table(name, schema=schema)
 
-    def upsert(self, name: str, frame: pd.DataFrame, key: str = "id", schema: pa.Schema | None = None) -> None:
+    def append(self, name: str, data: pa.Table, schema: pa.Schema | None = None) -> None:
+        """Add rows whose keys the table does not hold yet (the caller knows): no merge, whose cost grows with the
+        table, so a stream of chunks costs the same per chunk from first to last."""
+        schema = schema or TABLE_SCHEMAS[name]
+        table = self._open_or_create(name, schema)
+        if data.num_rows:
+            table.add(data.select(schema.names).cast(schema))
+        self.versions[name] = table.version
+
+    def upsert(self, name: str, frame: pd.DataFrame | pa.Table, key: str = "id",
+               schema: pa.Schema | None = None) -> None:
         """Insert new rows and replace existing ones with the same key: re-running is idempotent."""
         schema = schema or TABLE_SCHEMAS[name]
         table = self._open_or_create(name, schema)
         if len(frame):
-            data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+            data = frame.select(schema.names).cast(schema) if isinstance(frame, pa.Table) else \
+                pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
             (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data))
         self.versions[name] = table.version
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tuwen.ingest.synthetic.images import write_images
+from tuwen.ingest.synthetic.images import write_images, write_review_photos
 from tuwen.ingest.synthetic.products import make_products, product_row
 from tuwen.ingest.synthetic.shoppers import event_row, make_reviews, make_shoppers, simulate_events
 from tuwen.ingest.synthetic.world import (
@@ -46,6 +46,7 @@ def generate_catalog(
     n_users: int = 60,
     seed: int = 0,
     image_size: int = 96,
+    review_photos: float = 0.0,
 ) -> Path:
     """Write a SYNTHETIC catalog into ``out_dir`` and return its path.
 
@@ -53,10 +54,18 @@ def generate_catalog(
     leaves half a catalog behind. When ``out_dir`` already holds a catalog made with the same
     parameters (and generator version) it is returned untouched; a synthetic catalog made with
     other parameters is replaced; any other non-empty folder is refused rather than deleted.
+
+    ``review_photos``: the share of reviews that come with a shopper's photo (``images/reviews/``; the product,
+    damaged mostly in unhappy reviews). No real data set here has review photos; this is how the review model's
+    photo input is exercised. 0 (the default) writes exactly the files it always did.
     """
     _validate(n_products, n_users, image_size)
+    if not 0.0 <= review_photos <= 1.0:
+        raise ValueError(f"review_photos is a share between 0 and 1, got {review_photos}")
     out_dir = Path(out_dir)
-    params = {"n_products": n_products, "n_users": n_users, "seed": seed, "image_size": image_size}
+    params: dict[str, Any] = {"n_products": n_products, "n_users": n_users, "seed": seed, "image_size": image_size}
+    if review_photos:
+        params["review_photos"] = review_photos
     if _manifest_matches(out_dir, params):
         return out_dir
     _check_replaceable(out_dir)
@@ -89,7 +98,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _manifest_matches(folder: Path, params: dict[str, int]) -> bool:
+def _manifest_matches(folder: Path, params: dict[str, Any]) -> bool:
     """A folder is reusable when its manifest records the same parameters and generator version."""
     manifest = _read_manifest(folder)
     return (
@@ -109,7 +118,7 @@ def _check_replaceable(out_dir: Path) -> None:
         raise FileExistsError(f"{out_dir} is not empty and holds no {MANIFEST}; refusing to replace it")
 
 
-def _publish(tmp: Path, out_dir: Path, params: dict[str, int]) -> Path:
+def _publish(tmp: Path, out_dir: Path, params: dict[str, Any]) -> Path:
     """Move the finished catalog into place; the old synthetic catalog (if any) is moved aside first."""
     if out_dir.exists():
         _check_replaceable(out_dir)
@@ -131,7 +140,7 @@ def _publish(tmp: Path, out_dir: Path, params: dict[str, int]) -> Path:
     return out_dir
 
 
-def _write_catalog(folder: Path, params: dict[str, int]) -> None:
+def _write_catalog(folder: Path, params: dict[str, Any]) -> None:
     """Generate every file into ``folder``; the manifest goes last so it marks a complete catalog."""
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(params["seed"]).spawn(4)]
     product_rng, image_rng, shopper_rng, review_rng = streams
@@ -140,6 +149,10 @@ def _write_catalog(folder: Path, params: dict[str, int]) -> None:
     shoppers = make_shoppers(shopper_rng, params["n_users"])
     events = simulate_events(shopper_rng, shoppers, products)
     reviews = make_reviews(review_rng, events, shoppers, products)
+    if params.get("review_photos"):  # a stream of its own: the other files stay what they are without photos
+        photo_rng = np.random.default_rng(np.random.SeedSequence(params["seed"]).spawn(5)[4])
+        write_review_photos(folder / "images" / "reviews", reviews, products, photo_rng, params["image_size"],
+                            params["review_photos"])
     _write_csv(folder / "products.csv", PRODUCT_COLUMNS, [product_row(p) for p in products])
     _write_csv(folder / "interactions.csv", INTERACTION_COLUMNS, [event_row(e) for e in events])
     _write_jsonl(folder / "reviews.jsonl", reviews)
@@ -162,10 +175,11 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]])
 def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as f:
         for record in records:
-            f.write(json.dumps({k: record[k] for k in REVIEW_KEYS}, ensure_ascii=False) + "\n")
+            keys = (*REVIEW_KEYS, "image") if "image" in record else REVIEW_KEYS
+            f.write(json.dumps({k: record[k] for k in keys}, ensure_ascii=False) + "\n")
 
 
-def _manifest(params: dict[str, int], shoppers: Sequence[Shopper], n_events: int, n_reviews: int) -> dict[str, Any]:
+def _manifest(params: dict[str, Any], shoppers: Sequence[Shopper], n_events: int, n_reviews: int) -> dict[str, Any]:
     """Parameters for reuse checks, plus the ground truth tests and demos compare models against."""
     grid: dict[str, dict[str, str]] = {}
     for (shape, material), category in CATEGORY_GRID.items():
@@ -197,8 +211,12 @@ def _manifest(params: dict[str, int], shoppers: Sequence[Shopper], n_events: int
     }
 
 
-def _readme(params: dict[str, int], n_events: int, n_reviews: int) -> str:
+def _readme(params: dict[str, Any], n_events: int, n_reviews: int) -> str:
     grid = "\n".join(f"  {shape:<9} + {material:<8} -> {cat}" for (shape, material), cat in CATEGORY_GRID.items())
+    photos = ""
+    if params.get("review_photos"):
+        photos = (f", image (a photo with {params['review_photos']:.0%} of the reviews, in images/reviews/: the "
+                  "product, damaged mostly in 1-2 star reviews)")
     return f"""SYNTHETIC CATALOG - NOT REAL PRODUCTS, SHOPPERS OR REVIEWS
 
 Generated by tuwen.ingest.synthetic (generator version {GENERATOR_VERSION}) with
@@ -209,7 +227,7 @@ Files
   products.csv      {params["n_products"]} products: {",".join(PRODUCT_COLUMNS)}
   images/           one PNG per product: a coloured shape with a pattern on white
   interactions.csv  {n_events} events: {",".join(INTERACTION_COLUMNS)} (UTC, ISO 8601)
-  reviews.jsonl     {n_reviews} reviews: {", ".join(REVIEW_KEYS)}
+  reviews.jsonl     {n_reviews} reviews: {", ".join(REVIEW_KEYS)}{photos}
   {MANIFEST}    parameters and ground truth (category grid, price model, shopper tastes)
 
 The category is a function of (shape, material). The shape is visible only in the photo and the

@@ -108,3 +108,40 @@ def _pattern_layer(rng: np.random.Generator, pattern: str, big: int, colour: tup
                     x, y = ox + i * cell, oy + j * cell
                     draw.rectangle((x, y, x + cell, y + cell), fill=white)
     return layer
+
+
+# ------------------------------------------------------------------------------------------- review photos
+DEFECT_IF_UNHAPPY = 0.9  # share of 1-2 star reviews whose photo shows damage
+DEFECT_IF_HAPPY = 0.05  # ... and of the other reviews (a photo is a good, imperfect signal, like the text)
+
+
+def write_review_photos(folder: Path, reviews: Sequence[dict], products: Sequence[Product], rng: np.random.Generator,
+                        size: int, share: float) -> None:
+    """A photo for ``share`` of the reviews (their ``image`` key is set): the product as the shopper received it,
+    damaged (a dark tear and a stain) mostly when the review is unhappy, so the photo says what the words say."""
+    folder.mkdir(parents=True, exist_ok=True)
+    by_id = {p.id: p for p in products}
+    for review in reviews:
+        if rng.random() >= share:
+            review["image"] = ""
+            continue
+        photo = _render(by_id[review["product_id"]], rng, size)
+        if rng.random() < (DEFECT_IF_UNHAPPY if review["rating"] <= 2 else DEFECT_IF_HAPPY):
+            _damage(photo, rng)
+        photo.save(folder / f"{review['id']}.png", format="PNG")
+        review["image"] = f"{folder.parent.name}/{folder.name}/{review['id']}.png"
+
+
+def _damage(photo: Image.Image, rng: np.random.Generator) -> None:
+    """A jagged dark tear across the product and a brown stain, drawn in place."""
+    side = photo.size[0]
+    draw = ImageDraw.Draw(photo)
+    x, y = float(rng.uniform(0.15, 0.35)) * side, float(rng.uniform(0.15, 0.35)) * side
+    points = [(x, y)]
+    for _ in range(6):
+        x += float(rng.uniform(0.05, 0.12)) * side
+        y += float(rng.uniform(-0.02, 0.14)) * side
+        points.append((x, y))
+    draw.line(points, fill=(25, 20, 15), width=max(2, side // 12))
+    cx, cy, r = float(rng.uniform(0.3, 0.7)) * side, float(rng.uniform(0.3, 0.7)) * side, side * 0.14
+    draw.ellipse((cx - r, cy - r * 0.7, cx + r, cy + r * 0.7), fill=(110, 75, 40))
