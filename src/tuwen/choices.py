@@ -7,8 +7,9 @@ modules import their names from here, so each list has one home.
 
 from __future__ import annotations
 
-PRESET_NAMES = ("fashion", "hm", "flipkart", "amazon-reviews", "synthetic")  # keys of tuwen.ingest.PRESETS
-TASKS = ("classify", "tag", "price", "review", "purchase")
+PRESET_NAMES = ("fashion", "hm", "flipkart", "amazon-reviews", "synthetic", "support-intents", "amazon-qa",
+                "womens-reviews", "chinese-reviews")  # keys of tuwen.ingest.PRESETS
+TASKS = ("classify", "tag", "price", "review", "purchase", "intent")
 FUSIONS = ("concat", "mean", "weighted", "gated", "attention", "late")
 RECOMMENDERS = ("popularity", "repurchase", "itemknn", "als", "content", "vbpr", "two_tower", "ranker")
 # The photo features every model and the search alignment read: MobileNetV2 sees shape and kind, the colour

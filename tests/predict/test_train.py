@@ -34,7 +34,8 @@ from tuwen.predict.training.splits import split_items
 from tuwen.util.folders import FormatError
 
 torch.set_num_threads(1)
-FAST = TrainConfig(hidden=64, epochs=25, patience=8, ensemble=1, progress=False)
+# quality="fast": these tests check the single-split pipeline (tests/predict/test_crossfit.py the cross-fitted one)
+FAST = TrainConfig(hidden=64, epochs=25, patience=8, ensemble=1, progress=False, quality="fast")
 
 
 @register("test_oracle_photo")
@@ -256,7 +257,8 @@ def test_cli_train_evaluate_predict_and_user_errors(workspace: Workspace, tmp_pa
     runner = CliRunner()
     ws = str(workspace.path)
     done = runner.invoke(app, ["train", ws, "--task", "classify", "--target", "colour", "--name", "colour",
-                               "--fusion", "late", "--epochs", "10", "--ensemble", "1", "--json"])
+                               "--fusion", "late", "--epochs", "10", "--ensemble", "1", "--quality", "fast",
+                               "--no-refit", "--json"])
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     assert summary["name"] == "colour" and summary["metrics"]["test"]["accuracy"] > 0.8

@@ -46,14 +46,21 @@ EnsembleOpt = Annotated[int | None, typer.Option(help="Networks averaged per mod
                                                  "for medium, 1 from 4,000 training items; end-to-end: 1).")]
 
 
+QualityOpt = Annotated[str, typer.Option(help="best: every choice (members, epochs, L2 strength, the stack) made on "
+                                         "5-fold out-of-fold predictions; fast: one validation part decides; auto: "
+                                         "best below 4,000 labelled rows.")]
+
+
 def train_config(epochs: int | None, seed: int, progress: bool = True, ensemble: int | None = None,
-            encoders: str | None = None) -> Any:
+            encoders: str | None = None, quality: str | None = None, refit: bool | None = None,
+            folds: int | None = None) -> Any:
     """The TrainConfig of a command: its mode's defaults (end-to-end ones for ``--encoders trainable`` /
     ``finetune``), then only the options the user gave, so an explicit ``--epochs 40`` stays 40."""
     from tuwen.predict.endtoend import parse_mode
     from tuwen.predict.training.config import TrainConfig
 
-    given = {k: v for k, v in {"epochs": epochs or None, "ensemble": ensemble}.items() if v is not None}
+    given = {k: v for k, v in {"epochs": epochs or None, "ensemble": ensemble, "quality": quality,
+                               "refit": refit, "folds": folds}.items() if v is not None}
     endtoend = parse_mode(_split(encoders))
     if endtoend is None:
         return TrainConfig(seed=seed, progress=progress, **given)
@@ -76,6 +83,11 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping usually ends sooner).")] = None,
     ensemble: EnsembleOpt = None,
+    quality: QualityOpt = "auto",
+    refit: Annotated[bool, typer.Option(help="Learn from every labelled row once the choices are made (no test part "
+                                        "is held back; `tuwen evaluate --model` then reports the cross-fitted "
+                                        "scores).")] = True,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds (--quality best).")] = 5,
     recommender: RecommenderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's summary as JSON.")] = False,
 ) -> None:
@@ -97,24 +109,28 @@ def train(
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
                         modalities=_split(modalities), tabular=_split(tabular), encoders=_split(encoders) or None,
-                        fusion=fusion, seed=seed, config=train_config(epochs, seed, not as_json, ensemble, encoders))
-    summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics")}
+                        fusion=fusion, seed=seed, config=train_config(epochs, seed, not as_json, ensemble, encoders,
+                                                                      quality, refit, folds))
+    summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics",
+                                              "quality", "fitted_rows", "wall_seconds")}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
     table = Table(title=f"model {summary['name']} ({task}, {fusion})")
     table.add_column("part")
-    metrics = summary["metrics"]["test"]
-    keys = [k for k in metrics if k != "n" and "/" not in k]
+    parts = [p for p in ("crossfit", "val", "test") if summary["metrics"].get(p)]
+    keys = [k for k in summary["metrics"][parts[0]] if k != "n" and "/" not in k] if parts else []
     for key in keys:
         table.add_column(key, justify="right")
-    for part in ("val", "test"):
+    for part in parts:
         table.add_row(part, *(f"{summary['metrics'][part].get(k, float('nan')):.4f}" for k in keys))
     out.print(table)
     split = summary["split"]
-    out.print(f"split: {split['rule']}, seed {split['seed']}: {split['train']} train / {split['val']} val / "
-              f"{split['test']} test; inputs: {', '.join(summary['inputs'])}; {summary['seconds']:.1f}s; "
-              f"saved to {summary['folder']}")
+    seconds = summary["wall_seconds"] or summary["seconds"] or 0.0
+    learnt = f"the saved model learnt from {summary['fitted_rows']} rows; " if summary["fitted_rows"] else ""
+    out.print(f"quality {summary['quality'] or 'fast'}; split: {split['rule']}, seed {split['seed']}: {split['train']} "
+              f"train / {split['val']} val / {split['test']} test; {learnt}inputs: {', '.join(summary['inputs'])}; "
+              f"{seconds:.1f}s; saved to {summary['folder']}")
 
 
 @friendly
@@ -132,6 +148,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int | None, typer.Option(help="Most epochs per variant.")] = None,
     ensemble: EnsembleOpt = None,
+    quality: QualityOpt = "auto",
     recommenders: RecommendersOpt = None,
     test_days: Annotated[int, typer.Option(help="--task recommend: the last N days are the test window.")] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON for scripts.")] = False,
@@ -156,7 +173,7 @@ def evaluate(
         summary = run_ablation(ws, task, target, text_fields=_split(text_fields) or None,
                                 modalities=_split(modalities), tabular=_split(tabular),
                                 encoders=_split(encoders) or None, fusions=_split(fusions), seed=seed,
-                                config=train_config(epochs, seed, not as_json, ensemble))
+                                config=train_config(epochs, seed, not as_json, ensemble, quality=quality))
     else:
         raise ValueError("say what to evaluate: --ablation (train and compare every variant) or --model NAME")
     if as_json:
@@ -177,32 +194,42 @@ def evaluate(
         out.print(f"report: {summary['report']}")
 
 
-def _items_from_file(file: Path, preset: str | None, mapping: list[str] | None, reviews: bool) -> pd.DataFrame:
-    """Read products (or reviews) exactly as ``ingest`` would, without storing anything."""
+def _items_from_file(file: Path, preset: str | None, mapping: list[str] | None, items: str) -> pd.DataFrame:
+    """Read the items a model predicts (products, reviews or messages) exactly as ``ingest`` would, without
+    storing anything; ``items`` is the workspace table the model's task reads."""
     from tuwen.ingest import ColumnMap, load_generic, load_preset
-    from tuwen.ingest.generic import PRODUCT_FIELDS, REVIEW_FIELDS
+    from tuwen.ingest.generic import MESSAGE_FIELDS, PRODUCT_FIELDS, REVIEW_FIELDS, load_messages
 
     if preset:
         batch = load_preset(preset, file)
-    elif reviews:
+        frame, rejects = getattr(batch, items, None), batch.rejects
+        if frame is None or frame.empty:
+            raise ValueError(f"{file}: the {preset} data holds no {items}, which this model predicts")
+    elif items == "messages":
+        frame, rejects = load_messages(file, ColumnMap.parse(mapping or [], MESSAGE_FIELDS))
+    elif items == "reviews":
         batch = load_generic(None, ColumnMap.parse([], PRODUCT_FIELDS), None, ColumnMap(), file,
                              ColumnMap.parse(mapping or [], REVIEW_FIELDS), None, "")
+        frame, rejects = batch.reviews, batch.rejects
     else:
         batch = load_generic(file, ColumnMap.parse(mapping or [], PRODUCT_FIELDS), None, ColumnMap(), None,
                              ColumnMap(), None, "")
-    for reject in batch.rejects[:20]:
+        frame, rejects = batch.products, batch.rejects
+    for reject in rejects[:20]:
         typer.echo(f"rejected: {reject}", err=True)
-    return batch.reviews if reviews else batch.products
+    return frame
 
 
 @friendly
 def predict(
     workspace: WorkspaceArg,
     model: Annotated[str, typer.Option(help="Model name (under WS/artifacts/models) or a model folder.")],
-    title: Annotated[str | None, typer.Option(help="The new product's title (or a review's text).")] = None,
+    title: Annotated[str | None, typer.Option(help="The new product's title (or a review's / message's text).")]
+    = None,
     description: Annotated[str | None, typer.Option(help="The new product's description.")] = None,
     image: Annotated[Path | None, typer.Option(help="The new product's photo.")] = None,
-    file: Annotated[Path | None, typer.Option(help="Predict every product (or review) of a file or preset folder.")]
+    file: Annotated[Path | None, typer.Option(help="Predict every product (review, message) of a file or preset "
+                                              "folder: one line per row, in input order, with the row's id.")]
     = None,
     preset: Annotated[str | None, typer.Option(help="Read --file as this preset's folder.")] = None,
     map_: Annotated[list[str] | None, typer.Option("--map", help="Field=column mappings for --file.")] = None,
@@ -218,17 +245,25 @@ def predict(
 
     ws = open_workspace(workspace)
     loaded = load_model(ws, model)
-    is_review = loaded.task.items == "reviews"
+    items = loaded.task.items
+    is_review = items == "reviews"
+    given_ids: list[str] | None = None
     if file is not None:
         if not file.exists():
             raise FileNotFoundError(f"{file}: no such file or folder")
-        frame = _items_from_file(file, preset, map_, is_review)
+        frame = _items_from_file(file, preset, map_, items)
+        if items != "products":
+            # Reviews and messages are identified by their row (or the file's own id), which the workspace's rows
+            # may share without being the same text: a file's row is scored on its own words, never on vectors
+            # cached for a stored row with that id (ingest refuses NUL, so no stored id starts with one).
+            given_ids = [str(i) for i in frame["id"]]
+            frame = frame.assign(id=[f"\0file-{n}" for n in range(len(frame))])
     elif title is not None or image is not None or description is not None:
         if image is not None and not image.is_file():
             raise FileNotFoundError(f"{image}: no such photo")
         item: dict[str, Any] = {"id": "new-1", "title": title or "", "description": description or "",
                                 "image_paths": [str(image.resolve())] if image else [], "has_image": image is not None}
-        if is_review:
+        if items != "products":
             item.update({"text": title or "", "title": description or "", "product_id": ""})
         frame = pd.DataFrame([item])
     else:
@@ -239,6 +274,10 @@ def predict(
         predictions = loaded.predict(frame, ws, user_id=user)
     else:
         predictions = loaded.predict(frame, workspace=ws, neighbours=neighbours)
+    if given_ids is not None:
+        for prediction, given in zip(predictions, given_ids, strict=True):
+            prediction["id"] = given
+        frame = frame.assign(id=given_ids)
     if as_json:
         for prediction in predictions:
             typer.echo(json.dumps(prediction, ensure_ascii=False))
@@ -247,7 +286,7 @@ def predict(
         _print_prediction(prediction)
     if len(predictions) > 50:
         out.print(f"… {len(predictions) - 50} more (use --json for all)")
-    if is_review and "product_id" in frame:
+    if is_review and "product_id" in frame and getattr(loaded.task, "is_rating", False):
         ratings = [prediction["prediction"] for prediction in predictions]
         aggregate = loaded.task.aggregate(frame, ratings)  # type: ignore[attr-defined]
         table = Table(title="per product: mean predicted rating")

@@ -35,6 +35,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from tuwen.util.chinese import segment_lower
+
 TFIDF = "tfidf_sparse"  # encoder name of the model-owned sparse TF-IDF input (not the workspace SVD "tfidf")
 TABULAR = "tabular"
 IMAGE_FIELDS = ("image",)
@@ -108,7 +110,14 @@ def column_values(frame: pd.DataFrame, column: str, attributes: list[dict[str, A
 
 
 class SparseText:
-    """Word + character n-gram TF-IDF, fitted on training texts, saved as plain JSON (no pickle)."""
+    """Word + character n-gram TF-IDF, fitted on training texts, saved as plain JSON (no pickle).
+
+    Word n-grams see Chinese cut into jieba words (:func:`tuwen.util.chinese.segment_lower`; other text is only
+    lower-cased, as before); character n-grams see the raw text. Models saved before the segmentation existed
+    have no ``segment`` mark in their state and keep their whole-run Chinese tokens.
+    """
+
+    SEGMENTED = {"word": segment_lower}  # parts whose texts are segmented first
 
     PARAMS: dict[str, dict[str, Any]] = {
         "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 2, "max_features": 40000, "sublinear_tf": True,
@@ -128,11 +137,12 @@ class SparseText:
         texts = [t for t in texts if t]
         for part, params in self.PARAMS.items():
             min_df = params["min_df"] if len(texts) >= 50 else 1  # tiny corpora: keep every n-gram
-            vectorizer = TfidfVectorizer(**{**params, "min_df": min_df})
+            extra = {"preprocessor": self.SEGMENTED[part]} if part in self.SEGMENTED else {}
+            vectorizer = TfidfVectorizer(**{**params, **extra, "min_df": min_df})
             try:
                 vectorizer.fit(texts or ["empty"])
             except ValueError:  # every document filtered out (e.g. only stop characters)
-                vectorizer = TfidfVectorizer(**{**params, "min_df": 1}).fit(["empty"])
+                vectorizer = TfidfVectorizer(**{**params, **extra, "min_df": 1}).fit(["empty"])
             self.vectorizers[part] = vectorizer
         return self
 
@@ -141,7 +151,8 @@ class SparseText:
         return (sp.hstack(parts, format="csr") / math.sqrt(len(parts))).astype(np.float32).tocsr()
 
     def state(self) -> dict[str, Any]:
-        return {part: {"vocabulary": {k: int(i) for k, i in v.vocabulary_.items()}, "idf": v.idf_.tolist()}
+        return {part: {"vocabulary": {k: int(i) for k, i in v.vocabulary_.items()}, "idf": v.idf_.tolist(),
+                       **({"segment": True} if v.preprocessor is not None else {})}
                 for part, v in self.vectorizers.items()}
 
     @classmethod
@@ -149,6 +160,8 @@ class SparseText:
         text = cls()
         for part, saved in state.items():
             params = {k: v for k, v in cls.PARAMS[part].items() if k not in {"min_df", "max_features"}}
+            if saved.get("segment") and part in cls.SEGMENTED:
+                params["preprocessor"] = cls.SEGMENTED[part]
             vectorizer = TfidfVectorizer(**params, vocabulary=saved["vocabulary"])
             vectorizer.idf_ = np.asarray(saved["idf"], dtype=np.float64)
             text.vectorizers[part] = vectorizer

@@ -46,9 +46,13 @@ class LinearModel(nn.Module):
     fitted in a thread beside a network's training loop, which must draw exactly the numbers it would alone.
     """
 
-    def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], l2: float = 0.0, kind: str = LINEAR):
+    def __init__(self, inputs: Sequence[dict[str, Any]], heads: dict[str, int], l2: float = 0.0, kind: str = LINEAR,
+                 dense: str = "standardise"):
         super().__init__()
-        self.config = {"kind": kind, "inputs": [dict(i) for i in inputs], "heads": dict(heads), "l2": l2}
+        # dense: "standardise" (training statistics, see fit_normalisation) or "l2" (each row scaled to unit length,
+        # as the scikit-learn baselines of predict.training.plain see dense vectors)
+        self.config = {"kind": kind, "inputs": [dict(i) for i in inputs], "heads": dict(heads), "l2": l2,
+                       "dense": dense}
         self.input_names = [i["name"] for i in inputs]
         self.head_names = list(heads)
         width = sum(heads.values())
@@ -76,6 +80,8 @@ class LinearModel(nn.Module):
             if self.sparse[k]:
                 indices, offsets, values = x
                 out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+            elif self.config["dense"] == "l2":
+                out = (x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)) @ weight
             else:
                 out = ((x - getattr(self, f"mean_{k}")) / getattr(self, f"scale_{k}")) @ weight
             total = total + out * mask[:, k:k + 1].to(out.dtype)

@@ -27,9 +27,10 @@ from tuwen.predict.networks import EnsembleModel, MultimodalModel, build_network
 from tuwen.predict.predictor import Predictor
 from tuwen.predict.tasks import Task, make_task, task_from_state
 from tuwen.predict.training.ablation import modality_ablation
-from tuwen.predict.training.config import MODALITIES, TrainConfig
+from tuwen.predict.training.config import MODALITIES, TrainConfig, resolve_quality
+from tuwen.predict.training.crossfit import fit_crossfitted
 from tuwen.predict.training.members import fit_variant, neighbour_labels, train_experts
-from tuwen.predict.training.prepare import Prepared, load_items, prepare
+from tuwen.predict.training.prepare import Prepared, labelled_rows, load_items, prepare
 from tuwen.predict.vectors import model_features
 from tuwen.util.folders import atomic_folder, read_info, swap_folder, write_info
 from tuwen.util.runtime import torch_threads
@@ -159,25 +160,42 @@ class TuwenModel(Predictor):
             tabular: tuple[str, ...] = (), encoders: tuple[str, ...] | None = None, fusion: str = "gated",
             seed: int = 0, config: TrainConfig | None = None, save: bool = True,
             limit: int | None = None) -> TuwenModel:
-        """Train one fused model (its experts, linear member and blend); saved under ``WS/artifacts/models/NAME``."""
+        """Train one fused model (its experts, linear members and blend); saved under ``WS/artifacts/models/NAME``.
+
+        ``config.quality`` picks how choices are made (cross-fitted "best", one validation part "fast", "auto" by
+        size); ``config.refit`` learns from every labelled row instead of holding a test part back."""
+        started = time.perf_counter()
         task_obj = make_task(task, target) if isinstance(task, str) else task
         config = replace(config or TrainConfig(), fusion=fusion, seed=seed)
-        prepared = prepare(workspace, task_obj, text_fields, modalities, tabular, encoders, seed=seed, limit=limit)
+        quality = resolve_quality(config, labelled_rows(workspace, task_obj, limit))
+        test_size = 0.0 if config.refit else 0.2
+        val_size = 0.0 if quality == "best" else 0.1
+        prepared = prepare(workspace, task_obj, text_fields, modalities, tabular, encoders, seed=seed, limit=limit,
+                           test_size=test_size, val_size=val_size)
         name = name or default_name(task_obj, target)
         folder = workspace.artifacts / "models" / name
         staging = workspace.artifacts / "models" / f".{name}.training"
         names = prepared.inputs(modalities)
-        experts = train_experts(prepared, names, config)
-        fitted, _ = fit_variant(prepared, names, config, staging if save else None, experts)
+        if quality == "best":
+            if save:
+                staging.mkdir(parents=True, exist_ok=True)
+            fitted, _ = fit_crossfitted(prepared, names, config)
+        else:
+            experts = train_experts(prepared, names, config)
+            fitted, _ = fit_variant(prepared, names, config, staging if save else None, experts)
+            fitted.info["quality"] = "fast"
         model = cls(fitted.task, fitted.builder, fitted.network, fitted.info)
+        fitted_rows = np.flatnonzero(prepared.split != "test") if quality == "best" else prepared.rows("train")
         model.info.update({"name": name, "workspace": str(workspace.path), "target": target,
                            "text_fields": list(text_fields or task_obj.default_text_fields),
-                           "modalities": list(modalities)})
+                           "modalities": list(modalities), "refit": config.refit, "fitted_rows": len(fitted_rows),
+                           "labelled_rows": len(prepared.frame), "wall_seconds": round(time.perf_counter() - started,
+                                                                                       2)})
         train_rows = prepared.rows("train")
         model.set_neighbours(prepared.features.subset(train_rows).select(model.info["inputs"]),
                              neighbour_labels(prepared, train_rows))
         if save:
-            model.publish(prepared, staging, folder)
+            model.publish(prepared, staging, folder, fitted_rows)
         return model
 
     @classmethod
@@ -185,11 +203,16 @@ class TuwenModel(Predictor):
                  **options: Any) -> dict[str, Any]:
         return modality_ablation(workspace, task, target, **options)
 
-    def publish(self, prepared: Prepared, staging: Path, folder: Path) -> None:
-        """Save into the staging folder (beside its training log and checkpoints), add ``split.json``, swap it in."""
+    def publish(self, prepared: Prepared, staging: Path, folder: Path, fitted: np.ndarray | None = None) -> None:
+        """Save into the staging folder (beside its training log and checkpoints), add ``split.json``, swap it in.
+
+        ``split.json`` lists the ids of each part and, under ``fitted``, of every row the saved weights learnt from
+        (``fitted`` row positions; default the training part)."""
         self.write(staging)  # staging is this training run's own folder: written in place, swapped in once
         ids = {part: [str(i) for i in prepared.frame["id"].iloc[prepared.rows(part)]]
                for part in ("train", "val", "test")}
+        fitted = prepared.rows("train") if fitted is None else fitted
+        ids["fitted"] = [str(i) for i in prepared.frame["id"].iloc[fitted]]
         (staging / "split.json").write_text(json.dumps(ids), encoding="utf-8")
         swap_folder(staging, folder)
         self.info["folder"] = str(folder)
@@ -199,6 +222,11 @@ class TuwenModel(Predictor):
         ``frame``, on the test rows of the model's own split (``split.json``), filtered as in training."""
         if frame is None:
             frame = self.held_out(workspace)
+            if frame.empty and self.info.get("metrics", {}).get("crossfit"):
+                return dict(self.info["metrics"]["crossfit"])  # refit on every row: its cross-fitted scores
+            if frame.empty:
+                raise ValueError(f"{self.info.get('name')}: trained on every labelled row with --quality fast, so no "
+                                 "held-out rows are left to score; train with --no-refit to keep a test part")
         features = self.features(frame, workspace)
         return self.task.metrics(self.outputs(features)["predictions"], self.task.targets(frame))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuwen.predict.endtoend.model import EndToEndModel
+from tuwen.predict.intent import IntentModel
 from tuwen.predict.model import TuwenModel
 from tuwen.predict.predictor import Predictor, predictor_for, saved_kind
 from tuwen.predict.purchase import PurchaseModel
@@ -20,7 +21,7 @@ from tuwen.predict.tasks import Task
 if TYPE_CHECKING:  # annotations only
     from tuwen.store.workspace import Workspace
 
-KINDS = (TuwenModel, EndToEndModel, PurchaseModel)  # this package's kinds, registered by importing them
+KINDS = (TuwenModel, EndToEndModel, PurchaseModel, IntentModel)  # this package's kinds, registered by importing them
 
 
 def _task_name(task: str | Task) -> str:
@@ -71,9 +72,13 @@ def evaluate_saved(workspace: Workspace, name: str) -> dict[str, Any]:
     model = load_model(workspace, name)
     info = model.info
     metrics = model.evaluate(workspace)
+    # A model refitted on every labelled row has no held-out rows: its scores are the cross-fitted (out-of-fold) ones
+    crossfitted = info.get("refit") and info.get("metrics", {}).get("crossfit") == metrics
     return {"task": model.task.name, "target": info.get("target"), "split": info["split"],  # type: ignore[attr-defined]
             "primary": model.task.primary,  # type: ignore[attr-defined]
-            "results": [{"variant": f"model:{info.get('name', name)}",
+            "scored_on": "out-of-fold predictions (cross-fitted)" if crossfitted else "test part",
+            "results": [{"variant": f"model:{info.get('name', name)}" + (" (cross-fitted)" if crossfitted else ""),
                          "fusion": model.network.fusion_name,  # type: ignore[attr-defined]
                          "inputs": info.get("inputs", []), "metrics": {k: round(v, 4) for k, v in metrics.items()},
-                         "seconds": 0.0, "best_epoch": info.get("best_epoch")}]}
+                         "seconds": float(info.get("wall_seconds") or info.get("seconds") or 0.0),
+                         "best_epoch": info.get("best_epoch")}]}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tuwen.encoders import encoder_for
-from tuwen.encoders.cache import embed_items, load_vectors
+from tuwen.encoders.cache import embed_items, file_digest, load_vectors
 from tuwen.predict.features import IMAGE_FIELDS, FeatureBuilder, FeatureSet, InputSpec, first_image, text_of
 from tuwen.store.workspace import Workspace
 
@@ -62,6 +62,14 @@ def workspace_vectors(workspace: Workspace, compute_missing: bool = False) -> An
 
 
 def _embed_field(workspace: Workspace, spec: InputSpec, frame: pd.DataFrame) -> None:
+    if spec.field in IMAGE_FIELDS:  # a review's photo: embedded like a product photo, cached by the file's content
+        paths = first_image(frame)
+        keep = [i for i, path in enumerate(paths) if path]
+        if keep:
+            embed_items(workspace, encoder_for(spec.encoder, workspace), spec.field,
+                        [str(frame["id"].iat[i]) for i in keep], [paths[i] for i in keep],
+                        [file_digest(paths[i]) for i in keep], 64, progress=False)
+        return
     texts = text_of(frame, spec.field)
     keep = (texts != "").to_numpy()
     if keep.any():

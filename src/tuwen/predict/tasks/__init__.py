@@ -4,7 +4,7 @@ A task knows nothing about modalities or fusion: it turns item rows into per-hea
 the network's raw outputs into probabilities or catalog units, and computes its metrics with
 scikit-learn. That is why one training loop (:mod:`tuwen.predict.training.loop`) serves every task.
 
-Tasks by name: ``classify``, ``tag``, ``price``, ``review``, ``purchase`` (see :func:`make_task`).
+Tasks by name: ``classify``, ``tag``, ``price``, ``review``, ``purchase``, ``intent`` (see :func:`make_task`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 from tuwen.choices import TASKS  # the task names live there, so `tuwen --help` lists them without torch
 from tuwen.predict.tasks.base import Task
 from tuwen.predict.tasks.classify import ClassifyTask
+from tuwen.predict.tasks.intent import IntentTask
 from tuwen.predict.tasks.price import PriceTask
 from tuwen.predict.tasks.purchase import PurchaseTask
 from tuwen.predict.tasks.reviews import ReviewTask
 from tuwen.predict.tasks.tag import TagTask
 
 KINDS: dict[str, Any] = {"classify": ClassifyTask, "tag": TagTask, "price": PriceTask, "review": ReviewTask,
-                         "purchase": PurchaseTask}
+                         "purchase": PurchaseTask, "intent": IntentTask}
 
 
 def make_task(name: str, target: str | None = None, **options: Any) -> Task:
@@ -39,6 +40,8 @@ def make_task(name: str, target: str | None = None, **options: Any) -> Task:
         return ReviewTask(target or "rating", **options)
     if name == "purchase":
         return PurchaseTask(**options)
+    if name == "intent":
+        return IntentTask(target or "intent", **options)
     raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
 
 

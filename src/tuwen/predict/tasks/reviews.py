@@ -14,6 +14,16 @@ MAE each (measured: macro-F1 on a par with logistic regression, MAE 0.73 against
 loss therefore adds ``ordinal`` × the expected distance between the predicted distribution and
 the true rating, ``Σ_k p_k |k - y|``: mass on far ratings costs in proportion to how far they are.
 The predicted rating stays the most probable class, as for the scikit-learn baseline.
+
+Other targets of a review (``--target``): ``recommended`` ("recommends it", 1/0) and ``label`` (a sentiment
+label such as the Chinese reviews' "1"/"0") are binary: the same class-balanced cross-entropy, no ordinal term,
+and ROC AUC besides accuracy and macro-F1. Any other column (``category``: the reviewed product's category) is a
+plain class label. The model reads the review's words only (``text``, ``title``), so a rating never becomes a
+feature of "recommends it" or the other way round.
+
+Rows: a review without words (no text, no title) is dropped, and copies are de-duplicated by (``group``, title,
+text): ``group`` is what must stay on one side of the split (a reviewer's copies on Amazon, a product on the
+women's clothing set, a repeated text on the Chinese set), so a copy never sits on both sides.
 """
 
 from __future__ import annotations
@@ -23,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, mean_absolute_error
+from sklearn.metrics import accuracy_score, mean_absolute_error, roc_auc_score
 
 from tuwen.metrics.classification import classification_metrics
-from tuwen.predict.tasks.base import LabelTarget, describe_label, label_loss
+from tuwen.predict.tasks.base import LabelTarget, describe_label, drop_rare, label_loss
 from tuwen.predict.tasks.classify import ClassifyTask
 
 
@@ -37,6 +47,26 @@ class RatingTarget(LabelTarget):
         ratings = pd.to_numeric(frame[self.column], errors="coerce") if self.column in frame else \
             pd.Series(np.nan, index=frame.index)
         return ratings.map(lambda r: str(int(round(r))) if np.isfinite(r) else "")
+
+
+class FlagTarget(LabelTarget):
+    """A yes/no column stored as a number (``recommended`` 1.0 / 0.0) as class labels "0" / "1"."""
+
+    def values(self, frame: pd.DataFrame) -> pd.Series:
+        numbers = pd.to_numeric(frame[self.column], errors="coerce") if self.column in frame else \
+            pd.Series(np.nan, index=frame.index)
+        return numbers.map(lambda v: str(int(v)) if np.isfinite(v) else "")
+
+
+NUMERIC_FLAGS = ("recommended",)  # review columns holding 1.0 / 0.0
+POSITIVE = "1"  # the positive class of a binary review target (recommends it / positive sentiment)
+
+
+def review_target(column: str) -> LabelTarget:
+    """The label encoder of a review column: ratings, numeric flags, or plain labels."""
+    if column == "rating":
+        return RatingTarget(column)
+    return FlagTarget(column) if column in NUMERIC_FLAGS else LabelTarget(column)
 
 
 def sentiment(ratings: np.ndarray) -> np.ndarray:
@@ -52,11 +82,26 @@ class ReviewTask(ClassifyTask):
     default_text_fields = ("text", "title")
 
     def __init__(self, target: str = "rating", class_weight: str = "balanced", smoothing: float = 0.05,
-                 dedupe: bool = True, ordinal: float = 1.0):
-        super().__init__(target, min_count=1, class_weight=class_weight, smoothing=smoothing)
-        self.label = RatingTarget(target)
+                 dedupe: bool = True, ordinal: float = 1.0, min_count: int = 1):
+        super().__init__(target, min_count=min_count, class_weight=class_weight, smoothing=smoothing)
+        self.label = review_target(target)
         self.dedupe = dedupe
-        self.ordinal = ordinal
+        self.ordinal = ordinal if self.is_rating else 0.0
+        self.primary = "macro_f1" if target in {"rating", "category"} else "auc"
+
+    @property
+    def is_rating(self) -> bool:
+        return isinstance(self.label, RatingTarget)
+
+    @property
+    def is_binary(self) -> bool:
+        """Two classes, one of them "1": a recommends-it flag or a positive/negative label."""
+        return not self.is_rating and POSITIVE in self.label.classes and len(self.label.classes) == 2
+
+    def fit(self, frame: pd.DataFrame) -> None:
+        super().fit(frame)
+        if self.primary == "auc" and not self.is_binary:  # e.g. a label column with three values
+            self.primary = "macro_f1"
 
     def rating_values(self) -> np.ndarray:
         """The rating of each class index."""
@@ -66,16 +111,32 @@ class ReviewTask(ClassifyTask):
         return "group" if "group" in frame else None
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.target not in frame and not self.is_rating:
+            raise KeyError(f"reviews have no column {self.target!r}; review targets: rating, recommended, label, "
+                           "category")
         values = self.label.values(frame)
         kept = frame[(values != "").to_numpy()]
-        self.notes = [f"{len(frame) - len(kept)} reviews without a rating dropped"] if len(kept) < len(frame) else []
+        self.notes = [f"{len(frame) - len(kept)} reviews without a {self.target} dropped"] \
+            if len(kept) < len(frame) else []
+        words = _words(kept)
+        if (words == "").any():
+            self.notes.append(f"{int((words == '').sum())} reviews without words (no text or title) dropped")
+            kept, words = kept[(words != "").to_numpy()], words[words != ""]
         if self.dedupe and "group" in kept:
             before = len(kept)
-            kept = kept.drop_duplicates("group")
-            self.notes.append(f"{before} review lines → {len(kept)} distinct reviews (one row per group)")
+            key = kept["group"].astype(str) + "\x1f" + words.to_numpy()
+            kept = kept[~key.duplicated().to_numpy()]
+            self.notes.append(f"{before} review lines → {len(kept)} distinct reviews (one row per group and text)")
         if kept.empty:
-            raise ValueError("no review has a rating")
-        return kept.reset_index(drop=True)
+            raise ValueError(f"no review has a {self.target} and words")
+        kept = kept.reset_index(drop=True)
+        # a set whose reviews have no titles at all (the Chinese reviews) reads the text alone
+        self.default_text_fields = tuple(f for f in ReviewTask.default_text_fields
+                                         if f in kept and (kept[f].fillna("") != "").any()) or ("text",)
+        if self.min_count > 1:
+            kept, dropped = drop_rare(kept, self.label.values(kept), self.min_count)
+            self.notes += dropped
+        return kept
 
     def head_loss(self, head: str, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss, valid = label_loss(output, target, self.label.weights, self.smoothing)
@@ -93,17 +154,30 @@ class ReviewTask(ClassifyTask):
         probabilities, target = predictions[self.target], targets[self.target]
         scores = classification_metrics(probabilities, target)
         known = target >= 0
-        if known.any():
+        if known.any() and self.is_rating:
             true, predicted = self.rating_values()[target[known]], self.ratings(probabilities[known])
             scores["mae"] = float(mean_absolute_error(true, predicted))
             scores["sentiment_accuracy"] = float(accuracy_score(sentiment(true), sentiment(predicted)))
+        elif known.any() and self.is_binary:
+            positive = self.label.classes.index(POSITIVE)
+            truth = target[known] == positive
+            scores["auc"] = float(roc_auc_score(truth, probabilities[known][:, positive])) \
+                if 0 < truth.sum() < len(truth) else float("nan")
         return scores
 
     def describe(self, predictions: dict[str, np.ndarray], row: int) -> dict[str, Any]:
         described = describe_label(self.label, predictions[self.target][row])
-        rating = int(described["prediction"])
-        return {"prediction": rating, "sentiment": str(sentiment(np.array([rating]))[0]),
-                "scores": described["scores"]}
+        if self.is_rating:
+            rating = int(described["prediction"])
+            return {"prediction": rating, "sentiment": str(sentiment(np.array([rating]))[0]),
+                    "scores": described["scores"]}
+        if self.is_binary:
+            probability = float(predictions[self.target][row][self.label.classes.index(POSITIVE)])
+            out: dict[str, Any] = {"prediction": described["prediction"], "probability": round(probability, 4)}
+            if self.target != "recommended":
+                out["sentiment"] = "positive" if described["prediction"] == POSITIVE else "negative"
+            return {**out, "scores": described["scores"]}
+        return described
 
     def aggregate(self, frame: pd.DataFrame, ratings: np.ndarray) -> pd.DataFrame:
         """Per product: mean predicted rating, share of positive reviews and the number of reviews behind them.
@@ -119,12 +193,21 @@ class ReviewTask(ClassifyTask):
 
     def state(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label.state(), "class_weight": self.class_weight,
-                "smoothing": self.smoothing, "dedupe": self.dedupe, "ordinal": self.ordinal, "notes": self.notes}
+                "smoothing": self.smoothing, "dedupe": self.dedupe, "ordinal": self.ordinal,
+                "min_count": self.min_count, "notes": self.notes}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ReviewTask:
-        task = cls(state["label"]["column"], state["class_weight"], state["smoothing"], state["dedupe"],
-                   state.get("ordinal", 0.0))
-        task.label = RatingTarget.from_state(state["label"])
+        column = state["label"]["column"]
+        task = cls(column, state["class_weight"], state["smoothing"], state["dedupe"], state.get("ordinal", 0.0),
+                   state.get("min_count", 1))
+        task.label = type(review_target(column)).from_state(state["label"])
         task.notes = list(state.get("notes", []))
         return task
+
+
+def _words(frame: pd.DataFrame) -> pd.Series:
+    """A review's words, title and text together, lower-cased: what decides "no words" and what copies share."""
+    parts = [frame[c].fillna("").astype(str) if c in frame else pd.Series("", index=frame.index)
+             for c in ("title", "text")]
+    return (parts[0] + "\n" + parts[1]).str.strip().str.lower()

@@ -56,6 +56,32 @@ class TrainConfig:
     # two OpenMP threads fighting other processes measured 5x slower than one (22 s vs 4 s for one variant).
     threads: int = 1
     progress: bool = True
+    # "best": every choice (members, their class weighting, early-stopping epoch, L2 strength, the stack's
+    # weights) made on k-fold out-of-fold predictions (predict.training.crossfit); "fast": one validation
+    # part decides (the single-split pipeline in predict.training.members); "auto": best below BEST_BELOW rows.
+    quality: str = "auto"
+    # Fit the chosen configuration again on every labelled row (AutoGluon's refit_full). The CLI's `tuwen train`
+    # turns it on; off, a test part is held back and scored (what `tuwen evaluate` and the benchmarks need).
+    refit: bool = False
+    folds: int = 5  # cross-fitting folds ("best")
+    jobs: int = 0  # processes the folds run in (0: every core this process may use, tuwen.util.runtime)
+
+
+QUALITIES = ("auto", "best", "fast")
+# "auto" cross-fits below this many labelled rows. Why there: below it the fast pipeline's validation part is a
+# few hundred rows, on which its choices were noise (issue 16), while the networks train in seconds; above it the
+# validation part is large enough and k-fold training would cost k times the fast pipeline where that is minutes
+# (README, "Cross-fitted models").
+BEST_BELOW = 4000
+
+
+def resolve_quality(config: TrainConfig, rows: int) -> str:
+    """"best" or "fast" for a training set of ``rows`` labelled rows."""
+    if config.quality not in QUALITIES:
+        raise ValueError(f"unknown quality {config.quality!r}; choose one of {', '.join(QUALITIES)}")
+    if config.quality != "auto":
+        return config.quality
+    return "best" if rows < BEST_BELOW else "fast"
 
 
 

@@ -93,15 +93,21 @@ def event_writer(folder: Path | None, member: int) -> Any:
 
 def fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
                 val: FeatureSet | None, y_val: dict[str, np.ndarray] | None, config: TrainConfig,
-                folder: Path | None = None, member: int = 0) -> dict[str, Any]:
-    """Train in place; restore the best validation epoch. Returns the history and the best epoch's metrics."""
+                folder: Path | None = None, member: int = 0, record: list[dict[str, np.ndarray]] | None = None,
+                stop_after: int | None = None) -> dict[str, Any]:
+    """Train in place; restore the best validation epoch. Returns the history and the best epoch's metrics.
+
+    ``record`` receives the validation rows' raw outputs after every epoch (cross-fitting picks one epoch for
+    every fold from them); ``stop_after`` ends training after that many epochs, on the schedule of
+    ``config.epochs`` (a refit replays the chosen epoch of the cross-fitted runs)."""
     with torch_threads(config.threads if config.device == "cpu" else 0):
-        return _fit_network(network, task, train, y_train, val, y_val, config, folder, member)
+        return _fit_network(network, task, train, y_train, val, y_val, config, folder, member, record, stop_after)
 
 
 def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_train: dict[str, np.ndarray],
                  val: FeatureSet | None, y_val: dict[str, np.ndarray] | None, config: TrainConfig,
-                 folder: Path | None, member: int) -> dict[str, Any]:
+                 folder: Path | None, member: int, record: list[dict[str, np.ndarray]] | None = None,
+                 stop_after: int | None = None) -> dict[str, Any]:
     seed_everything(config.seed)
     device = config.device
     network.to(device)
@@ -122,7 +128,7 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
     started = time.perf_counter()
     try:
         with progress_bar(config.epochs, f"train · {network.fusion_name}", config.progress) as advance:
-            for epoch in range(config.epochs):
+            for epoch in range(min(config.epochs, stop_after or config.epochs)):
                 network.train()
                 order = rng.permutation(len(train))
                 losses = []
@@ -144,6 +150,8 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
                                          "seconds": round(time.perf_counter() - started, 3)}
                 if val is not None and y_val is not None and len(val):
                     outputs = network_outputs(network, task, val)
+                    if record is not None:
+                        record.append({h: v.cpu().numpy() for h, v in outputs["raw"].items()})
                     metrics = task.metrics(outputs["predictions"], y_val)
                     metrics["loss"] = validation_loss(task, outputs["raw"], y_val, device)
                     entry.update({f"val_{k}": v for k, v in metrics.items()})
@@ -166,7 +174,7 @@ def _fit_network(network: MultimodalModel, task: Task, train: FeatureSet, y_trai
                     if folder:
                         torch.save(best["state"], folder / f"checkpoint-{member}.pt" if member else
                                    folder / "checkpoint.pt")
-                elif epoch + 1 - best["epoch"] >= config.patience:
+                elif epoch + 1 - best["epoch"] >= config.patience and stop_after is None:
                     break
     finally:
         if log:

@@ -31,6 +31,10 @@ class Prepared:
     # Linear members' fits (futures) by (inputs, class weights, device): an ablation's fusions all hold the same
     # one, which would otherwise be fitted once per fusion.
     linears: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    # Cross-fitted members (predict.training.crossfit) by what they are (inputs, fusion, weighting): an ablation's
+    # variants share their single-modality networks and linear baselines, which would otherwise be cross-fitted
+    # once per variant.
+    bagged: dict[Any, Any] = field(default_factory=dict)
 
     def rows(self, part: str) -> np.ndarray:
         return np.flatnonzero(self.split == part)
@@ -52,8 +56,23 @@ def load_items(workspace: Workspace, task: Task) -> pd.DataFrame:
     return workspace.read(task.items)
 
 
+def labelled_rows(workspace: Workspace, task: Task, limit: int | None = None) -> int:
+    """How many rows the task can learn from (what ``TrainConfig(quality="auto")`` decides by)."""
+    rows = len(task.prepare(load_items(workspace, task)))
+    return min(rows, limit) if limit is not None else rows
+
+
 def available_vectors(workspace: Workspace) -> list[tuple[str, str]]:
     return sorted({(m["encoder"], m["field"]) for m in vector_tables(workspace).values()})
+
+
+def photo_encoders(workspace: Workspace, frame: pd.DataFrame,
+                   encoders: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+    """(encoder, "image") for the photos of items other than products (a review's photo): the workspace's product
+    photo encoders, when any item has a photo; embedded on demand like the texts."""
+    if "image_paths" not in frame or not frame["image_paths"].map(lambda p: p is not None and len(p) > 0).any():
+        return []
+    return [(e, f) for e, f in available_vectors(workspace) if f == "image" and (encoders is None or e in encoders)]
 
 
 def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | None = None,
@@ -68,14 +87,14 @@ def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | Non
     frame, split, info = split_frame(workspace, task, seed, test_size, val_size, limit)
     fields = canonical_fields(text_fields or task.default_text_fields)
     text_encoders = [(e, f) for e, f in available_vectors(workspace) if encoders is None or e in encoders]
-    if task.items == "reviews":  # review texts are embedded on demand (cached in the workspace on first use)
+    if task.items != "products":  # review / message texts are embedded on demand (cached in the workspace on first use)
         names = sorted({e for e, f in text_encoders if f != "image"}) or list(REVIEW_ENCODERS if encoders is None
                                                                                else encoders)
-        text_encoders = [(e, f) for e in names for f in fields]
+        text_encoders = [(e, f) for e in names for f in fields] + photo_encoders(workspace, frame, encoders)
     specs = default_specs(text_encoders, fields, modalities, tabular, tfidf)
     task.fit(frame[split == "train"])
     builder = FeatureBuilder(specs).fit(frame[split == "train"])
-    features = builder.build(frame, workspace_vectors(workspace, compute_missing=task.items == "reviews"))
+    features = builder.build(frame, workspace_vectors(workspace, compute_missing=task.items != "products"))
     return Prepared(task, frame, split, builder, features, info, task.targets(frame))
 
 
@@ -92,8 +111,10 @@ def split_frame(workspace: Workspace, task: Task, seed: int = 0, test_size: floa
     group_column = task.group_column(frame)
     groups = group_values(frame, group_column) if group_column else None
     split = split_items(task.strata(frame), groups, seed, test_size, val_size)
+    parts = ([f"test {test_size:.0%}"] if test_size > 0 else ["no test part"]) + \
+        ([f"validation {val_size:.0%} (early stopping)"] if val_size > 0 else [])
     info = {"rule": "stratified by target" + (f", grouped by {group_column}" if group_column else "")
-            + f"; test {test_size:.0%}, validation {val_size:.0%} (early stopping), rest train",
+            + f"; {', '.join(parts)}, rest train",
             "seed": seed, "train": int((split == "train").sum()), "val": int((split == "val").sum()),
             "test": int((split == "test").sum()), "items": len(frame), "notes": list(task.notes)}
     return frame, split, info

@@ -21,14 +21,35 @@ def split_items(strata: np.ndarray | None, groups: np.ndarray | None, seed: int 
     """
     n = len(strata) if strata is not None else len(groups) if groups is not None else 0
     labels = np.full(n, "train", dtype=object)
-    test_rows = _one_fold(np.arange(n), strata, groups, max(2, round(1 / test_size)), seed)
-    labels[test_rows] = "test"
+    if test_size > 0:  # 0: no test part (a model refitted on every labelled row)
+        labels[_one_fold(np.arange(n), strata, groups, max(2, round(1 / test_size)), seed)] = "test"
     rest = np.flatnonzero(labels == "train")
     if val_size > 0:
         folds = max(2, round((1 - test_size) / val_size))
         sub = lambda a: a[rest] if a is not None else None  # noqa: E731
         labels[rest[_one_fold(np.arange(len(rest)), sub(strata), sub(groups), folds, seed + 1)]] = "val"
     return labels
+
+
+def fold_of(strata: np.ndarray | None, groups: np.ndarray | None, folds: int, seed: int) -> np.ndarray:
+    """Each row's cross-fitting fold (0..folds-1), stratified and grouped like the split; fewer folds when there
+    are fewer groups (or rows) than ``folds``."""
+    n = len(strata) if strata is not None else len(groups) if groups is not None else 0
+    distinct = len(np.unique(groups)) if groups is not None else n
+    folds = max(2, min(folds, distinct))
+    usable = strata if strata is not None and pd.Series(strata).value_counts().min() >= folds else None
+    if groups is not None:
+        splitter: Any = StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if usable is not None \
+            else GroupKFold(folds, shuffle=True, random_state=seed)
+        parts = splitter.split(np.arange(n), usable, groups)
+    else:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if usable is not None \
+            else KFold(folds, shuffle=True, random_state=seed)
+        parts = splitter.split(np.arange(n), usable)
+    fold = np.zeros(n, dtype=np.int64)
+    for k, (_, held) in enumerate(parts):
+        fold[held] = k
+    return fold
 
 
 def _one_fold(rows: np.ndarray, strata: np.ndarray | None, groups: np.ndarray | None, folds: int,

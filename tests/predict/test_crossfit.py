@@ -1,0 +1,132 @@
+"""Cross-fitted ("best" quality) models on the tiny SYNTHETIC workspace of test_train: repeatable (same seed, same
+numbers, in one process or in several), refitted on every labelled row (and saying so in the model folder), and
+never below the plain TF-IDF baseline that is one of their members."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.predict.test_train import workspace  # noqa: F401  (the fixture, and it registers the photo encoder)
+from tuwen import Workspace
+from tuwen.predict.networks import network_outputs
+from tuwen.predict.registry import load_model, train_model
+from tuwen.predict.training.config import BEST_BELOW, TrainConfig, resolve_quality
+from tuwen.predict.training.crossfit import ensemble_selection
+from tuwen.predict.training.splits import fold_of
+
+BEST = TrainConfig(hidden=32, epochs=6, patience=3, folds=3, jobs=1, progress=False, quality="best")
+
+
+def test_auto_quality_cross_fits_small_training_sets_only() -> None:
+    assert resolve_quality(TrainConfig(), BEST_BELOW - 1) == "best"
+    assert resolve_quality(TrainConfig(), BEST_BELOW) == "fast"
+    assert resolve_quality(TrainConfig(quality="fast"), 10) == "fast"
+    with pytest.raises(ValueError, match="unknown quality 'great'"):
+        resolve_quality(TrainConfig(quality="great"), 10)
+
+
+def test_folds_are_stratified_grouped_and_cover_every_row() -> None:
+    strata = np.array(["a", "b"] * 30)
+    groups = np.repeat(np.arange(20), 3)
+    fold = fold_of(strata, groups, 3, seed=0)
+    assert sorted(set(fold)) == [0, 1, 2]
+    for g in range(20):  # a group's rows stay in one fold
+        assert len(set(fold[groups == g])) == 1
+    assert np.array_equal(fold, fold_of(strata, groups, 3, seed=0))
+
+
+def test_same_seed_same_numbers_in_one_process_or_two(workspace: Workspace) -> None:  # noqa: F811
+    one = train_model(workspace, "classify", "category", save=False, config=BEST, limit=160)
+    two = train_model(workspace, "classify", "category", save=False, config=replace(BEST, jobs=2), limit=160)
+    assert one.info["quality"] == "best" and one.info["folds"] == 3
+    assert one.info["metrics"] == two.info["metrics"]  # cross-fitted and test scores, to the last digit
+    assert one.info["experts"]["weights"] == two.info["experts"]["weights"]
+    frame = workspace.read("products").head(30)
+    first = one.outputs(one.features(frame, workspace))["predictions"]["category"]
+    second = two.outputs(two.features(frame, workspace))["predictions"]["category"]
+    assert np.allclose(first, second, atol=1e-6)
+    members = one.info["members"]
+    assert {"fused", "linear:tfidf", "linear:all"} <= set(members)
+    assert "epoch" in members["fused"] and "C" in members["linear:tfidf"]["setting"]
+    # the stack is at least as good as its best member on the out-of-fold rows
+    assert one.info["experts"]["validation"]["blend"] >= max(m["oof"] for m in members.values()) - 1e-9
+
+
+def test_stack_picks_the_linear_baseline_when_the_network_cannot_learn(workspace: Workspace) -> None:  # noqa: F811
+    # Titles name the colour in words that logistic regression on TF-IDF reads off; the network here barely
+    # moves from its random start (one epoch at a tiny learning rate): the OOF choice must see that, and the
+    # saved model must then answer as the baseline does on the test rows.
+    crippled = replace(BEST, epochs=1, lr=1e-6)
+    model = train_model(workspace, "classify", "colour", save=False, modalities=("text",), config=crippled)
+    weights = model.info["experts"]["weights"]["colour"]
+    members = model.info["members"]
+    assert members["linear:tfidf"]["oof"] > members["text"]["oof"] + 0.2
+    assert weights["linear:tfidf"] > 0.5 > weights["fused"]  # "fused": the model's own (here text) network
+    assert model.info["experts"]["validation"]["blend"] >= members["linear:tfidf"]["oof"]
+    test = workspace.read("products")
+    test = test[test["id"].isin(set(model.neighbours["ids"])) == False]  # noqa: E712  (rows it never learnt from)
+    features = model.features(test, workspace)
+    target = model.task.targets(test)["colour"]
+    accuracy = (model.outputs(features)["predictions"]["colour"].argmax(1) == target).mean()
+    network_alone = network_outputs(model.network.fused, model.task, features)["predictions"]["colour"]
+    assert accuracy == pytest.approx(model.info["metrics"]["test"]["accuracy"])
+    assert accuracy > (network_alone.argmax(1) == target).mean() + 0.2
+
+
+def test_ensemble_selection_never_scores_below_its_best_member() -> None:
+    from tuwen.predict.tasks.classify import ClassifyTask
+
+    task = ClassifyTask("c")
+    task.label.classes = ["a", "b", "c"]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    good = np.eye(3)[y] * 3 + rng.normal(0, 1.5, (300, 3))  # informative logits
+    noise = rng.normal(0, 1, (300, 3))
+    outputs = [{"c": noise.astype(np.float32)}, {"c": good.astype(np.float32)}]
+    present = np.ones((300, 2), dtype=bool)
+    weights, value = ensemble_selection(task, outputs, present, {"c": y})
+    assert weights[1] > weights[0] and weights.sum() == pytest.approx(1.0)
+    from sklearn.metrics import f1_score
+
+    assert value >= f1_score(y, good.argmax(1), average="macro") - 1e-9
+
+
+def test_cli_train_refits_on_every_row_and_evaluate_reports_cross_fitted_scores(workspace: Workspace  # noqa: F811
+                                                                               ) -> None:
+    import tuwen.cli.models  # noqa: F401  (registers the commands)
+    from tuwen.cli.main import app
+
+    runner = CliRunner()
+    ws = str(workspace.path)
+    done = runner.invoke(app, ["train", ws, "--target", "colour", "--name", "colour-best", "--quality", "best",
+                               "--modalities", "text", "--epochs", "3", "--folds", "3", "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["quality"] == "best" and summary["split"]["test"] == 0
+    assert summary["metrics"]["crossfit"]["accuracy"] > 0.35 and not summary["metrics"]["test"]  # 6 colours
+    products = workspace.read("products")
+    assert summary["fitted_rows"] == len(products)
+    folder = workspace.artifacts / "models" / "colour-best"
+    split = json.loads((folder / "split.json").read_text())
+    assert sorted(split["fitted"]) == sorted(products["id"].astype(str)) and split["test"] == []
+    done = runner.invoke(app, ["evaluate", ws, "--model", "colour-best", "--json"])
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["scored_on"].startswith("out-of-fold")
+    assert result["results"][0]["metrics"]["accuracy"] == round(summary["metrics"]["crossfit"]["accuracy"], 4)
+    loaded = load_model(workspace, "colour-best")
+    [prediction] = loaded.predict(products.head(1), workspace)
+    assert prediction["prediction"] in loaded.task.label.classes  # type: ignore[attr-defined]
+    assert "neighbours" in prediction and "contributions" in prediction
+
+    done = runner.invoke(app, ["train", ws, "--target", "colour", "--name", "colour-fast", "--quality", "fast",
+                               "--modalities", "text", "--epochs", "3", "--ensemble", "1", "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["quality"] == "fast" and summary["metrics"]["val"]["accuracy"] > 0.3
+    assert summary["fitted_rows"] == summary["split"]["train"] and summary["split"]["test"] == 0
