@@ -13,11 +13,18 @@ split in two halves by the seed: the *learnt* hybrid weights are fitted on half 
 every mode is reported on half B, so the learnt fusion is judged on queries it never saw. Modes: lexical
 (BM25), semantic (multilingual USE), crossmodal (query text → product photos through ``tuwen align``),
 image (the photo of one relevant product, held out of the results and of the relevant set), hybrid by RRF,
-hybrid with weights learnt from category pseudo-queries at ``tuwen index`` time, and hybrid with weights
-learnt on half A. Metrics: nDCG@10, R@10 (capped: relevant found in the top 10 / min(10, #relevant), since
-many queries have hundreds of relevant products), MRR. Under each table: the learnt hybrid's nDCG@10 minus the
-best single text mode's, per language, with a 95% paired bootstrap interval (``--queries 1000`` takes every
-combination: about twice the queries, a narrower interval).
+hybrid with the weights learnt at ``tuwen index`` time (the default users get: learnt on the catalog's own
+category and category + attribute pseudo-queries, in English and in Chinese; on H&M some coincide with benchmark
+queries' label combinations), the same recipe with every pseudo-query whose products are a benchmark query's
+left out (what the default owes to those), and hybrid with weights
+learnt on half A. Chinese queries on these English catalogs go through the CC-CEDICT dictionary
+(``tuwen.search.querywords``) in every mode. Metrics: nDCG@10, R@10 (capped: relevant found in the top 10 /
+min(10, #relevant), since many queries have hundreds of relevant products), MRR. Under each table, per language:
+each fused mode's nDCG@10 minus the best single text mode's, with a 95% paired bootstrap interval, on half B
+and (for the default, which learnt from none of the queries) on every query; then, over ``--splits`` random
+halvings (split 0 = the halves above), the mean / min / max of each mode on half B and on how many splits
+each fused mode fell below its best single signal (``--queries 1000`` takes every combination: about twice the
+queries, a narrower interval).
 
 Part 2 — held-out text→photo retrieval on fashion, 80/20 random split (seed 0; the gallery is the 2,021
 test photos; a query's only correct photo is its own product's), every method trained on the same 8,085
@@ -49,6 +56,7 @@ from tuwen.search import (  # noqa: E402
     IndexSettings,
     SearchEngine,
     build_index,
+    category_queries,
     clear_engines,
     engine_for,
     learn_weights,
@@ -86,61 +94,117 @@ def prepare(args: argparse.Namespace, source: str, folder: str, fields: tuple[st
     return ws
 
 
-def evaluate(ws: Workspace, queries: list[dict], k: int = 10) -> pd.DataFrame:
-    """Every mode on half B; the learnt-on-A weights are fitted first (not saved into the workspace)."""
+def evaluate(ws: Workspace, queries: list[dict], splits: int = 1, k: int = 10) -> pd.DataFrame:
+    """Every mode on every query; the learnt-on-A weights are fitted per split (not saved into the workspace).
+
+    Split 0 is the benchmark's halves (``half``); split s > 0 re-draws the halves of the label combinations with
+    seed s. Modes that learn nothing from the queries (the single signals, RRF, the index-time default) are run
+    once per query; "learnt on half A" is run on each split's half B, learnt on its half A. Rows carry ``split``
+    (-1 for the modes run once) and ``half``.
+    """
     clear_engines()
     engine: SearchEngine = engine_for(ws)
-    train = [q for q in queries if q["half"] == "A"]
-    learnt = learn_weights(ws, [q["query"] for q in train], [q["relevant"] for q in train], save=False)
     index_weights = engine.weights
+    # the index-time recipe again, without any pseudo-query whose products are a benchmark query's: shows that the
+    # default owes nothing to having seen the benchmark's label combinations among its pseudo-queries
+    asked = {frozenset(q["relevant"]) for q in queries}
+    pseudo = [(text, ids) for text, ids in zip(*category_queries(ws), strict=True) if frozenset(ids) not in asked]
+    recipe = learn_weights(ws, [t for t, _ in pseudo], [ids for _, ids in pseudo], save=False)
     products = ws.read("products", ["id", "image_paths"]).set_index("id")["image_paths"]
+    combo = -1
+    for q in queries:  # make_queries puts a combination's Chinese phrasing right after its English one
+        combo += q["lang"] == "en"
+        q["combo"] = combo
+    halves = {0: {q["combo"]: q["half"] for q in queries}}
+    for s in range(1, splits):
+        order = np.random.default_rng(s).permutation(combo + 1)
+        halves[s] = {int(c): "A" if r % 2 == 0 else "B" for r, c in enumerate(order)}
     rows = []
-    for n, q in enumerate(q for q in queries if q["half"] == "B"):
+
+    def record(q: dict, n: int, mode: str, ids: list, split: int, half: str) -> None:
+        relevant = set(q["relevant"])
+        if mode.startswith("image"):
+            ids = [i for i in ids if i != q["example"]][:k]
+            relevant.discard(q["example"])
+        rows.append({"query": n, "combo": q["combo"], "lang": q["lang"], "mode": mode, "split": split,
+                     "half": half, "ndcg@10": ndcg_at(ids, relevant, k), "R@10": capped_recall_at(ids, relevant, k),
+                     "MRR": mrr(ids, relevant)})
+
+    for n, q in enumerate(queries):
         runs = {
             "lexical": lambda q=q: engine.search(q["query"], mode="lexical", k=k),
             "semantic": lambda q=q: engine.search(q["query"], mode="semantic", k=k),
             "crossmodal": lambda q=q: engine.search(q["query"], mode="crossmodal", k=k),
             "image (query photo)": lambda q=q: engine.search(image=products[q["example"]][0], mode="image", k=k + 1),
             "hybrid rrf": lambda q=q: engine.search(q["query"], mode="hybrid", fusion="rrf", k=k),
-            "hybrid weighted (index-time, category queries)": lambda q=q: engine.search(
-                q["query"], mode="hybrid", fusion="weighted", k=k, weights=index_weights),
-            "hybrid weighted (learnt on half A)": lambda q=q: engine.search(
-                q["query"], mode="hybrid", fusion="weighted", k=k, weights=learnt),
+            DEFAULT: lambda q=q: engine.search(q["query"], mode="hybrid", fusion="weighted", k=k,
+                                               weights=index_weights),
+            RECIPE: lambda q=q: engine.search(q["query"], mode="hybrid", fusion="weighted", k=k, weights=recipe),
         }
         for mode, run in runs.items():
-            if "index-time" in mode and not index_weights:
+            if mode in (DEFAULT, RECIPE) and not index_weights:
                 continue
-            ids = run().ids
-            relevant = set(q["relevant"])
-            if mode.startswith("image"):
-                ids = [i for i in ids if i != q["example"]][:k]
-                relevant.discard(q["example"])
-            rows.append({"query": n, "lang": q["lang"], "mode": mode, "ndcg@10": ndcg_at(ids, relevant, k),
-                         "R@10": capped_recall_at(ids, relevant, k), "MRR": mrr(ids, relevant)})
+            record(q, n, mode, run().ids, -1, q["half"])
+    learnt_first: dict = {}
+    for s, half in halves.items():
+        train = [q for q in queries if half[q["combo"]] == "A"]
+        learnt = learn_weights(ws, [q["query"] for q in train], [q["relevant"] for q in train], save=False)
+        if s == 0:
+            learnt_first = learnt
+        for n, q in enumerate(queries):
+            if half[q["combo"]] == "B":
+                record(q, n, LEARNT, engine.search(q["query"], mode="hybrid", fusion="weighted", k=k,
+                                                   weights=learnt).ids, s, "B")
     frame = pd.DataFrame(rows)
-    frame.attrs["learnt"] = {k: v for k, v in learnt.items() if k.startswith(("weights", "scale", "held_out"))}
+    frame.attrs["halves"] = halves
+    frame.attrs["learnt"] = {k: v for k, v in learnt_first.items()
+                             if k.startswith(("weights", "scale", "held_out", "soft"))}
     frame.attrs["index_weights"] = {k: v for k, v in (index_weights or {}).items()
-                                    if k.startswith(("weights", "scale"))}
+                                    if k.startswith(("weights", "scale", "soft", "queries"))}
+    frame.attrs["recipe_queries"] = len(pseudo)
     return frame
 
 
+DEFAULT = "hybrid weighted (index-time, default)"
+RECIPE = "hybrid weighted (index-time recipe, benchmark combinations left out)"
+LEARNT = "hybrid weighted (learnt on half A)"
+
+
+def split_view(frame: pd.DataFrame, split: int) -> pd.DataFrame:
+    """The rows of one split's half B: the modes run once restricted to that half, and that split's learnt mode."""
+    half = frame.attrs["halves"][split]
+    once = frame[(frame["split"] == -1) & (frame["combo"].map(half) == "B")]
+    return pd.concat([once, frame[frame["split"] == split]])
+
+
 def summarise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    order = list(dict.fromkeys(frame["mode"]))
-    table = frame.groupby(["mode", "lang"])[["ndcg@10", "R@10", "MRR"]].mean().unstack("lang")
+    view = split_view(frame, 0)
+    order = list(dict.fromkeys(view["mode"]))
+    table = view.groupby(["mode", "lang"])[["ndcg@10", "R@10", "MRR"]].mean().unstack("lang")
     table.columns = [f"{metric} {lang}" for metric, lang in table.columns]
     table = table.reindex(order)
-    counts = frame.groupby("lang")["mode"].size() // len(order)
-    print(f"\n## {name}  (half-B queries: {dict(counts)}; weights learnt on A: {frame.attrs['learnt']}; "
+    counts = view[view["mode"] == order[0]].groupby("lang").size()
+    print(f"\n## {name}  (split 0, half-B queries: {dict(counts)}; weights learnt on A: {frame.attrs['learnt']}; "
           f"index-time weights: {frame.attrs['index_weights']})")
     print(table.round(3).to_string())
-    print(margin(frame))
+    for lang in ("en", "zh"):  # the Chinese rows per mode, on their own
+        part = view[view["lang"] == lang].groupby("mode")[["ndcg@10", "R@10", "MRR"]].mean().reindex(order)
+        print(f"{lang}: " + "; ".join(f"{m} {v:.3f}" for m, v in part["ndcg@10"].items() if v == v))
+    print(margin(view, LEARNT))
+    print(margin(view, DEFAULT))
+    everything = frame[frame["split"] == -1]
+    print(margin(everything, DEFAULT, label="every query (the default learnt from none of them)"))
+    print(margin(everything, RECIPE, label="every query"))
+    splits = sorted(frame.attrs["halves"])
+    if len(splits) > 1:
+        print(split_summary(frame, splits))
     return table
 
 
 SINGLE_TEXT_MODES = ("lexical", "semantic", "crossmodal")
 
 
-def margin(frame: pd.DataFrame, mode: str = "hybrid weighted (learnt on half A)", samples: int = 2000) -> str:
+def margin(frame: pd.DataFrame, mode: str = LEARNT, samples: int = 2000, label: str = "half B") -> str:
     """nDCG@10 of ``mode`` minus the best single text mode (best on these very queries), per language, with
     a 95% paired bootstrap interval over the queries: ~100 queries per language leave a difference of ±0.01
     inside the noise, and the bar "hybrid beats the best single mode" should be read with that in mind."""
@@ -148,12 +212,40 @@ def margin(frame: pd.DataFrame, mode: str = "hybrid weighted (learnt on half A)"
     parts = []
     for lang, group in frame.groupby("lang"):
         wide = group.pivot(index="query", columns="mode", values="ndcg@10")
+        if mode not in wide:
+            continue
         best = max(SINGLE_TEXT_MODES, key=lambda m: wide[m].mean())
         diff = (wide[mode] - wide[best]).to_numpy()
         boot = rng.choice(diff, (samples, len(diff))).mean(axis=1)
         low, high = np.percentile(boot, [2.5, 97.5])
-        parts.append(f"{lang}: {diff.mean():+.3f} vs {best} (95% CI {low:+.3f} … {high:+.3f})")
-    return "hybrid (learnt on A) − best single mode, nDCG@10: " + "; ".join(parts)
+        parts.append(f"{lang}: {wide[mode].mean():.3f} − {wide[best].mean():.3f} = {diff.mean():+.3f} vs {best} "
+                     f"(95% CI {low:+.3f} … {high:+.3f}, {len(diff)} queries)")
+    return f"{mode} − best single mode, nDCG@10, {label}: " + "; ".join(parts)
+
+
+def split_summary(frame: pd.DataFrame, splits: list[int]) -> str:
+    """Per language, over the splits' halves B: mean (min … max) nDCG@10 of the single signals, the default and
+    the learnt-on-A weights, and how often each fused mode is below its best single signal on that half."""
+    lines = [f"over {len(splits)} splits (halves B; mean, min … max):"]
+    for lang in ("en", "zh"):
+        per: dict[str, list[float]] = {}
+        below: dict[str, int] = {DEFAULT: 0, LEARNT: 0}
+        worst: dict[str, float] = {DEFAULT: np.inf, LEARNT: np.inf}
+        for s in splits:
+            view = split_view(frame, s)
+            means = view[view["lang"] == lang].groupby("mode")["ndcg@10"].mean()
+            for mode, value in means.items():
+                per.setdefault(mode, []).append(float(value))
+            best = max(means.get(m, 0.0) for m in SINGLE_TEXT_MODES)
+            for mode in below:
+                below[mode] += bool(mode in means and means[mode] < best - 1e-9)
+                worst[mode] = min(worst[mode], float(means.get(mode, np.inf)) - best)
+        cells = [f"{m} {np.mean(v):.3f} ({min(v):.3f} … {max(v):.3f})" for m, v in per.items()
+                 if m in (*SINGLE_TEXT_MODES, DEFAULT, LEARNT)]
+        lines.append(f"  {lang}: " + "; ".join(cells) + f"; below best single on "
+                     f"{below[DEFAULT]}/{len(splits)} (default, worst {worst[DEFAULT]:+.3f}), "
+                     f"{below[LEARNT]}/{len(splits)} (learnt on A, worst {worst[LEARNT]:+.3f})")
+    return "\n".join(lines)
 
 
 FULL = (("title", "description"), {"title": 1.0, "description": 0.5}, ("title", "description"))
@@ -176,7 +268,7 @@ def part1(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         ws = prepare(args, source, folder, fields, weights, align_fields, also, log)
         queries = BUILDERS[queries_of](labels(ws), args.queries)
-        frame = evaluate(ws, queries)
+        frame = evaluate(ws, queries, args.splits)
         table = summarise(name, frame)
         print(f"(prepare: {json.dumps({k: v for k, v in log.items() if k != 'index'}, default=str)}; "
               f"index: {log['index'].get('seconds')} s; evaluation {time.perf_counter() - t:.0f} s)", flush=True)
@@ -353,6 +445,8 @@ def main() -> None:
     parser.add_argument("--parts", default="1,2")
     parser.add_argument("--only", nargs="*", choices=list(PLANS), help="part 1 plans (default: hm hm-names fashion)")
     parser.add_argument("--queries", type=int, default=200, help="attribute combinations per catalog")
+    parser.add_argument("--splits", type=int, default=5, help="random A/B halvings for the learnt weights (split 0: "
+                        "the benchmark's own halves)")
     parser.add_argument("--epochs", type=int, default=AlignConfig().epochs)
     parser.add_argument("--reference-epochs", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="10 epochs everywhere, 60 queries")

@@ -27,6 +27,7 @@ from tuwen import Workspace
 from tuwen.cli.main import app
 from tuwen.metrics.ranking import ndcg_at
 from tuwen.search import (
+    DEFAULT_WEIGHTS,
     RRF_K,
     IndexSettings,
     SearchError,
@@ -358,7 +359,7 @@ def test_weights_for_queries_with_words_are_never_learnt_on_queries_without(tmp_
     prepared = prepare_queries(engine, ["lexical", "semantic", "coverage"], ["彩虹", "red mug"], [{ids[0]}, {ids[0]}],
                         100, soft=True)
     keys = list(range(len(ids)))
-    assert [p[3] for p in prepared] == [False, True]
+    assert [p[3] for p in prepared] == ["none", "words"]
     assert prepared[0][0][2].max() > 0  # without BM25 hits: soft coverage, the feature searched with
     exact = engine.coverage("red mug", keys, {})
     assert set(prepared[1][0][2].tolist()) <= set(exact.tolist())  # with hits: exact coverage
@@ -708,3 +709,62 @@ def test_an_index_over_tfidf_text_searches_semantically(tmp_path: Path) -> None:
         result = search(ws, title, mode=mode, k=5)
         assert result.ids, mode
     assert search(ws, title, mode="semantic", k=5).ids[0] == str(ws.read("products")["id"].iloc[0])
+
+
+def test_a_chinese_word_the_catalog_lacks_finds_english_texts_through_the_dictionary(shop: Workspace) -> None:
+    engine = engine_for(shop)
+    assert "棉" not in engine.matcher().index and "cotton" in engine.matcher().index  # its shops say 纯棉 / cotton
+    plan = engine.query_words("棉")
+    assert plan.translated and "cotton" in plan.english.split()
+    found = engine.lexical("棉", None, 100)
+    words = [word_set(engine.info["tokens"][key]) for key in found.keys]
+    assert found.keys and all("cotton" in ws for ws in words)  # BM25 saw the English word
+    keys = list(range(len(engine.ids)))
+    sets = [word_set(engine.info["tokens"][key]) for key in keys]
+    assert engine.coverage("棉", keys, found).tolist() == [float("cotton" in ws) for ws in sets]
+    assert not engine.query_words("纯棉").translated  # a word the catalog uses is matched as typed
+    result = engine.search("棉", k=10, fusion="weighted", weights={"lexical": 0.5, "semantic": 0.5})
+    assert all(shop_material == "cotton" for shop_material in _materials(shop, result.ids))
+
+
+def _materials(ws: Workspace, ids: list[str]) -> list[str]:
+    products = ws.read("products", ["id", "attributes"]).set_index("id")
+    return [json.loads(products.loc[i, "attributes"]).get("material") for i in ids]
+
+
+def test_translated_queries_learn_their_own_weights(tmp_path: Path, shop: Workspace, attrs: pd.DataFrame) -> None:
+    engine = engine_for(shop)
+    zh = {"red": "紅色", "blue": "藍色", "green": "綠色", "black": "黑色", "pink": "粉紅色", "yellow": "黃色"}
+    material = {"cotton": "棉", "glass": "玻璃杯", "ceramic": "瓷器"}
+    groups = attrs.groupby(["colour", "material"]).groups
+    queries, relevant = [], []
+    for (colour, mat), ids in groups.items():
+        if colour in zh and mat in material and len(ids) >= 3:
+            queries.append(zh[colour] + material[mat])
+            relevant.append(set(ids))
+    assert sum(engine.query_words(q).translated for q in queries) >= 5  # traditional characters: not the shop's
+    learnt = learn_weights(shop, queries, relevant, save=False)
+    assert learnt["queries_translated"] >= 5 and learnt["soft_coverage_translated"] is True
+    assert sum(learnt["weights_translated"][s] for s in ("lexical", "semantic", "crossmodal", "coverage")) == \
+        pytest.approx(1.0)
+    no_words = {"lexical": Ranked([0], np.ones(1, np.float32))}
+    assert choose_weights(no_words, None, learnt, translated=True)[0] == learnt["weights_translated"]
+    assert choose_weights(no_words, None, learnt, translated=False)[0] == learnt.get("weights", DEFAULT_WEIGHTS)
+
+
+def test_a_translated_query_is_embedded_as_typed_and_as_its_english(shop: Workspace) -> None:
+    from tuwen.util.vectors import l2
+
+    engine = engine_for(shop)
+    english = engine.query_words("棉").english
+    assert english
+    typed = l2(engine.text_vector(engine.settings.text_encoder, "棉"))
+    translated = l2(engine.text_vector(engine.settings.text_encoder, english))
+    vectors = engine.query_vectors("棉", ["semantic", "crossmodal"])
+    assert vectors["semantic"] == pytest.approx(l2(typed + translated), abs=1e-5)
+    alone = engine.alignment().text_space(engine.text_vector(engine.alignment().text_encoder, "棉")[None], 0.0)[0]
+    assert vectors["crossmodal"].shape == alone.shape and not np.allclose(vectors["crossmodal"], alone)
+    hit = engine.search("棉", k=1, mode="lexical").hits[0]
+    assert "cotton" in hit.signals["lexical"]["terms"]  # explained by the English word it matched
+    red = engine.query_vectors("red", ["semantic"])["semantic"]  # untranslated queries: one vector, as before
+    assert red == pytest.approx(l2(engine.text_vector(engine.settings.text_encoder, "red")), abs=1e-6)

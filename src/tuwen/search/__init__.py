@@ -20,6 +20,8 @@ The parts, one job each:
 
 * :mod:`~tuwen.search.common` — constants, :class:`SearchError`, :class:`IndexSettings`, the meta table
 * :mod:`~tuwen.search.tokens` — word segmentation for BM25
+* :mod:`~tuwen.search.dictionary` — CC-CEDICT, offline: Chinese query words in English (and category names in Chinese)
+* :mod:`~tuwen.search.querywords` — a query's words for BM25 and coverage, Chinese words the catalog lacks translated
 * :mod:`~tuwen.search.build` — building and incrementally updating the index (:func:`build_index`)
 * :mod:`~tuwen.search.engine` — :class:`SearchEngine`: signals, filters, hits, facets, similar
 * :mod:`~tuwen.search.fusion` — RRF and weighted fusion of the signals' lists

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,10 @@ from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, colu
 from tuwen.search.engine import query_encoder
 from tuwen.search.learn import category_queries, learn_weights
 from tuwen.search.tokens import segment
-from tuwen.search.vocab import update_vocabulary
+from tuwen.search.vocab import plan_vocabulary, write_vocabulary
+from tuwen.store.review_scores import product_review_scores
 from tuwen.store.workspace import Workspace, delete_rows, table_names
-from tuwen.util.progress import progress_bar
+from tuwen.util.progress import progress_bar, stage
 from tuwen.util.vectors import l2
 
 
@@ -61,8 +63,13 @@ def _joined_features(ids: Sequence[str], workspace: Workspace, image_encoder: st
         return None
 
 
-def _tokens(workspace: Workspace, products: pd.DataFrame, settings: IndexSettings, progress: bool) -> list[str]:
-    """The BM25 words of every product: its text fields joined, Chinese segmented."""
+def _tokens(workspace: Workspace, products: pd.DataFrame, settings: IndexSettings,
+            progress: bool) -> tuple[list[str], list[str]]:
+    """The BM25 words of every product (its text fields joined, Chinese segmented) and each text's digest.
+
+    Only texts the previous index has not segmented are segmented now (looked up by digest): re-indexing a
+    million products after a few changed used to run jieba over all of them again.
+    """
     n = len(products)
     fields = [f for f in settings.fields if f != "ocr" or workspace.has_table("ocr")]
     texts = {f: product_texts(workspace, products, f) if f in ("title", "description", "ocr") or f in products
@@ -70,12 +77,40 @@ def _tokens(workspace: Workspace, products: pd.DataFrame, settings: IndexSetting
     if "category" in settings.fields:
         texts["category"] = products["category"].fillna("").str.replace(">", " ")
     joined = [" ".join(str(t) for t in row if t) for row in zip(*(texts[f].tolist() for f in texts), strict=True)]
-    tokens: list[str] = []
-    with progress_bar(n, "index · words (jieba)", progress and n > 2000) as advance:
-        for lo in range(0, n, 1000):
-            tokens.extend(segment(text) for text in joined[lo:lo + 1000])
-            advance(len(joined[lo:lo + 1000]))
-    return tokens
+    salt = _segmenter_version().encode()
+    digests = [hashlib.sha1(salt + text.encode("utf-8", "surrogatepass")).hexdigest()[:20] for text in joined]
+    known = _previous_tokens(workspace)
+    todo = [i for i, digest in enumerate(digests) if digest not in known]
+    fresh: dict[str, str] = {}
+    with progress_bar(len(todo), "index · words (jieba)", progress and len(todo) > 2000) as advance:
+        for lo in range(0, len(todo), 1000):
+            for i in todo[lo:lo + 1000]:
+                fresh[digests[i]] = segment(joined[i])
+            advance(len(todo[lo:lo + 1000]))
+    return [known.get(digest) if digest in known else fresh[digest] for digest in digests], digests
+
+
+@functools.cache
+def _segmenter_version() -> str:
+    """Part of every text digest: a change to the word splitting (its code, or jieba's) re-segments everything."""
+    import jieba
+
+    from tuwen.search import tokens as tokens_module
+
+    source = Path(tokens_module.__file__).read_bytes()
+    return hashlib.sha1(source + getattr(jieba, "__version__", "").encode()).hexdigest()[:12]
+
+
+def _previous_tokens(workspace: Workspace) -> dict[str, str]:
+    """{text digest: words} from the index built last, when it records digests (empty otherwise)."""
+    table = (read_meta(workspace) or {}).get("table")
+    if not table or not workspace.has_table(table):
+        return {}
+    live = workspace.table(table)
+    if "text_hash" not in live.schema.names:
+        return {}
+    rows = live.search().select(["text_hash", "tokens"]).limit(None).to_arrow()
+    return dict(zip(rows.column("text_hash").to_pylist(), rows.column("tokens").to_pylist(), strict=True))
 
 
 def _attribute_columns(attributes: list[str], settings: IndexSettings) -> dict[str, pa.Array]:
@@ -90,6 +125,18 @@ def _attribute_columns(attributes: list[str], settings: IndexSettings) -> dict[s
     settings.attribute_columns = tuple(names.values())
     return {name: pa.array([None if a.get(key) is None else str(a.get(key)) for a in attrs], pa.string())
             for key, name in names.items()}
+
+
+def _review_columns(ids: Sequence[str], workspace: Workspace) -> dict[str, pa.Array]:
+    """Review scores as filter columns (``where="rating >= 4 AND reviews >= 10"``; ``aspect_fit > 0`` once
+    ``tuwen insights`` ran), only when the workspace holds reviews: a catalog without any keeps its index layout."""
+    scores = product_review_scores(workspace)
+    if scores.empty:
+        return {}
+    aligned = scores.reindex(list(ids))
+    aligned["reviews"] = aligned["reviews"].fillna(0.0)
+    return {name: pa.array(aligned[name].to_numpy(np.float64), pa.float64(), from_pandas=True)
+            for name in aligned.columns}
 
 
 def _docs_frame(workspace: Workspace, settings: IndexSettings, progress: bool) -> tuple[pa.Table, dict[str, Any]]:
@@ -121,9 +168,12 @@ def _docs_frame(workspace: Workspace, settings: IndexSettings, progress: bool) -
         "image": pa.array([p[0] if len(p) else "" for p in products["image_paths"]], pa.string()),
         "has_image": pa.array(products["has_image"].astype(bool).tolist(), pa.bool_()),
         "attributes": pa.array(products["attributes"].fillna("{}").astype(str).tolist(), pa.string()),
-        "tokens": pa.array(_tokens(workspace, products, settings, progress), pa.string()),
     }
+    words, text_hashes = _tokens(workspace, products, settings, progress)
+    columns["tokens"] = pa.array(words, pa.string())
+    columns["text_hash"] = pa.array(text_hashes, pa.string())
     columns.update(_attribute_columns(columns["attributes"].to_pylist(), settings))
+    columns.update(_review_columns(ids, workspace))
     has_text = text.shape[1] > 0
     if has_text:
         text = l2(text)
@@ -151,16 +201,18 @@ def _fixed(matrix: np.ndarray) -> pa.FixedSizeListArray:
 
 def _row_digests(table: pa.Table) -> list[str]:
     """A content hash per row (every column, vectors by their bytes): what decides "changed" on re-index."""
-    plain = [table.column(c).to_pylist() for c in table.column_names
-             if not pa.types.is_fixed_size_list(table.column(c).type)]
-    vectors = [table.column(c).combine_chunks().flatten().to_numpy().reshape(len(table), -1)
-               for c in table.column_names if pa.types.is_fixed_size_list(table.column(c).type)]
-    out = []
-    for i in range(len(table)):
-        sha = hashlib.sha1(repr(tuple(col[i] for col in plain)).encode("utf-8", "surrogatepass"))
-        for matrix in vectors:
-            sha.update(matrix[i].tobytes())
-        out.append(sha.hexdigest())
+    out: list[str] = []
+    for lo in range(0, len(table), 50_000):  # Python objects for one slice at a time, not the whole catalog
+        part = table.slice(lo, 50_000)
+        plain = [part.column(c).to_pylist() for c in part.column_names
+                 if not pa.types.is_fixed_size_list(part.column(c).type)]
+        vectors = [part.column(c).combine_chunks().flatten().to_numpy().reshape(len(part), -1)
+                   for c in part.column_names if pa.types.is_fixed_size_list(part.column(c).type)]
+        for i in range(len(part)):
+            sha = hashlib.sha1(repr(tuple(col[i] for col in plain)).encode("utf-8", "surrogatepass"))
+            for matrix in vectors:
+                sha.update(matrix[i].tobytes())
+            out.append(sha.hexdigest())
     return out
 
 
@@ -189,6 +241,9 @@ def build_index(workspace: Workspace, settings: IndexSettings | None = None, pro
     use_ann = settings.ann == "on" or (settings.ann == "auto" and len(docs) >= settings.ann_threshold)
     settings.table = table_name
     t0 = time.perf_counter()
+    vocabulary_plan = _vocabulary_plan(workspace, docs, settings, report["signals"], progress)
+    report["seconds_vocabulary"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
     with workspace.transaction("search index") as writer:
         fresh = not (previous and previous.get("table") == table_name and workspace.has_table(table_name))
         table, changed, removed = _write_rows(workspace, table_name, docs, fresh, progress)
@@ -201,8 +256,11 @@ def build_index(workspace: Workspace, settings: IndexSettings | None = None, pro
             table.optimize()  # folds new/changed rows into the existing FTS and vector indexes, no rebuild
         report["seconds_indexes"] = round(time.perf_counter() - t1, 2)
         report["ann"] = use_ann
-        vocabulary = _vocabulary(workspace, writer, docs, settings, report["signals"])
+        vocabulary = write_vocabulary(writer, vocabulary_plan) if vocabulary_plan else None
         report["vocabulary"] = vocabulary
+        old_vocabulary = (previous or {}).get("vocabulary")
+        if old_vocabulary and old_vocabulary != (vocabulary or {}).get("table") and workspace.has_table(old_vocabulary):
+            writer.drop(old_vocabulary)  # a previous text encoder's words: never read again
         meta = {**asdict(settings), "table": table_name, "ann_built": use_ann, "signals": report["signals"],
                 "vocabulary": vocabulary["table"] if vocabulary else None,
                 "rows": report["rows"], "alignment_version": report["alignment_version"],
@@ -247,17 +305,18 @@ def _write_rows(workspace: Workspace, table_name: str, docs: pa.Table, fresh: bo
     return table, changed, removed
 
 
-def _vocabulary(workspace: Workspace, writer: Any, docs: pa.Table, settings: IndexSettings,
-                signals: list[str]) -> dict[str, Any] | None:
+def _vocabulary_plan(workspace: Workspace, docs: pa.Table, settings: IndexSettings, signals: list[str],
+                     progress: bool) -> dict[str, Any] | None:
     """The catalog's word vectors for soft (cross-lingual) coverage (:mod:`tuwen.search.vocab`), embedded with
-    the semantic signal's encoder: only when that signal exists (its encoder is known to load) and
+    the semantic signal's encoder — before the write transaction, which no longer holds the workspace locked
+    while words are embedded: only when that signal exists (its encoder is known to load) and
     ``settings.soft_vocabulary`` allows any words."""
     if "semantic" not in signals or settings.soft_vocabulary <= 0:
         return None
-
+    stage("index · vocabulary words for soft matching", progress and len(docs) > 50_000)
     encoder = query_encoder(settings.text_encoder, workspace)
-    return update_vocabulary(workspace, writer, docs.column("tokens").to_pylist(), settings.text_encoder,
-                             lambda words: np.asarray(encoder.encode(words), np.float32), settings.soft_vocabulary)
+    return plan_vocabulary(workspace, docs.column("tokens").to_pylist(), settings.text_encoder,
+                           lambda words: np.asarray(encoder.encode(words), np.float32), settings.soft_vocabulary)
 
 
 def _learn_at_index_time(workspace: Workspace) -> dict[str, Any]:

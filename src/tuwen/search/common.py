@@ -23,7 +23,8 @@ MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 RRF_K = 60
 DEFAULT_WEIGHTS = {"lexical": 0.4, "semantic": 0.3, "crossmodal": 0.3, "image": 0.5}
-CORE_COLUMNS = ("id", "title", "category", "price", "currency", "image", "has_image", "attributes", "tokens", "hash")
+CORE_COLUMNS = ("id", "title", "category", "price", "currency", "image", "has_image", "attributes", "tokens", "hash",
+                "rating", "reviews", "positive_share")  # the last three: review scores (catalogs with reviews)
 VECTOR_COLUMNS = ("text_vec", "image_vec", "xmodal_vec", "fused_vec")
 SIGNAL_COLUMNS = {"semantic": "text_vec", "crossmodal": "xmodal_vec", "image": "image_vec"}
 META_SCHEMA = pa.schema([("id", pa.string()), ("json", pa.string())])

@@ -40,10 +40,12 @@ from tuwen.search.common import (
     top,
 )
 from tuwen.search.filters import column_kinds, parse_filter
+from tuwen.search.querywords import QueryWords, needs_soft, query_words, term_hits
 from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
-from tuwen.search.tokens import match_words, query_terms, segment, word_hits, word_set
+from tuwen.search.tokens import query_terms, segment, word_set
 from tuwen.search.vocab import SoftMatcher
 from tuwen.store.workspace import Workspace, sql_list
+from tuwen.util.chinese import CJK_RUN
 from tuwen.util.vectors import l2
 
 
@@ -95,6 +97,7 @@ class SearchEngine:
         self._word_ids: dict[Any, np.ndarray] = {}  # exact mode: each row's vocabulary rows (soft coverage)
         self._matcher: SoftMatcher | None | bool = False  # False: not loaded yet
         self._matcher_lock = threading.Lock()  # the web server asks from several threads: load it once
+        self._plans: OrderedDict[str, QueryWords] = OrderedDict()  # query text -> its words (translations)
         if not self.ann:
             self._load_exact()
 
@@ -154,15 +157,46 @@ class SearchEngine:
                 self._query_vectors.popitem(last=False)
         return cached
 
+    def warm_query_vectors(self, queries: Sequence[str]) -> None:
+        """Encode many queries (and their dictionary English) in one batch per text encoder into the query-vector
+        cache, for callers about to search them one by one (learning the fusion weights)."""
+        texts = list(dict.fromkeys(queries))
+        texts += [e for e in (self.query_words(q).english for q in texts if CJK_RUN.search(q)) if e]
+        encoders = [self.settings.text_encoder] if "semantic" in self.signals else []
+        if "crossmodal" in self.signals:
+            encoders.append(self.alignment().text_encoder)
+        for name in dict.fromkeys(encoders):
+            missing = list(dict.fromkeys(t for t in texts if (name, t) not in self._query_vectors))
+            if missing:
+                vectors = np.asarray(self.encoder(name).encode(missing), np.float32)
+                self._query_vectors.update(((name, t), v) for t, v in zip(missing, vectors, strict=True))
+        while len(self._query_vectors) > 4096:
+            self._query_vectors.popitem(last=False)
+
     def query_vectors(self, query: str, signals: Sequence[str]) -> dict[str, np.ndarray]:
-        """The query vector of each text signal asked for, in that signal's index space."""
+        """The query vector of each text signal asked for, in that signal's index space.
+
+        A query with Chinese words translated for this catalog (:meth:`query_words`) is embedded twice, as typed
+        and as its dictionary English, and the two unit vectors are averaged: the alignment learnt its text side
+        from the catalog's own (English) texts, and the English words land where those texts are, while the typed
+        query keeps what the dictionary got wrong or left out.
+        """
+        texts = [query]
+        if "semantic" in signals or "crossmodal" in signals:
+            english = self.query_words(query).english if CJK_RUN.search(query) else ""
+            if english:
+                texts.append(english)
         out = {}
         if "semantic" in signals:
-            out["semantic"] = l2(self.text_vector(self.settings.text_encoder, query))
+            out["semantic"] = l2(sum(l2(self.text_vector(self.settings.text_encoder, t)) for t in texts))
         if "crossmodal" in signals:
             alignment = self.alignment()
-            raw = self.text_vector(alignment.text_encoder, query)
-            out["crossmodal"] = alignment.text_space(raw[None, :], self.settings.csls)[0]
+            raw = np.stack([self.text_vector(alignment.text_encoder, t) for t in texts])
+            mapped = alignment.text_space(raw, self.settings.csls)
+            if len(texts) > 1:  # a trained alignment appends the hubness weight β to its unit vectors: keep it as is
+                width = mapped.shape[1] - 1 if getattr(alignment, "aligner", None) is not None else mapped.shape[1]
+                mapped[0, :width] = l2(mapped[:, :width].sum(axis=0))
+            out["crossmodal"] = mapped[0]
         return out
 
     def clear_caches(self) -> None:
@@ -173,6 +207,7 @@ class SearchEngine:
         self._filters.clear()
         self._words.clear()
         self._word_ids.clear()
+        self._plans.clear()
 
     def _image_vector(self, path: str | Path) -> np.ndarray:
         path = Path(path)
@@ -215,8 +250,9 @@ class SearchEngine:
 
     # ---------------------------------------------------------------------------------------- signals
     def lexical(self, query: str, where: str | None, n: int) -> Ranked:
-        """BM25 over the segmented words (LanceDB full-text index)."""
-        words = segment(query)
+        """BM25 over the segmented words (LanceDB full-text index), plus the English of Chinese words the catalog
+        never uses (:meth:`query_words`)."""
+        words = f"{segment(query)} {self.query_words(query).english}".strip()
         if not words.strip():
             return Ranked([], np.zeros(0, np.float32))
         rows = self._run(self.table.search(words, query_type="fts", fts_columns="tokens"), "_score", where, n)
@@ -291,22 +327,39 @@ class SearchEngine:
         Chinese query on an English catalog). Then, when the index stored its vocabulary, a word the catalog
         never uses counts by the candidate's closest word in meaning (:mod:`tuwen.search.vocab`). Queries whose
         words matched keep exact coverage: the benchmark's English queries lost with soft matches for their rare
-        unknown words ("blue" on H&M matched "blueberry").
+        unknown words ("blue" on H&M matched "blueberry"). A Chinese word the catalog lacks but the dictionary
+        knows counts by its English senses (:mod:`tuwen.search.querywords`), softly only when none of their words
+        occurs in the catalog either.
         """
-        words = match_words(query)
-        terms = list(words)
+        terms = self.query_words(query).terms
         if not terms:
             return None
         sets = [self._word_set(key, lists) for key in keys]
-        hits = word_hits(terms, sets)
+        hits = term_hits(terms, sets)
         matcher = self.matcher() if soft else None
-        unknown = matcher.unknown(terms) if matcher is not None else []
-        if matcher is not None and unknown:
-            vectors = self.word_vectors([words[terms[j]] for j in unknown])
-            found = matcher.soft_hits(vectors, [self._ids_of(key, ws, matcher)
-                                                for key, ws in zip(keys, sets, strict=True)])
-            hits[unknown] = np.maximum(hits[unknown], found)
+        if matcher is not None:
+            unknown = [j for j, t in enumerate(terms) if needs_soft(t, matcher.index.__contains__)]
+            if unknown:
+                vectors = self.word_vectors([terms[j].typed for j in unknown])
+                found = matcher.soft_hits(vectors, [self._ids_of(key, ws, matcher)
+                                                    for key, ws in zip(keys, sets, strict=True)])
+                hits[unknown] = np.maximum(hits[unknown], found)
         return hits.mean(axis=0)
+
+    def query_words(self, query: str) -> QueryWords:
+        """The query's coverage terms and extra BM25 words, Chinese words the catalog lacks translated
+        (:mod:`tuwen.search.querywords`); cached per query text."""
+        found = self._plans.get(query)
+        if found is None:
+            matcher = self.matcher() if CJK_RUN.search(query) else None
+            found = query_words(query, matcher.index.__contains__ if matcher is not None else None)
+            self._plans[query] = found
+            while len(self._plans) > 4096:
+                try:
+                    self._plans.popitem(last=False)
+                except KeyError:
+                    break
+        return found
 
     def matcher(self) -> SoftMatcher | None:
         """The index's vocabulary for soft coverage, loaded once on first need; None for indexes built without
@@ -389,7 +442,8 @@ class SearchEngine:
             fusion_used = fusion if fusion != "auto" else ("weighted" if self.weights else "rrf")
             keys, scores = fusion_.fuse(lists, fusion_used,
                                         lambda signal, ks: self.exact_scores(signal, queries, ks),
-                                        weights, self.weights, lambda ks, soft: self.coverage(query, ks, lists, soft))
+                                        weights, self.weights, lambda ks, soft: self.coverage(query, ks, lists, soft),
+                                        translated=bool(query) and self.query_words(query).translated)
         else:
             name = next(iter(lists), None)
             keys = list(lists[name].keys) if name else []
@@ -475,7 +529,7 @@ class SearchEngine:
         known: dict[Any, dict[str, Any]] = {}
         for ranked in lists.values():
             known.update(ranked.rows or {})
-        terms = query_terms(query) if "lexical" in lists else []
+        terms = [*query_terms(query), *self.query_words(query).english.split()] if "lexical" in lists else []
         return make_hits(keys, scores, self._info(keys, known), lists, terms)
 
     def _info(self, keys: list[Any], known: dict[Any, dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -82,10 +82,13 @@ def standardise(values: np.ndarray) -> np.ndarray:
 
 
 def choose_weights(lists: dict[str, Ranked], weights: dict[str, Any] | None,
-                   learnt: dict[str, Any] | None) -> tuple[dict[str, float], str, bool]:
+                   learnt: dict[str, Any] | None, translated: bool = False) -> tuple[dict[str, float], str, bool]:
     """The weights, score scale and coverage kind for one query: explicit ``{signal: w}`` (raw scale), else a
-    learnt set (``learn_weights`` result) — the one for queries without word matches when BM25 found nothing —
-    else the defaults.
+    learnt set (``learn_weights`` result) — the one for queries without word matches when BM25 found nothing,
+    the one for translated queries (``translated``: some Chinese word was looked up in the dictionary,
+    :mod:`tuwen.search.querywords`) when learnt, else the one for queries whose words matched — else the defaults.
+    A query in another language than the catalog's is another kind of query: its BM25 sees dictionary words
+    (several senses, some wrong), its vectors cross languages, so the signals are worth different shares.
 
     The last value says whether coverage is soft (:mod:`tuwen.search.vocab`): only for the set learnt on soft
     coverage, ``weights_without_lexical`` with ``soft_coverage_without_lexical``. Every other set weighs exact
@@ -101,13 +104,17 @@ def choose_weights(lists: dict[str, Ranked], weights: dict[str, Any] | None,
     if no_words and without:
         soft = learnt.get("soft_coverage_without_lexical", without.get(COVERAGE, 0.0) > 0)
         return without, learnt.get("scale_without_lexical", "raw"), bool(soft)
+    if translated and not no_words and learnt.get("weights_translated"):
+        return (learnt["weights_translated"], learnt.get("scale_translated", "raw"),
+                bool(learnt.get("soft_coverage_translated")))
     if learnt.get("weights"):
         return learnt["weights"], learnt.get("scale", "raw"), False
     return DEFAULT_WEIGHTS, "raw", False
 
 
 def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dict[str, Any] | None = None,
-         learnt: dict[str, Any] | None = None, coverage: Coverage | None = None) -> tuple[list[Any], np.ndarray]:
+         learnt: dict[str, Any] | None = None, coverage: Coverage | None = None,
+         translated: bool = False) -> tuple[list[Any], np.ndarray]:
     """One ranking from several: ``fusion`` is ``rrf`` or ``weighted``; returns keys and scores, best first.
 
     ``coverage`` is only called when the chosen weights give it a share (it reads every candidate's words).
@@ -118,7 +125,7 @@ def fuse(lists: dict[str, Ranked], fusion: str, exact: ExactScores, weights: dic
     if fusion == "rrf":
         total = rrf(lists, keys)
     else:
-        w, scale, soft = choose_weights(lists, weights, learnt)
+        w, scale, soft = choose_weights(lists, weights, learnt, translated)
         values = features(lists, keys, exact, coverage if w.get(COVERAGE, 0.0) > 0 else None, soft)
         if scale == "standardised":
             values = {s: standardise(v) for s, v in values.items()}

@@ -63,6 +63,13 @@ def update_vocabulary(workspace: Workspace, writer: Any, tokens: Sequence[str | 
     """Embed the vocabulary's words not stored yet and upsert them (re-indexing embeds only new words); words
     no longer in the catalog (its products deleted or changed) are deleted, or they would stay "known" and never
     be matched softly, and the table would only grow."""
+    return write_vocabulary(writer, plan_vocabulary(workspace, tokens, encoder, encode, limit))
+
+
+def plan_vocabulary(workspace: Workspace, tokens: Sequence[str | None], encoder: str, encode: Encode,
+                    limit: int) -> dict[str, Any]:
+    """The vocabulary change (new words with their vectors, stale words), computed before any lock is taken:
+    embedding 100k words takes minutes, and the index's write transaction used to hold the workspace for them."""
     words = vocabulary(tokens, limit)
     name = vocabulary_table(encoder)
     have: set[str] = set()
@@ -70,16 +77,24 @@ def update_vocabulary(workspace: Workspace, writer: Any, tokens: Sequence[str | 
         rows = workspace.table(name).search().select(["id"]).limit(None).to_arrow()
         have = set(rows.column("id").to_pylist())
     new = [form for form in words if form not in have]
+    frame = None
     if new:
         vectors = np.concatenate([np.asarray(encode([words[f] for f in new[lo:lo + 512]]), np.float32)
                                   for lo in range(0, len(new), 512)])
         frame = pd.DataFrame({"id": new, "text": [words[f] for f in new],
                               "vec": pd.Series(pd.arrays.ArrowExtensionArray(_lists(vectors)))})
-        writer.upsert(name, frame, schema=VOCAB_SCHEMA)
-    stale = sorted(have - set(words))
-    if stale:
-        writer.delete(name, stale)
-    return {"table": name, "words": len(words), "embedded": len(new), "deleted": len(stale)}
+    return {"table": name, "words": len(words), "frame": frame, "stale": sorted(have - set(words))}
+
+
+def write_vocabulary(writer: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """Write a :func:`plan_vocabulary` inside the index's transaction."""
+    name = plan["table"]
+    if plan["frame"] is not None:
+        writer.upsert(name, plan["frame"], schema=VOCAB_SCHEMA)
+    if plan["stale"]:
+        writer.delete(name, plan["stale"])
+    embedded = 0 if plan["frame"] is None else len(plan["frame"])
+    return {"table": name, "words": plan["words"], "embedded": embedded, "deleted": len(plan["stale"])}
 
 
 class SoftMatcher:
