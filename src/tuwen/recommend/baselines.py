@@ -196,7 +196,7 @@ class ALS(_Factors):
                                             alpha=p["alpha"], iterations=p["iterations"], random_state=p["seed"],
                                             num_threads=_implicit_threads(p.get("threads")),
                                             calculate_training_loss=False)
-            model.fit(matrix, show_progress=False)
+            model.fit(matrix, show_progress=matrix.nnz > 1_000_000)  # a bar per iteration at a real shop's size
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
 

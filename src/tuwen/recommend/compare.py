@@ -42,7 +42,9 @@ def compare(workspace: Workspace, models: Sequence[str] | str = COMPARED, test_d
             if content is None:
                 skipped.append({"model": name, "reason": "no product vectors (run `tuwen embed`)"})
                 continue
-        model.fit(split.train, products, content=content if model.uses_content else None)
+        # reviews: the ranker counts only those written before each moment it describes (no look-ahead)
+        reviews = {"reviews": workspace.read("reviews")} if getattr(model, "uses_reviews", False) else {}
+        model.fit(split.train, products, content=content if model.uses_content else None, **reviews)
         results.append(evaluate_model(model, split, k, name))
     table = results_table(results, seed=seed)
     return {"task": "recommend", "split": split.describe(), "k": k, "seed": seed,

@@ -21,6 +21,10 @@ them with features no single generator sees together:
   and department (read by :func:`tuwen.recommend.profiles.product_facts`, so any catalog with such
   attributes or a category path gets them), price relative to the shopper's usual price.
 
+* review scores, where the workspace has reviews: the product's mean stars, number of reviews and share of happy
+  reviews, each counted from the reviews dated before the moment the features describe (label weeks included), so
+  no feature knows a later review. Absent (and the feature list unchanged) for a catalog without reviews.
+
 Training labels come from the weeks just before the end of the training data: for each label
 week the generators are refitted on what came before it, so features never see the label week.
 The generators are then refitted on all the data for serving.
@@ -38,6 +42,8 @@ from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
 from tuwen.recommend.baselines import ALS, ItemKNN, Repurchase
 from tuwen.recommend.content import ContentProfile
 from tuwen.recommend.profiles import parse_attributes, product_facts
+from tuwen.store.review_scores import review_scores
+from tuwen.util.progress import progress_bar, stage
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -47,6 +53,12 @@ FEATURES = [
     "last_age", "has_image", "has_text", "price", "price_ratio", "variant_bought", "variant_age", "type_share",
     "colour_share", "dept_share", "user_n", "user_last", "user_content_share", "trend_img", "trend_txt",
 ]
+REVIEW_FEATURES = ["review_rating", "review_count", "review_positive"]  # only when fitted with reviews
+
+
+def feature_names(params: dict[str, Any]) -> list[str]:
+    """The ranker's feature columns: :data:`FEATURES`, plus :data:`REVIEW_FEATURES` when it was fitted with reviews."""
+    return FEATURES + (REVIEW_FEATURES if params.get("review_features") else [])
 
 
 def catalog_codes(products: pd.DataFrame | None, variant_key: str | None) -> pd.DataFrame:
@@ -108,18 +120,20 @@ class CandidateRanker(Recommender):
     """Generators propose, LightGBM lambdarank orders (see the module docstring for the features)."""
     name = "ranker"
     uses_content = True
+    progress = True  # stages and bars on stderr while training on more than 100k events
 
     def __init__(self, label_weeks: int = 10, n_content: int = 60, n_als: int = 40, n_knn: int = 30, n_pop: int = 30,
                  n_variants: int = 60, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 7,
                  min_child_samples: int = 50, reg_lambda: float = 10.0, variant_key: str | None = "product_code",
                  content_halflife: float = 14.0,
                  objective: str = "binary", content_features: bool = True, threads: int | None = 1,
-                 **params: Any):
+                 review_features: bool = True, label_users: int | None = None, **params: Any):
         super().__init__(label_weeks=label_weeks, n_content=n_content, n_als=n_als, n_knn=n_knn, n_pop=n_pop,
                          n_variants=n_variants, n_estimators=n_estimators, learning_rate=learning_rate,
                          num_leaves=num_leaves, min_child_samples=min_child_samples, reg_lambda=reg_lambda,
                          variant_key=variant_key, content_halflife=content_halflife, objective=objective,
-                         content_features=content_features, threads=threads, **params)
+                         content_features=content_features, threads=threads, review_features=review_features,
+                         label_users=label_users, **params)
         self.booster: Any = None
         self.parts: dict[str, Recommender] = {}
 
@@ -136,7 +150,7 @@ class CandidateRanker(Recommender):
             # all parts get the content so that they share one universe (trained + content products);
             # the id-only parts ignore the vectors themselves
             part.fit(train, self.products, content=content, now=now)
-        return _Context.build(parts, train, now, self._facts, self.params)
+        return _Context.build(parts, train, now, self._facts, self.params, self._reviews)
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
         import lightgbm as lgb
@@ -146,7 +160,9 @@ class CandidateRanker(Recommender):
         events = self._events
         self._facts = catalog_codes(self.products, self.params["variant_key"])
         frames, labels, groups = [], [], []
-        for week in range(self.params["label_weeks"], 0, -1):
+        weeks = self.params["label_weeks"]
+        show = self.progress and len(events) > 100_000
+        for week in range(weeks, 0, -1):
             start = data.now - pd.Timedelta(days=7 * week)
             end = start + pd.Timedelta(days=7)
             before = events[events["timestamp"] < start]
@@ -154,18 +170,21 @@ class CandidateRanker(Recommender):
                             (events["kind"] == "purchase")]
             if before.empty or target.empty:
                 continue
+            stage(f"ranker · label week {weeks - week + 1}/{weeks}: generators on {len(before):,} events", show)
             context = self._fit_parts(before, content, start)
             truth = target.groupby("user_id")["product_id"].apply(set)
-            for user, bought in truth.items():
-                if user not in context.histories:
-                    continue
-                items, x = context.features(user, context.histories.get(user))
-                y = np.array([context.item_ids[i] in bought for i in items], dtype=np.float32)
-                if y.sum() == 0:
-                    continue  # lambdarank learns nothing from a list without a positive
-                frames.append(x)
-                labels.append(y)
-                groups.append(len(y))
+            truth = self._label_sample(truth[[user in context.histories for user in truth.index]])
+            with progress_bar(len(truth), f"ranker · week {weeks - week + 1}/{weeks} features", show) as advance:
+                for user, bought in truth.items():
+                    items, x = context.features(user, context.histories.get(user))
+                    advance(1)
+                    y = np.array([context.item_ids[i] in bought for i in items], dtype=np.float32)
+                    if y.sum() == 0:
+                        continue  # lambdarank learns nothing from a list without a positive
+                    frames.append(x)
+                    labels.append(y)
+                    groups.append(len(y))
+        stage(f"ranker · final generators on {len(events):,} events", show)
         final = self._fit_parts(events, content, data.now)
         self.context = final
         self.parts = final.parts
@@ -182,25 +201,42 @@ class CandidateRanker(Recommender):
                   "colsample_bytree": 0.8,
                   "random_state": self.params["seed"], "n_jobs": self.params["threads"] or 1, "verbose": -1}
         x, y = np.vstack(frames), np.concatenate(labels)
+        stage(f"ranker · LightGBM on {len(y):,} candidate rows", show)
         if self.params["objective"] == "lambdarank":
             ranker = lgb.LGBMRanker(objective="lambdarank", lambdarank_truncation_level=20, **common)
-            ranker.fit(x, y, group=groups, feature_name=FEATURES)
+            ranker.fit(x, y, group=groups, feature_name=feature_names(self.params))
         else:  # pointwise: "is this candidate bought?" — steadier than lambdarank on few lists
             ranker = lgb.LGBMClassifier(objective="binary", **common)
-            ranker.fit(x, y, feature_name=FEATURES)
+            ranker.fit(x, y, feature_name=feature_names(self.params))
         self.booster = ranker.booster_
         self.meta_train = {"label_lists": len(groups), "label_rows": int(sum(groups)),
                            "positives": int(sum(y.sum() for y in labels))}
 
+    def _label_sample(self, truth: pd.Series) -> pd.Series:
+        """At most ``label_users`` shoppers of one label week (a seeded sample): the trees need thousands of
+        lists, not every shopper of a million, and each list costs a Python call."""
+        limit = self.params.get("label_users")
+        if not limit or len(truth) <= limit:
+            return truth
+        rng = np.random.default_rng(self.params["seed"])
+        return truth.iloc[np.sort(rng.choice(len(truth), size=int(limit), replace=False))]
+
+    uses_reviews = True  # callers pass the workspace's reviews to ``fit`` (review-score features)
+
     def fit(self, interactions: pd.DataFrame, products: pd.DataFrame | None = None,
-            content: ItemContent | None = None, now: pd.Timestamp | None = None) -> CandidateRanker:
+            content: ItemContent | None = None, now: pd.Timestamp | None = None,
+            reviews: pd.DataFrame | None = None) -> CandidateRanker:
         frame = interactions.copy()
         frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
         self._events = frame
+        has_reviews = reviews is not None and "product_id" in reviews and bool(
+            reviews["product_id"].fillna("").astype(str).ne("").any())
+        self.params["review_features"] = bool(self.params.get("review_features", True) and has_reviews)
+        self._reviews = reviews if self.params["review_features"] else None
         try:
             super().fit(frame, products, content, now)
         finally:
-            del self._events
+            del self._events, self._reviews
         self.meta.update(getattr(self, "meta_train", {}))
         return self
 
@@ -299,9 +335,11 @@ class _Context:
 
     ARRAY_KEYS = ("codes", "variants", "price", "pop7", "pop30", "pop_all", "first_age", "last_age", "trend_img",
                   "trend_txt")
+    REVIEW_KEYS = ("review_rating", "review_count", "review_positive")
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {f"ctx_{k}": getattr(self, k) for k in self.ARRAY_KEYS}
+        keys = self.ARRAY_KEYS + (self.REVIEW_KEYS if self.params.get("review_features") else ())
+        return {f"ctx_{k}": getattr(self, k) for k in keys}
 
     @classmethod
     def from_arrays(cls, parts: dict[str, Recommender], arrays: dict[str, np.ndarray], params: dict[str, Any],
@@ -310,7 +348,7 @@ class _Context:
 
     @classmethod
     def build(cls, parts: dict[str, Recommender], train: pd.DataFrame, now: pd.Timestamp, facts: pd.DataFrame,
-              params: dict[str, Any]) -> _Context:
+              params: dict[str, Any], reviews: pd.DataFrame | None = None) -> _Context:
         item_ids = parts["content"].item_ids
         codes, variants, price = attribute_codes(facts, item_ids)
         index = parts["content"].item_index
@@ -338,6 +376,11 @@ class _Context:
         for key, matrix in (("trend_img", content.image), ("trend_txt", content.text)):
             arrays[key] = neighbour_popularity(matrix, recent) if params.get("content_features", True) \
                 else np.full(n, np.nan, np.float32)
+        if params.get("review_features"):
+            scores = review_scores(reviews, before=now).reindex(item_ids)  # only reviews written before ``now``
+            arrays["review_rating"] = scores["rating"].to_numpy(np.float32)
+            arrays["review_count"] = scores["reviews"].fillna(0.0).to_numpy(np.float32)
+            arrays["review_positive"] = scores["positive_share"].to_numpy(np.float32)
         return cls(parts, params, arrays, parts["content"].histories)
 
     # ----------------------------------------------------------------------------- features
@@ -427,4 +470,6 @@ class _Context:
             np.full(len(cand), user_n, np.float32), np.full(len(cand), user_last, np.float32),
             np.full(len(cand), content_share, np.float32), trend(self.trend_img), trend(self.trend_txt),
         ]).astype(np.float32)
-        return cand, x
+        if p.get("review_features"):
+            x = np.column_stack([x, self.review_rating[cand], self.review_count[cand], self.review_positive[cand]])
+        return cand, x.astype(np.float32)

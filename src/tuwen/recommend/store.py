@@ -64,7 +64,8 @@ def train(workspace: Workspace, name: str = DEFAULT_MODEL, params: dict[str, Any
     content = load_content(workspace) if model.uses_content else None
     if model.uses_content and content is None:
         raise RecommendError(f"{name} reads product photos and text: run `tuwen embed {workspace.path}` first")
-    model.fit(events, workspace.read("products"), content=content)
+    reviews = {"reviews": workspace.read("reviews")} if getattr(model, "uses_reviews", False) else {}
+    model.fit(events, workspace.read("products"), content=content, **reviews)
     if save:
         folder = model.save(model_folder(workspace, name))
         with workspace.transaction(f"train recommender {name}") as writer:
