@@ -71,6 +71,7 @@ class Shop(Workspace):
             )
         if strict and batch.rejects:
             raise RejectedInput(batch.rejects)
+        batch.strict = strict  # rejects of streamed events are known only while they are written
         files = _input_files(preset, path, catalog, interactions, reviews)
         return self.write_batch(batch, files, f"ingest {preset or config or catalog or interactions or reviews}")
 
@@ -133,6 +134,34 @@ class Shop(Workspace):
         """Remove a shopper's events, reviews and profile; see :func:`tuwen.recommend.profiles.forget`."""
         return profiles.forget(self, user, record_unknown)
 
+    # ----------------------------------------------------------------- insights
+    def insights(self, product: str | None = None, category: str | None = None,
+                 refresh: bool | None = None) -> dict[str, Any]:
+        """What shoppers praise and complain about for a product and/or a category (aspects, counts, shares,
+        example sentences); see :mod:`tuwen.service.insights`. ``refresh``: None recomputes only when the reviews
+        changed since the stored insights were computed, True always, False never (what is stored)."""
+        from tuwen.service import insights as review_insights  # scikit-learn and jieba: loaded when asked
+
+        if refresh or (refresh is None and review_insights.state(self)["stale"]):
+            review_insights.refresh(self, progress=False)
+        return review_insights.insights(self, product=product, category=category)
+
+    def refresh_insights(self, **options: Any) -> dict[str, Any]:
+        """Recompute and store every product's and category's insights; see :func:`tuwen.service.insights.refresh`."""
+        from tuwen.service import insights as review_insights
+
+        return review_insights.refresh(self, **options)
+
+    # ------------------------------------------------------------------ service
+    def ask(self, question: str, product: str | None = None, image: str | Path | None = None, k: int = 5,
+            train: bool = True) -> dict[str, Any]:
+        """Answer a shopper's question: about a product, yes / no / unsure with the evidence quoted (earlier Q&A,
+        reviews, description); naming no product (or with a photo), the products it asks for, with the filters its
+        words imply. See :func:`tuwen.service.ask.ask`."""
+        from tuwen.service.ask import ask  # torch and the sentence encoder: loaded when asked
+
+        return ask(self, question, product=product, image=image, k=k, train=train)
+
     # --------------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
         """Counts a script can rely on: products, photos, events, reviews, rejects, vectors per encoder."""
@@ -154,6 +183,8 @@ class Shop(Workspace):
             "users": self.count("users"),
             "reviews": self.count("reviews"),
             "review_groups": int(review_groups),
+            "questions": self.count("questions"),  # product Q&A (the amazon-qa preset)
+            "messages": self.count("messages"),  # customer-service messages (the support-intents preset)
             "rejects": self.count("rejects"),
             "vectors": per_encoder,
             "vectors_by_field": {f"{encoder}/{field}": n for (encoder, field), n in sorted(counts.items())},

@@ -42,7 +42,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ws.index(settings=IndexSettings(image_encoder="color_histogram"), progress=False, learn=False)
     ws.train("recommend", model="content")
     ws.train("classify", "category", name="kind", config=TrainConfig(epochs=5, progress=False, ensemble=1))
+    ws.refresh_insights(progress=False)
     FACTS.update(ws.info())
+    FACTS["reviewed"] = str(ws.read("reviews")["product_id"].value_counts().index[0])
+    FACTS["reviewed_title"] = str(ws.read("products").set_index("id").loc[FACTS["reviewed"], "title"])
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -159,3 +162,47 @@ def test_a_chinese_title_renders_real_glyphs_not_boxes(page) -> None:
     assert first["width"] > 0 and first["painted"] > 0 and second["painted"] > 0
     assert first["ink"] != second["ink"], f"{chinese} draw the same box: no CJK font (fonts-noto-cjk)"
     assert first["ink"] != box["ink"] and second["ink"] != box["ink"]
+
+
+def test_product_panel_shows_review_insights(page) -> None:
+    """Clicking a product shows what its reviews praise and complain about, aspect by aspect, with examples."""
+    product = str(FACTS["reviewed"])
+    page.click("nav button[data-tab=search]")
+    page.fill("#q", str(FACTS["reviewed_title"]))
+    page.fill("#where", f"id = '{product}'")
+    page.click("#search-form button")
+    page.click(f'#results .card[data-id="{product}"]')
+    page.wait_for_selector("#insights tr[data-aspect]")
+    panel = page.inner_text("#product")
+    assert FACTS["reviewed_title"] in panel and "reviews" in panel and "praised:" in panel
+    first = page.locator("#insights tr[data-aspect]").first
+    assert first.locator("q").count() >= 1  # an example sentence from a review
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n", encoding="utf-8")
+    page.screenshot(path=str(ARTIFACTS / "product-insights.png"), full_page=True)
+    page.fill("#where", "")
+
+
+def test_ask_panel_searches_for_a_product_less_question_and_answers_on_the_product_page(page) -> None:
+    """The Ask tab sends a question that names no product to search, with the filters its words imply; the product
+    page's question box answers from that product's reviews and description, with the evidence quoted."""
+    page.click("nav button[data-tab=ask]")
+    page.fill("#ask-q", "do you have a red mug under 200?")
+    page.click("#ask-form button")
+    page.wait_for_selector("#ask-answer:has-text('filters')")
+    note = page.inner_text("#ask-answer")
+    assert "colour: red" in note and "price" in note, note
+    cards = page.locator("#ask-results .card")
+    assert cards.count() >= 1
+    product = cards.first.get_attribute("data-id")
+    cards.first.click()  # the product page (on the search tab)
+    page.wait_for_selector("#product:not([hidden])")
+    page.fill("#product-question", "is the quality good?")
+    page.click("#product-ask-form button")
+    page.wait_for_selector("#product-answer .verdict")
+    assert page.inner_text("#product-answer .verdict").strip().lower() in ("yes", "no", "unsure")
+    assert page.locator("#product-answer .evidence li").count() >= 1
+    assert product in page.inner_text("#product-answer")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n", encoding="utf-8")
+    page.screenshot(path=str(ARTIFACTS / "ask-answer.png"), full_page=True)

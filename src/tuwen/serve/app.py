@@ -43,15 +43,17 @@ from urllib.parse import quote
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuwen.encoders.images import ImageDecodeError, open_downscaled
 from tuwen.predict.registry import load_model, saved_models
 from tuwen.recommend.store import Service, model_folder, model_folders
+from tuwen.service import insights as review_insights
 from tuwen.shop import Shop
 from tuwen.store.workspace import MANIFEST, WorkspaceError
 
@@ -84,7 +86,7 @@ BUSY = {409: {"description": "Another process is writing to the workspace; try a
 # ------------------------------------------------------------------------------------------------ body limits
 def body_limit(method: str, path: str) -> int:
     """The largest body a route accepts: a photo, a predict batch, or next to nothing."""
-    if method == "POST" and path == "/api/search":
+    if method == "POST" and path in ("/api/search", "/api/ask"):
         return MAX_PHOTO_BYTES
     if method == "POST" and path.startswith("/api/models/") and path.endswith("/predict"):
         return MAX_PREDICT_BYTES
@@ -147,6 +149,15 @@ class PredictRequest(BaseModel):
     neighbours: int = Field(default=5, ge=0, le=50)
 
 
+class AskRequest(BaseModel):
+    """A shopper's question: about one product, or (no product, or a photo) a search for the products it asks for."""
+    question: str = Field(default="", max_length=2_000, description="The question, in any language.")
+    product: str | None = Field(default=None, min_length=1, max_length=256, description="The product it is about.")
+    k: int = Field(default=5, ge=1, le=20, description="Pieces of evidence (or products) to return.")
+    image_base64: str | None = Field(default=None, max_length=4 * (MAX_PHOTO_BYTES // 3 + 1) + 100,
+                                     description="A photo (\"this one but in blue?\"), base64 encoded.")
+
+
 # ----------------------------------------------------------------------------------------------------- state
 def manifest_stamp(path: Path) -> tuple[int, int, int]:
     """Cheap change signal of a workspace's manifest (inode, size, mtime): commits replace it by rename, so any
@@ -185,6 +196,17 @@ class Snapshot:
         if product_id not in self.products.index:
             raise KeyError(f"no product {product_id!r}")
         return self.products.loc[product_id]
+
+    @cached_property
+    def insight_rows(self) -> pd.DataFrame:
+        """The stored review insights of this version, read once (``tuwen insights WS --refresh`` writes them)."""
+        return review_insights.read(self.workspace)
+
+    def insights(self, product: str | None = None, category: str | None = None) -> dict[str, Any]:
+        if product is not None:
+            self.product(product)
+        answer = review_insights.insights(self.workspace, product, category, rows=self.insight_rows)
+        return json.loads(json.dumps(answer, default=str))
 
     def model(self, name: str) -> Any:
         check_model_name(name)
@@ -323,6 +345,15 @@ def _public_search(result: Any) -> dict[str, Any]:
     return answer
 
 
+def _public_search_dict(answer: dict[str, Any]) -> dict[str, Any]:
+    """A search answer already as a dict (``ask``'s): photo paths replaced by their URLs, no upload path."""
+    for hit in answer.get("hits", []):
+        hit["image"] = _photo_urls(hit["id"], 1)[0] if hit.get("image") else None
+    if answer.get("image"):
+        answer["image"] = "upload"
+    return answer
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars and arrays in predictions, as JSON."""
     if hasattr(value, "tolist"):
@@ -452,6 +483,20 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
         """One product: its fields, and its photos as URLs (``image_urls``)."""
         return _public(server.current().product(product_id))
 
+    @app.get("/api/products/{product_id}/insights", responses={**NOT_FOUND})
+    def product_insights(product_id: str) -> dict[str, Any]:
+        """What shoppers praise and complain about for one product and its category: aspects (fit, fabric, colour,
+        quality, price, delivery …; 质量, 尺码, 物流 …) with counts, shares and example sentences, as last computed
+        by ``tuwen insights WS --refresh`` (``state.stale`` says when the reviews changed since)."""
+        return server.current().insights(product=product_id)
+
+    @app.get("/api/insights", responses={**BAD, **NOT_FOUND})
+    def category_insights(category: Annotated[str, Query(min_length=1, max_length=1000, description="A category "
+                                                         "path, or its last part when that is unique.")]
+                          ) -> dict[str, Any]:
+        """What shoppers praise and complain about in one category (every level of a category path has its own)."""
+        return server.current().insights(category=category)
+
     @app.get("/api/products/{product_id}/image", response_class=FileResponse, responses={**NOT_FOUND})
     def product_image(product_id: str, index: Annotated[int, Query(ge=0)] = 0) -> FileResponse:
         """The product's own photo: only paths recorded in the catalog are ever served."""
@@ -493,6 +538,40 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
         server.current()  # the next request already sees the workspace without them
         return json.loads(json.dumps(report, default=str))
 
+    @app.post("/api/ask", responses={**BAD, **NOT_FOUND, **TOO_LARGE})
+    async def ask(request: Request, q: Annotated[str | None, Query(max_length=2_000)] = None,
+                  product: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+                  k: Annotated[int, Query(ge=1, le=20)] = 5) -> dict[str, Any]:
+        """Answer a shopper's question: JSON (:class:`AskRequest`: ``question``, ``product``, ``k``,
+        ``image_base64``), or a photo as the raw ``image/*`` body with ``q``, ``product`` and ``k`` as query
+        parameters, like ``POST /api/search``. About a product: yes / no / unsure with the evidence quoted; naming
+        no product, or with a photo: the products it asks for, with the filters its words imply."""
+        payload = await request.body()
+        if request.headers.get("content-type", "").startswith("image/"):
+            asked = AskRequest(question=q or "", product=product, k=k)
+            photo: bytes | None = payload
+            field = "photo"
+        else:
+            try:
+                asked = AskRequest.model_validate_json(payload or b"{}")
+            except ValidationError as error:
+                raise RequestValidationError(error.errors()) from None
+            photo = _decode_base64(asked.image_base64, "image_base64") if asked.image_base64 else None
+            field = "image_base64"
+        workspace = server.current().workspace
+
+        def work() -> Any:
+            if photo is None:
+                return workspace.ask(asked.question, product=asked.product, k=asked.k, train=False)
+            with tempfile.TemporaryDirectory(prefix="tuwen-ask-") as folder:
+                path = prepare_photo(photo, Path(folder) / "upload.png", field)
+                return workspace.ask(asked.question, product=asked.product, image=path, k=asked.k, train=False)
+
+        answer_ = await _off_loop(server, work)
+        if answer_.get("route") == "search":
+            answer_["search"] = _public_search_dict(answer_["search"])
+        return json.loads(json.dumps(answer_, default=_plain))
+
     @app.post("/api/models/{name}/predict", responses={**BAD, **NOT_FOUND, **TOO_LARGE, **UNAUTHORISED})
     async def predict(name: str, request: PredictRequest,
                       key: Annotated[str | None, Depends(KEY_HEADER)] = None) -> dict[str, Any]:
@@ -519,7 +598,7 @@ def _predict(snapshot: Snapshot, name: str, request: PredictRequest) -> dict[str
             # what it sent, never on the stored vectors of a catalog product that happens to share its id
             row = {"id": f"\0new-{number}", "title": item.title, "description": item.description, "image_paths": paths,
                    "has_image": bool(paths)}
-            if loaded.task.items == "reviews":
+            if loaded.task.items != "products":  # a review's or a message's words
                 row.update({"text": item.title, "title": item.description, "product_id": ""})
             rows.append(row)
         frame = pd.DataFrame(rows)
