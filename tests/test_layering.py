@@ -15,9 +15,11 @@ LAYERS = {
     "ingest": 2, "encoders": 2,
     "predict": 3,
     "search": 4, "recommend": 4,
-    "shop": 5,
-    "serve": 6,
-    "cli": 7,
+    "service": 5,  # question answering, message routing, review insight: below the shop façade that calls them
+    "distributed": 5,  # the stages on a Ray cluster (the optional `ray` extra)
+    "shop": 6,
+    "serve": 7,
+    "cli": 8,
 }
 
 

@@ -1,0 +1,150 @@
+"""tuwen's stages on a real Ray cluster of two nodes (a head and one worker, started on this machine by the test):
+embedding, batch recommendations, a recommender comparison and the modality ablation give what the single-process
+run gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuwen import Workspace
+from tuwen.distributed.ablation import ablation_ray
+from tuwen.distributed.embed import embed_workspace_ray
+from tuwen.distributed.recommend import compare_ray, recommend_all_ray
+from tuwen.encoders.cache import load_vectors, table_name
+from tuwen.ingest.synthetic import generate_catalog
+from tuwen.predict.training.ablation import modality_ablation
+from tuwen.predict.training.config import TrainConfig
+from tuwen.recommend.batch import recommend_many
+from tuwen.recommend.compare import compare
+from tuwen.recommend.store import Service, train
+
+ray = pytest.importorskip("ray")  # the `ray` extra; `make install` installs it, so CI runs these
+
+ENCODERS = {"image_encoder": "color_histogram", "text_encoder": "tfidf"}
+FAST = TrainConfig(hidden=32, epochs=8, patience=4, ensemble=1, quality="fast", linear=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """Two Ray nodes of one CPU each on this machine; the test process is the driver."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1}, connect=False)
+    try:
+        nodes.add_node(num_cpus=1)
+        nodes.wait_for_nodes(timeout=60)
+        ray.init(address=nodes.address, logging_level="ERROR")
+        yield nodes.address
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_catalog(tmp_path_factory.mktemp("catalog"), n_products=120, n_users=30, seed=5, image_size=24)
+
+
+def shop(root: Path, catalog: Path) -> Workspace:
+    ws = Workspace(root)
+    ws.ingest(preset="synthetic", path=catalog)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory, catalog: Path) -> Workspace:
+    """The single-process run everything on the cluster is compared with."""
+    ws = shop(tmp_path_factory.mktemp("local") / "ws", catalog)
+    ws.embed(**ENCODERS, progress=False)
+    return ws
+
+
+def vectors(ws: Workspace, encoder: str, field: str) -> dict[str, np.ndarray]:
+    ids, matrix = load_vectors(ws, encoder, field)
+    return dict(zip(ids, matrix, strict=True))
+
+
+def test_the_cluster_has_two_nodes(cluster: str) -> None:
+    alive = [node for node in ray.nodes() if node["Alive"]]
+    assert len(alive) == 2 and ray.cluster_resources()["CPU"] == 2
+
+
+def test_embed_on_ray_equals_the_local_run_and_shares_its_cache(cluster: str, local: Workspace, catalog: Path,
+                                                                tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    shop(folder, catalog)
+    # the command line in a process of its own: it connects to the cluster, then opens the workspace
+    result = subprocess.run([sys.executable, "-m", "tuwen.cli", "embed", str(folder), "--ray", cluster,
+                             "--image-encoder", "color_histogram", "--text-encoder", "tfidf"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tfidf/description" in result.stdout
+    remote = Workspace(folder, create=False)
+    for encoder, field in (("color_histogram", "image"), ("tfidf", "title"), ("tfidf", "description")):
+        mine, theirs = vectors(remote, encoder, field), vectors(local, encoder, field)
+        assert mine.keys() == theirs.keys() and len(mine) == 120
+        assert max(float(np.abs(mine[i] - theirs[i]).max()) for i in mine) <= 1e-5
+        name = table_name(encoder, field)
+        hashes = remote.read(name, ["id", "hash"]).sort_values("id").reset_index(drop=True)
+        assert hashes.equals(local.read(name, ["id", "hash"]).sort_values("id").reset_index(drop=True))
+        assert remote.manifest["meta"][name] == local.manifest["meta"][name]
+    # resumable and shared with the local path: change three titles, and only they are embedded again
+    products = remote.read("products")
+    changed = products.head(3).assign(title=lambda f: f["title"] + " (new season)")
+    with remote.transaction("retitle") as writer:
+        writer.upsert("products", changed)
+    report = embed_workspace_ray(remote, "color_histogram", "tfidf", progress=False)
+    assert report == {"color_histogram/image": {"embedded": 0, "cached": 120},
+                      "tfidf/title": {"embedded": 3, "cached": 117},
+                      "tfidf/description": {"embedded": 0, "cached": 120}}
+    assert remote.embed(**ENCODERS, progress=False)["tfidf/title"] == {"embedded": 0, "cached": 120}
+
+
+def test_batch_recommendations_on_ray_equal_serving_each_shopper(cluster: str, local: Workspace) -> None:
+    model = train(local, "itemknn")
+    users = [*model.histories.users, "a-shopper-never-seen"]
+    batch = recommend_all_ray(local, k=8, model="itemknn", users=users, progress=False)
+    assert list(batch["user"]) == users
+    service = Service(local, "itemknn")
+    expected = [service.recommend(user, k=8) for user in users]
+    assert [list(items) for items in batch["items"]] == [served.items for served in expected]
+    assert list(batch["cold"]) == [served.cold for served in expected]
+    assert batch["cold"].sum() == 1 and all(len(items) == 8 for items in batch["items"])
+    # a factor model goes through the blocked matrix-product path of the single-process batch job
+    als = train(local, "als", default=False)
+    batch = recommend_all_ray(local, k=8, model="als", progress=False)
+    assert list(batch["user"]) == list(als.histories.users)
+    assert [list(items) for items in batch["items"]] == [items for _, items in recommend_many(als, list(batch["user"]),
+                                                                                              8, progress=False)]
+
+
+def metric_columns(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """A comparison's scores, less what depends on the clock (fit time, ms per shopper)."""
+    frame = pd.DataFrame(results).drop(columns=["ms_per_user", "fit_seconds"])
+    return frame.set_index("model").sort_index()
+
+
+def test_recommender_comparison_on_ray_equals_the_local_one(cluster: str, local: Workspace) -> None:
+    models = ["popularity", "repurchase", "itemknn"]
+    mine = compare_ray(local, models, test_days=30)
+    theirs = compare(local, models, test_days=30)
+    assert mine["split"] == theirs["split"] and mine["split"]["scored_users"] > 0
+    pd.testing.assert_frame_equal(metric_columns(mine["results"]), metric_columns(theirs["results"]))
+
+
+def test_modality_ablation_on_ray_equals_the_local_one(cluster: str, local: Workspace) -> None:
+    options: dict[str, Any] = {"fusions": ("concat",), "config": FAST, "report": False}
+    mine = ablation_ray(local, "classify", "category", **options)
+    theirs = modality_ablation(local, "classify", "category", **options)
+    assert [r["variant"] for r in mine["results"]] == ["text", "image", "fusion:concat"]
+    assert mine["split"] == theirs["split"]
+    for a, b in zip(mine["results"], theirs["results"], strict=True):
+        assert a["variant"] == b["variant"] and a["metrics"] == b["metrics"], (a, b)
