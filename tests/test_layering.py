@@ -1,10 +1,13 @@
 """The package layering of src/tuwen, read from the source (nothing imported): no import cycles between modules, and
 no package importing one above it. The flow, bottom to top: util → store → ingest / encoders → predict →
-search / recommend → shop → serve → cli."""
+search / recommend → service / distributed → shop → serve → cli."""
 
 from __future__ import annotations
 
 import ast
+import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -31,12 +34,28 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _parse_files(paths: list[Path]) -> list[ast.Module]:
+    return [ast.parse(path.read_text(encoding="utf-8")) for path in paths]
+
+
+@functools.cache
+def _trees() -> dict[str, ast.Module]:
+    """Every module's syntax tree, parsed in a fresh process: Python 3.11's AST recursion guard is shared by all
+    threads (fixed in 3.11.8), so a parse here can fail with "AST constructor recursion depth mismatch" while
+    another test's leftover thread (Ray's, for one) compiles code in this process."""
+    modules = _modules()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        trees = pool.submit(_parse_files, list(modules.values())).result(timeout=120)
+    return dict(zip(modules, trees, strict=True))
+
+
 def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     """Every tuwen module each module imports, wherever the import sits (functions and TYPE_CHECKING included)."""
     edges: dict[str, set[str]] = {}
-    for name, path in modules.items():
+    trees = _trees()
+    for name in modules:
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(trees[name]):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tuwen"):
                 targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
                             for a in node.names}
@@ -97,8 +116,8 @@ def test_the_checks_see_a_violation() -> None:
 def test_workspace_parameters_are_typed() -> None:
     """Every stage states which workspace it takes (the store's, a path, or the shop), never ``Any``."""
     untyped = []
-    for name, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for name, tree in _trees().items():
+        for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 for arg in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
                     if arg.arg in ("workspace", "ws") and (arg.annotation is None
