@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tuwen import Workspace
 from tuwen.ingest.synthetic import generate_catalog
+from tuwen.predict.features import InputSpec
 from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.vectors import workspace_vectors
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +57,24 @@ def test_review_model_uses_the_photo_and_reports_its_contribution(shop: Workspac
     assert image_only > majority + 0.05
     fused = variants["fusion:concat"]
     assert any(name.startswith("image@") for name in fused["inputs"])  # the fused model reads the photo too
+
+
+def test_review_vectors_never_overwrite_the_vectors_of_a_product_with_the_same_id(shop: Workspace) -> None:
+    """Reviews share the cache tables with products; a review numbered like a product keeps to its own entry."""
+    products = shop.read("products").head(4)
+    ids, before = shop.vectors("tfidf", "title")
+    reviews = shop.read("reviews").head(4).copy()
+    reviews["id"] = products["id"].to_numpy()  # the women's reviews and their products share numbers like this
+    reviews["title"] = ["completely different words", "nothing like a title", "another review", "more words"]
+    spec = InputSpec("title", "tfidf", "text")
+
+    matrix, present = workspace_vectors(shop, compute_missing=True, items="reviews")(spec, list(reviews["id"]),
+                                                                                  reviews)
+    assert present.all()
+    ids_after, after = shop.vectors("tfidf", "title")
+    row = {item: i for i, item in enumerate(ids_after)}
+    for position, item in enumerate(products["id"]):  # every product's own vector is what it was
+        assert np.array_equal(after[row[item]], before[ids.index(item)])
+        assert not np.allclose(matrix[position], after[row[item]])  # and the review got its own words' vector
+    product_matrix, product_present = workspace_vectors(shop)(spec, list(products["id"]), products)
+    assert product_present.all() and np.array_equal(product_matrix[0], before[ids.index(products["id"].iat[0])])

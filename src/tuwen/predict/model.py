@@ -74,7 +74,8 @@ class TuwenModel(Predictor):
 
     def features(self, frame: pd.DataFrame, workspace: Workspace | None = None) -> FeatureSet:
         """Model inputs for items: cached vectors where the workspace has them, live encoders for the rest."""
-        return model_features(self.builder, self.network.config, frame, workspace, self._encoders)
+        return model_features(self.builder, self.network.config, frame, workspace, self._encoders,
+                              self.task.items)
 
     def predict(self, frame: pd.DataFrame, workspace: Workspace | None = None, contributions: bool = True,
                 neighbours: int = 5, **_: Any) -> list[dict[str, Any]]:

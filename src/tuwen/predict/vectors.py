@@ -4,6 +4,7 @@ live on items the workspace does not hold (a new product to predict for)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,20 +40,30 @@ def live_vectors(workspace: Workspace | None = None, encoders: dict[str, Any] | 
     return source
 
 
-def workspace_vectors(workspace: Workspace, compute_missing: bool = False) -> Any:
-    """A vector source reading the workspace's cached vectors by item id.
+def cache_key(items: str) -> Callable[[str], str]:
+    """How an item's id is spelt in the vector cache: products by their id, every other item table (reviews,
+    messages) under its own prefix, because the cache tables (one per encoder and field) are shared and a review's
+    id may equal a product's (the women's reviews number 0..23485, their products 0..1205)."""
+    prefix = "" if items == "products" else f"{items}:"
+    return lambda item: prefix + str(item)
+
+
+def workspace_vectors(workspace: Workspace, compute_missing: bool = False, items: str = "products") -> Any:
+    """A vector source reading the workspace's cached vectors of the ``items`` table by item id.
 
     With ``compute_missing`` (review texts, which ``tuwen embed`` does not cover) the missing ones
     are embedded into the workspace cache first, through :func:`tuwen.encoders.cache.embed_items`, so a second
     run reuses them.
     """
+    key = cache_key(items)
 
     def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         if compute_missing:
-            _embed_field(workspace, spec, frame)
-        known_ids, vectors = load_vectors(workspace, spec.encoder, spec.field, ids)
+            _embed_field(workspace, spec, frame, key)
+        keys = [key(i) for i in ids]
+        known_ids, vectors = load_vectors(workspace, spec.encoder, spec.field, keys)
         where = {item: row for row, item in enumerate(known_ids)}
-        rows = np.array([where.get(i, -1) for i in ids])
+        rows = np.array([where.get(k, -1) for k in keys])
         present = rows >= 0
         matrix = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
         matrix[present] = vectors[rows[present]]
@@ -61,13 +72,13 @@ def workspace_vectors(workspace: Workspace, compute_missing: bool = False) -> An
     return source
 
 
-def _embed_field(workspace: Workspace, spec: InputSpec, frame: pd.DataFrame) -> None:
+def _embed_field(workspace: Workspace, spec: InputSpec, frame: pd.DataFrame, key: Callable[[str], str]) -> None:
     if spec.field in IMAGE_FIELDS:  # a review's photo: embedded like a product photo, cached by the file's content
         paths = first_image(frame)
         keep = [i for i, path in enumerate(paths) if path]
         if keep:
             embed_items(workspace, encoder_for(spec.encoder, workspace), spec.field,
-                        [str(frame["id"].iat[i]) for i in keep], [paths[i] for i in keep],
+                        [key(frame["id"].iat[i]) for i in keep], [paths[i] for i in keep],
                         [file_digest(paths[i]) for i in keep], 64, progress=False)
         return
     texts = text_of(frame, spec.field)
@@ -75,22 +86,22 @@ def _embed_field(workspace: Workspace, spec: InputSpec, frame: pd.DataFrame) -> 
     if keep.any():
         encoder = encoder_for(spec.encoder, workspace)
         chosen = list(texts[keep])
-        embed_items(workspace, encoder, spec.field, [str(i) for i in frame["id"][keep]], chosen,
+        embed_items(workspace, encoder, spec.field, [key(i) for i in frame["id"][keep]], chosen,
                     [hashlib.sha1(t.encode("utf-8", "surrogatepass")).hexdigest() for t in chosen], 512,
                     progress=False)
 
 
 def model_features(builder: FeatureBuilder, network_config: dict[str, Any], frame: pd.DataFrame, workspace: Workspace,
-                   encoders: dict[str, Any]) -> FeatureSet:
+                   encoders: dict[str, Any], items: str = "products") -> FeatureSet:
     """A trained model's inputs for items: cached workspace vectors by id, the same encoders live for the rest."""
     dims = {i["name"].partition("@")[2]: i["dim"] for i in network_config["inputs"] if i["kind"] == "dense"}
     live = live_vectors(workspace, encoders, dims)
-    return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live))
+    return builder.build(frame, live if workspace is None else _cached_or_live(workspace, live, items))
 
 
-def _cached_or_live(workspace: Workspace, live: Any) -> Any:
+def _cached_or_live(workspace: Workspace, live: Any, items: str) -> Any:
     """Workspace vectors for the items it has, the live encoder for the rest (same encoder, same features)."""
-    cached = workspace_vectors(workspace)
+    cached = workspace_vectors(workspace, items=items)
 
     def source(spec: InputSpec, ids: list[str], frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         try:

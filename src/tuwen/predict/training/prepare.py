@@ -94,7 +94,8 @@ def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | Non
     specs = default_specs(text_encoders, fields, modalities, tabular, tfidf)
     task.fit(frame[split == "train"])
     builder = FeatureBuilder(specs).fit(frame[split == "train"])
-    features = builder.build(frame, workspace_vectors(workspace, compute_missing=task.items != "products"))
+    features = builder.build(frame, workspace_vectors(workspace, compute_missing=task.items != "products",
+                                                      items=task.items))
     return Prepared(task, frame, split, builder, features, info, task.targets(frame))
 
 
