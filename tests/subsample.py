@@ -10,6 +10,8 @@ import csv
 import random
 from pathlib import Path
 
+from tests.helpers import write_csv
+
 
 def csv_rows(file: Path) -> tuple[list[str], list[list[str]]]:
     with file.open(encoding="utf-8", newline="") as handle:
@@ -17,21 +19,12 @@ def csv_rows(file: Path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-def write_rows(file: Path, header: list[str], rows: list[list[str]]) -> Path:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with file.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return file
-
-
 def sample_csv(source: Path, target: Path, n: int, seed: int = 0, keep: list[int] | None = None) -> list[list[str]]:
     """``n`` random rows of a CSV (in their file order), written to ``target``; returns them."""
     header, rows = csv_rows(source)
     chosen = sorted(random.Random(seed).sample(range(len(rows)), n)) if keep is None else keep
     picked = [rows[i] for i in chosen]
-    write_rows(target, header, picked)
+    write_csv(target, header, picked)
     return picked
 
 

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import dataset_path
-from tests.subsample import csv_rows, sample_csv, write_rows
+from tests.helpers import write_csv
+from tests.subsample import csv_rows, sample_csv
 from tuwen.cli.main import app
 from tuwen.ingest import load_preset
 from tuwen.predict.training.config import TrainConfig
@@ -31,7 +32,7 @@ def test_predict_a_folder_of_messages_in_order_by_row_number(tmp_path: Path) -> 
     sample_csv(source, tmp_path / "train" / "utterances.csv", 0, keep=list(range(0, len(rows), 25)))
     # another folder whose rows 1..20 are other messages than the workspace's rows 1..20, in shuffled order
     other = [rows[i] for i in range(7, len(rows), 371)][:20][::-1]
-    write_rows(tmp_path / "new" / "utterances.csv", header, other)
+    write_csv(tmp_path / "new" / "utterances.csv", header, other)
     shop = Shop(tmp_path / "ws")
     shop.ingest("support-intents", tmp_path / "train")
     shop.train("intent", name="route", config=QUICK)  # the multilingual encoder's vectors are cached by row id

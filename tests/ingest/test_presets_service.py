@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import dataset_path
-from tests.subsample import csv_rows, sample_csv, sample_lines, write_rows
+from tests.helpers import write_csv
+from tests.subsample import csv_rows, sample_csv, sample_lines
 from tuwen.ingest import load_preset
 from tuwen.shop import Shop
 from tuwen.store.catalog import REVIEW_SCHEMA, clean_text
@@ -123,7 +124,7 @@ def test_service_tables_land_in_one_workspace_and_reingest_is_idempotent(tmp_pat
 
 
 def test_bad_rows_of_the_new_tables_are_rejected_by_file_row_and_field(tmp_path: Path) -> None:
-    write_rows(tmp_path / "intents" / "utterances.csv", ["utterance", "category", "intent", "flags"],
+    write_csv(tmp_path / "intents" / "utterances.csv", ["utterance", "category", "intent", "flags"],
                [["cancel my order", "ORDER", "cancel_order", "B"], ["", "ORDER", "cancel_order", "B"]])
     batch = load_preset("support-intents", tmp_path / "intents")
     assert len(batch.messages) == 1 and [(r.row, r.field, r.reason) for r in batch.rejects] == [(2, "text",
@@ -137,7 +138,7 @@ def test_bad_rows_of_the_new_tables_are_rejected_by_file_row_and_field(tmp_path:
     assert list(batch.questions["id"]) == ["2"] and list(batch.products["id"]) == ["A1"]
     assert [(r.row, r.field) for r in batch.rejects] == [(1, "answer_type"), (3, "product_id")]
     assert str(batch.rejects[0]).startswith(str(tmp_path / "qa" / "qa.jsonl") + ": row 1: answer_type:")
-    write_rows(tmp_path / "zh" / "reviews.csv", ["id", "category", "label", "review"],
+    write_csv(tmp_path / "zh" / "reviews.csv", ["id", "category", "label", "review"],
                [["1", "水果", "1", "很甜"], ["2", "水果", "2", "还行"]])
     batch = load_preset("chinese-reviews", tmp_path / "zh")
     assert list(batch.reviews["id"]) == ["1"] and [(r.row, r.field) for r in batch.rejects] == [(2, "label")]
@@ -155,7 +156,7 @@ def test_a_reviews_table_from_before_the_new_columns_still_reads_and_takes_new_r
     read = shop.read("reviews")
     assert list(read.columns) == REVIEW_SCHEMA.names and math.isnan(read.loc[0, "recommended"])
     assert pd.isna(read.loc[0, "label"])
-    write_rows(tmp_path / "zh" / "reviews.csv", ["id", "category", "label", "review"], [["7", "水果", "0", "不甜"]])
+    write_csv(tmp_path / "zh" / "reviews.csv", ["id", "category", "label", "review"], [["7", "水果", "0", "不甜"]])
     shop.ingest("chinese-reviews", tmp_path / "zh")
     rows = Shop(tmp_path / "ws", create=False).read("reviews").set_index("id")
     assert rows.loc["7", "label"] == "0" and rows.loc["7", "category"] == "水果" and pd.isna(rows.loc["r1", "label"])
