@@ -131,8 +131,16 @@ class Shop(Workspace):
         return profiles.profile(self, user)
 
     def forget(self, user: str, record_unknown: bool = True) -> dict[str, Any]:
-        """Remove a shopper's events, reviews and profile; see :func:`tuwen.recommend.profiles.forget`."""
-        return profiles.forget(self, user, record_unknown)
+        """Remove a shopper's events, reviews, their vectors and quotes, and profile; see
+        :func:`tuwen.recommend.profiles.forget`. The quotes go first, so a forget stopped part-way and run again
+        still finds the reviews whose quotes it must remove."""
+        from tuwen.service.insights import store as insight_store  # the insights package loads scikit-learn
+
+        quotes = insight_store.scrub_reviews(self, profiles.shopper_review_ids(self, user))
+        report = profiles.forget(self, user, record_unknown)
+        if quotes:
+            report["rows_removed"][insight_store.TABLE] = quotes
+        return report
 
     # ----------------------------------------------------------------- insights
     def insights(self, product: str | None = None, category: str | None = None,

@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tuwen.encoders.cache import vector_tables
+from tuwen.predict.vectors import cache_key
 from tuwen.recommend.store import model_folders, scrub_model
 from tuwen.store.workspace import Workspace
 
@@ -371,33 +373,32 @@ def _user_filter(column: str, user: str) -> str:
     return f"`{column}` = '{user.replace(chr(39), chr(39) * 2)}'"
 
 
-def _remove_user_rows(workspace: Workspace, writer: Any, name: str, column: str, user: str) -> int:
-    """Delete one shopper's rows, then rewrite just the data files that held them.
+def shopper_review_ids(workspace: Workspace, user: str) -> list[str]:
+    """Ids of the shopper's reviews: the vector cache and the quoted insights key rows by review, not by shopper."""
+    if not workspace.has_table("reviews"):
+        return []
+    rows = workspace.table("reviews").search().where(_user_filter("user_id", user)).select(["id"]).limit(None)
+    return [str(i) for i in rows.to_arrow().column("id").to_pylist()]
 
-    A LanceDB delete only hides rows; rewriting those files takes the rows off the disk once old versions are
-    cleaned up. With the ``lance`` package (pylance) only the files that held the shopper are rewritten
-    (compaction with the deletions materialised, every other file left out); without it the table is rewritten
-    as a stream of Arrow batches — never through pandas, which held all 30M events at once.
-    """
-    live = workspace.db.open_table(name)
-    where = _user_filter(column, user)
-    removed = live.count_rows(where)
-    if removed == 0:
-        return 0
-    try:
-        import lance  # noqa: F401 (optional: pylance, which LanceDB's to_lance needs)
-    except ImportError:
-        kept = live.search().where(f"NOT ({where})").limit(None).to_batches(batch_size=65_536)
-        live.add(kept, mode="overwrite")
-    else:
-        live.delete(where)
-        dataset = live.to_lance()
-        untouched = [f.fragment_id for f in dataset.get_fragments() if f.metadata.deletion_file is None]
-        dataset.optimize.compact_files(materialize_deletions=True, materialize_deletions_threshold=0.0,
-                                       excluded_fragment_ids=untouched)
-        live.checkout_latest()
-    writer.versions[name] = live.version
+
+def _remove_review_vectors(workspace: Workspace, writer: Any, review_ids: list[str]) -> dict[str, int]:
+    """The cached vectors of the shopper's review texts (``reviews:<id>`` in every vector table): a review's
+    embedding is its text in another form, so it goes with the review."""
+    key = cache_key("reviews")
+    removed: dict[str, int] = {}
+    for name in vector_tables(workspace):
+        for start in range(0, len(review_ids), 500):
+            listed = ", ".join("'" + key(i).replace("'", "''") + "'" for i in review_ids[start:start + 500])
+            count = writer.erase(name, f"id IN ({listed})")
+            if count:
+                removed[name] = removed.get(name, 0) + count
     return removed
+
+
+def _remove_user_rows(workspace: Workspace, writer: Any, name: str, column: str, user: str) -> int:
+    """Remove one shopper's rows from the disk, not just from view: only the data files that held them are
+    rewritten (:meth:`tuwen.store.workspace._Writer.erase`), so the cost is that of those files, not of the table."""
+    return writer.erase(name, _user_filter(column, user))
 
 
 def forget(workspace: Workspace, user: str, record_unknown: bool = True) -> dict[str, Any]:
@@ -426,6 +427,8 @@ def forget(workspace: Workspace, user: str, record_unknown: bool = True) -> dict
         # Remembered as a keyed hash even when nothing is found: a later ingest of old files drops their rows.
         writer.forget_shopper(user)
         if present or report["models_stale"]:
+            reviewed = shopper_review_ids(workspace, user) if "reviews" in present else []
+            report["rows_removed"].update(_remove_review_vectors(workspace, writer, reviewed))
             for name in present:
                 report["rows_removed"][name] = _remove_user_rows(workspace, writer, name, USER_TABLES[name], user)
             stale = dict(workspace.manifest.get("meta", {}).get("stale_models", {}))

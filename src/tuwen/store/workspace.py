@@ -241,12 +241,65 @@ class Workspace:
                 return pd.DataFrame(columns=columns or [])
             frame = schema.empty_table().to_pandas()
             return frame[columns] if columns else frame
-        table = self.table(name).to_arrow()
+        table = self.read_arrow(name, columns)
+        return table.select(columns).to_pandas() if columns else table.to_pandas()
+
+    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """A committed table as Arrow, only ``columns`` read from disk (a million products' descriptions and
+        attributes are gigabytes once in Python: reading them to use the ids was what made ``info`` heavy).
+        Columns the schema knows but an older workspace lacks read as null."""
+        live = self.table(name)
+        present = live.schema.names
+        wanted = [c for c in columns if c in present] if columns else None
+        table = live.search().select(wanted).limit(None).to_arrow() if wanted else live.to_arrow()
         schema = TABLE_SCHEMAS.get(name)
         if schema is not None:  # a workspace written before a column existed reads it as null
-            for missing in [f for f in schema if f.name not in table.column_names]:
+            for missing in [f for f in schema if f.name not in table.column_names and (not columns or
+                                                                                       f.name in columns)]:
                 table = table.append_column(missing, pa.nulls(len(table), missing.type))
-        return table.select(columns).to_pandas() if columns else table.to_pandas()
+        return table
+
+    def scan(self, name: str, columns: list[str] | None = None, batch_rows: int = 50_000) -> Iterator[pa.Table]:
+        """A committed table in slices of at most ``batch_rows`` rows, only ``columns`` read: memory bounded
+        by one slice, whatever the table's size (the search index build streams a million products this way)."""
+        if name not in self.manifest["tables"]:
+            return
+        live = self.table(name)
+        present = live.schema.names
+        wanted = [c for c in columns if c in present] if columns else present
+        schema = TABLE_SCHEMAS.get(name)
+        absent = [f for f in (schema or []) if f.name not in present and (not columns or f.name in columns)]
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in live.search().select(wanted).limit(None).to_batches(batch_rows):
+            pending.append(batch)
+            size += batch.num_rows
+            while size >= batch_rows:  # the reader's batches end at data-file boundaries: re-cut them
+                joined = pa.Table.from_batches(pending)
+                yield self._with_absent(joined.slice(0, batch_rows), absent)
+                pending = joined.slice(batch_rows).to_batches()
+                size -= batch_rows
+        if size:
+            yield self._with_absent(pa.Table.from_batches(pending), absent)
+
+    @staticmethod
+    def _with_absent(table: pa.Table, absent: list[pa.Field]) -> pa.Table:
+        for field in absent:
+            table = table.append_column(field, pa.nulls(len(table), field.type))
+        return table
+
+    def event_summary(self) -> tuple[dict[str, int], int]:
+        """(events per kind, distinct shoppers with any event), streamed: 30M events' shopper ids as Python
+        strings are gigabytes, while the distinct ones and the kinds are small."""
+        kinds: dict[str, int] = {}
+        shoppers: pa.Array = pa.array([], pa.string())
+        for part in self.scan("interactions", ["user_id", "kind"], batch_rows=1_000_000):
+            for item in pc.value_counts(part.column("kind")).to_pylist():
+                if item["values"] is None:
+                    continue
+                kinds[str(item["values"])] = kinds.get(str(item["values"]), 0) + int(item["counts"])
+            shoppers = pc.unique(pa.concat_arrays([shoppers, pc.unique(part.column("user_id")).cast(pa.string())]))
+        return dict(sorted(kinds.items())), len(pc.drop_null(shoppers))
 
     def count(self, name: str, where: str | None = None) -> int:
         return self.table(name).count_rows(where) if name in self.manifest["tables"] else 0
@@ -514,6 +567,30 @@ class _Writer:
         delete_rows(table, values, key)
         self.versions[name] = table.version
 
+    def erase(self, name: str, where: str) -> int:
+        """Remove the rows matching the SQL filter ``where`` so that they leave the disk, not just the view.
+
+        A LanceDB delete only hides rows (a deletion file beside the data file). Here every data file (fragment)
+        that holds a matching row is rewritten without them: its other rows are streamed into a new fragment,
+        then the old fragment is deleted whole, which drops it from the table; the commit's clean-up (``purge``)
+        then deletes the old files. Fragments without a match are left alone, so the cost is that of the
+        fragments the rows sit in, not of the table. Returns how many rows went.
+        """
+        table = self.workspace.db.open_table(name)
+        hits = table.search().where(where).select(["_rowaddr"]).limit(None).to_arrow()["_rowaddr"]
+        if not len(hits):
+            return 0
+        fragments = pc.unique(pc.shift_right(hits, 32)).to_pylist()  # a row address is fragment << 32 | offset
+        spans = " OR ".join(f"(_rowaddr >= {lo << 32} AND _rowaddr < {hi << 32})"
+                            for lo, hi in _fragment_runs(table, sorted(fragments)))
+        # IS NOT TRUE, not NOT: a row where the filter is NULL (a null key) is kept, not lost
+        kept = table.search().where(f"({spans}) AND (({where}) IS NOT TRUE)").limit(None).to_batches(65_536)
+        table.add(kept)  # reads the version before this add: the new fragment's rows are not in ``spans``
+        table.delete(spans)
+        self.versions[name] = table.version
+        self.purge.add(name)
+        return len(hits)
+
     def drop(self, name: str) -> None:
         self.dropped.add(name)
 
@@ -521,3 +598,17 @@ class _Writer:
 def as_workspace(workspace: Workspace | str | Path) -> Workspace:
     """A workspace from a workspace or a folder path (an existing workspace: never creates one)."""
     return Workspace(workspace, create=False) if isinstance(workspace, str | Path) else workspace
+
+
+def _fragment_runs(table: Any, fragments: list[int]) -> list[tuple[int, int]]:
+    """Sorted fragment ids as few half-open ranges ``[lo, hi)``: neighbours join when no other fragment lies
+    between them (a count over the gap's row addresses, answered from the table's metadata). A filter of a few
+    ranges scans much faster than one with a range per fragment when a shopper's rows sit in most of them."""
+    runs: list[tuple[int, int]] = []
+    for fragment in fragments:
+        if runs and (runs[-1][1] == fragment or table.count_rows(
+                f"_rowaddr >= {runs[-1][1] << 32} AND _rowaddr < {fragment << 32}") == 0):
+            runs[-1] = (runs[-1][0], fragment + 1)
+        else:
+            runs.append((fragment, fragment + 1))
+    return runs

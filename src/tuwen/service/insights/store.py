@@ -9,6 +9,7 @@ reviews (``stale``).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -59,6 +60,41 @@ def write(workspace: Workspace, frame: pd.DataFrame, meta: dict[str, Any]) -> in
             writer.delete(TABLE, stale)
         writer.meta[META_KEY] = {**meta, "computed_at": time.time(), "rows": len(frame)}
     return len(frame)
+
+
+def scrub_reviews(workspace: Workspace, review_ids: list[str]) -> int:
+    """Take the quoted clauses of these reviews out of the stored examples, and their old versions off the disk.
+
+    A forgotten shopper's words must not stay quoted on a product page; the counts and shares they fed are
+    aggregates, and the next refresh recomputes them (the reviews table changed, so the insights read as stale).
+    Returns how many insight rows were rewritten.
+    """
+    if not review_ids or not workspace.has_table(TABLE):
+        return 0
+    gone = set(review_ids)
+    frame = read(workspace)
+    changed = []
+    for position, text in enumerate(frame["examples"]):
+        try:
+            examples = json.loads(text or "{}")
+        except ValueError:
+            continue
+        if not isinstance(examples, dict):  # lexicon rows keep their words here
+            continue
+        kept = {side: [e for e in quotes if not (isinstance(e, dict) and str(e.get("review_id")) in gone)]
+                for side, quotes in examples.items() if isinstance(quotes, list)}
+        if kept != {side: quotes for side, quotes in examples.items() if isinstance(quotes, list)}:
+            frame.at[position, "examples"] = json.dumps({**examples, **kept})
+            changed.append(position)
+    if changed:
+        rows = frame.iloc[changed]
+        listed = ", ".join("'" + str(i).replace("'", "''") + "'" for i in rows["id"])
+        with workspace.transaction("forget review quotes") as writer:
+            # erase + append, not upsert: an upsert only hides the old row, whose quote would stay in its data file
+            writer.erase(TABLE, f"id IN ({listed})")
+            writer.append(TABLE, pa.Table.from_pandas(rows, schema=INSIGHT_SCHEMA, preserve_index=False),
+                          schema=INSIGHT_SCHEMA)
+    return len(changed)
 
 
 def read(workspace: Workspace) -> pd.DataFrame:
