@@ -178,7 +178,7 @@ class Shop(Workspace):
         for (encoder, _field), n in counts.items():
             per_encoder[encoder] = max(per_encoder.get(encoder, 0), n)
         review_groups = self.read("reviews", ["group"])["group"].nunique() if self.has_table("reviews") else 0
-        events = self.read("interactions", ["user_id", "kind"])
+        events_by_kind, shoppers = self.event_summary()
         return {
             "workspace": str(self.path),
             "schema_version": SCHEMA_VERSION,
@@ -186,8 +186,8 @@ class Shop(Workspace):
             "products_with_image": self.count("products", "has_image = true"),
             "interactions": self.count("interactions"),
             # events per kind: a view is not a purchase, and the web page's header says which is which
-            "events_by_kind": {str(kind): int(n) for kind, n in events["kind"].value_counts().sort_index().items()},
-            "shoppers": int(events["user_id"].nunique()),  # shoppers with any event ("users" counts profile rows)
+            "events_by_kind": events_by_kind,
+            "shoppers": shoppers,  # shoppers with any event ("users" counts profile rows)
             "users": self.count("users"),
             "reviews": self.count("reviews"),
             "review_groups": int(review_groups),

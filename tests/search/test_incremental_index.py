@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tuwen.search.build as build
+import tuwen.search.docs as docs
 from tests.helpers import synthetic_shop
 from tuwen.search import IndexSettings, build_index
 from tuwen.search.common import read_meta, write_meta
@@ -24,8 +24,8 @@ def test_reindex_segments_only_changed_texts_and_drops_an_old_vocabulary(tmp_pat
     tokens_before = dict(zip(*[ws.table(read_meta(ws)["table"]).to_arrow().column(c).to_pylist()
                               for c in ("id", "tokens")], strict=True))
     calls: list[str] = []
-    real = build.segment
-    monkeypatch.setattr(build, "segment", lambda text: calls.append(text) or real(text))
+    real = docs.segment
+    monkeypatch.setattr(docs, "segment", lambda text: calls.append(text) or real(text))
 
     # an old encoder's vocabulary, recorded as the index's: the next build must drop it
     with ws.transaction("old vocabulary") as writer:
