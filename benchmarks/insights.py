@@ -14,8 +14,13 @@ Protocol, women's clothing reviews (``womens-reviews`` preset; every product wit
 4. Targets from half B only: mean star rating, share recommending.
 5. Ridge regression (alpha chosen by inner CV), out-of-fold predictions over products (10-fold). R² and Spearman of
    the predictions against B; 95% paired bootstrap interval of the difference (resampling products, 2,000 times).
-   Repeated over ``--splits`` half-splits to show the split's own noise.
-Reference rows (not the claim): half A's observed mean stars instead of the model's sentiment.
+   Repeated over ``--splits`` half-splits to show the split's own noise, and pooled over them (R² of all splits'
+   predictions at once; interval from resampling products, each product's errors averaged over the splits).
+6. The same claim with ~20 times the rows (leave one review out): every review of a product with at least 5 is
+   predicted from its product's other reviews, ridge fitted on reviews (10 folds by product), R² over reviews.
+Aspect variants: net opinion + share (specified first), nets, shrunk nets, aspect clause mean, complaining/praising
+shares, aspect scores shrunk toward the overall sentiment (empirical Bayes, ``SHRINK`` pseudo-reviews), per-aspect
+complaint rates. Reference rows (not the claim): half A's observed mean stars instead of the model's sentiment.
 
 Chinese reviews (``chinese-reviews``) name no product, and 9 categories are too few to regress on, so the
 per-product check is not measurable there. Measured instead: the sentiment model on held-out reviews (5-fold by
@@ -140,17 +145,27 @@ def half_features(rows: np.ndarray, review_p: np.ndarray, ratings: np.ndarray, b
         out[f"net_{aspect}"] = balance / len(p) if len(p) else 0.0
         out[f"share_{aspect}"] = len(p) / len(rows)
         out[f"shrunk_{aspect}"] = balance / (len(p) + 2)  # toward 0 when few reviews name it
+        # empirical Bayes: the aspect's mean clause P(positive), pulled toward the half's overall sentiment by
+        # SHRINK pseudo-reviews, minus the overall (so a sparse aspect reads as "nothing beyond overall")
+        out[f"eb_{aspect}"] = (p.sum() + SHRINK * out["overall"]) / (len(p) + SHRINK) - out["overall"]
+        out[f"complaints_{aspect}"] = float((p <= NEGATIVE_AT).sum()) / len(rows)  # complaint rate per review
     return out
 
 
+SHRINK = 5.0  # pseudo-reviews at the overall sentiment that every aspect score starts from
+
+
 # Feature sets of half A tried against ``overall`` alone, all listed in the output (the first is the one specified
-# before looking at results; the others were tried after it failed, and fail too).
+# before looking at results; the others were tried after it failed: sparser or shrunk aspect scores, complaint
+# rates).
 VARIANTS: dict[str, Any] = {
     "overall+aspects (net+share x9)": lambda a: ["overall", *[f"net_{x}" for x in a], *[f"share_{x}" for x in a]],
     "overall+nets x9": lambda a: ["overall", *[f"net_{x}" for x in a]],
     "overall+shrunk nets x9": lambda a: ["overall", *[f"shrunk_{x}" for x in a]],
     "overall+aspect clause mean": lambda a: ["overall", "aspect_mean"],
     "overall+complaining+praising": lambda a: ["overall", "complaining", "praising"],
+    "overall+aspects shrunk (EB) x9": lambda a: ["overall", *[f"eb_{x}" for x in a]],
+    "overall+complaint rates x9": lambda a: ["overall", *[f"complaints_{x}" for x in a]],
 }
 
 
@@ -194,6 +209,7 @@ def womens(folder: Path, min_reviews: int, splits: int, seed: int) -> dict[str, 
     by_product = {pid: np.flatnonzero(products.to_numpy() == pid) for pid in chosen}
     prediction: list[dict[str, Any]] = []
     specificity: list[dict[str, Any]] = []
+    pooled: dict[tuple[str, str, str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for lexicon_name, rows_found in found.items():
         by_review: dict[int, dict[str, float]] = {}
         for review, aspect, p in rows_found.groupby(["review", "aspect"]).p.mean().reset_index().itertuples(
@@ -233,10 +249,103 @@ def womens(folder: Path, min_reviews: int, splits: int, seed: int) -> dict[str, 
                         for metric, fn in (("r2", r2), ("spearman", spearman)):
                             d, lo, hi = paired(y, against, p, fn, seed)
                             row.update({f"d_{metric}": d, f"d_{metric}_lo": lo, f"d_{metric}_hi": hi})
+                    if against is not None:
+                        pooled.setdefault((lexicon_name, target, name), []).append((y, against, p))
                     prediction.append(row)
     result["prediction"] = prediction
+    result["pooled"] = [{"lexicon": lexicon, "target": target, "features": name, **pooled_r2(parts, seed)}
+                        for (lexicon, target, name), parts in pooled.items()]
     result["specificity"] = specificity
+    result["leave_one_out"] = leave_one_review_out(reviews, review_p, found["seeds"], aspects, min_reviews=5,
+                                                   seed=seed)
     return result
+
+
+def pooled_r2(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], seed: int, n: int = 2000) -> dict[str, float]:
+    """R² of the variant and of ``overall`` over every half-split at once, and their difference with a 95% interval
+    from resampling products (each product's squared errors averaged over the splits first): every split's noise
+    in one interval, instead of split 0's alone."""
+    y = np.stack([part[0] for part in parts])  # splits x products
+    spread = ((y - y.mean(axis=1, keepdims=True)) ** 2).mean(axis=0)
+    base = ((y - np.stack([part[1] for part in parts])) ** 2).mean(axis=0)
+    ours = ((y - np.stack([part[2] for part in parts])) ** 2).mean(axis=0)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n):
+        idx = rng.integers(0, len(spread), len(spread))
+        boots.append((base[idx].sum() - ours[idx].sum()) / spread[idx].sum())
+    return {"splits": len(parts), "r2_overall": float(1 - base.sum() / spread.sum()),
+            "r2": float(1 - ours.sum() / spread.sum()), "d_r2": float((base.sum() - ours.sum()) / spread.sum()),
+            "d_r2_lo": float(np.quantile(boots, 0.025)), "d_r2_hi": float(np.quantile(boots, 0.975))}
+
+
+def leave_one_review_out(reviews: pd.DataFrame, review_p: np.ndarray, rows_found: pd.DataFrame, aspects: list[str],
+                         min_reviews: int, seed: int, n_boot: int = 1000) -> dict[str, Any]:
+    """The same claim with ~20 times the rows: every review of a product with ``min_reviews`` or more is held out in
+    turn and predicted from its product's *other* reviews (overall sentiment, and the aspect variants below); ridge
+    (alpha by inner CV) fitted on reviews, out-of-fold over products (10 group folds), so coefficients are learnt
+    from thousands of reviews rather than a few hundred products. R² over reviews; 95% interval of the difference
+    from resampling products."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    products = reviews["product_id"].astype(str).to_numpy()
+    counts = pd.Series(products).value_counts()
+    keep = np.flatnonzero(np.isin(products, counts[counts >= min_reviews].index) & np.isfinite(review_p))
+    codes, unique = pd.factorize(products[keep])
+    groups = len(unique)
+
+    def others(values: np.ndarray) -> np.ndarray:
+        """Sum over the review's product minus the review itself."""
+        total = np.zeros((groups, *values.shape[1:]))
+        np.add.at(total, codes, values)
+        return total[codes] - values
+
+    n = others(np.ones(len(keep)))
+    overall = others(review_p[keep]) / n
+    index = {a: j for j, a in enumerate(aspects)}
+    grouped = rows_found.groupby(["review", "aspect"]).p.mean().reset_index()
+    clause_p = np.full((len(reviews), len(aspects)), np.nan)
+    clause_p[grouped["review"].to_numpy(int), grouped["aspect"].map(index).to_numpy(int)] = grouped["p"].to_numpy()
+    named = np.isfinite(clause_p[keep])
+    p = np.where(named, clause_p[keep], 0.0)
+    count, total = others(named.astype(float)), others(p)
+    complaints = others((named & (p <= NEGATIVE_AT)).astype(float)) / n[:, None]
+    praise = others((named & (p >= POSITIVE_AT)).astype(float)) / n[:, None]
+    shrunk = (total + SHRINK * overall[:, None]) / (count + SHRINK) - overall[:, None]
+    net = np.where(count > 0, (praise - complaints) * n[:, None] / np.maximum(count, 1), 0.0)
+    variants = {"overall": overall[:, None],
+                "overall+aspects (net+share x9)": np.column_stack([overall, net, count / n[:, None]]),
+                "overall+aspects shrunk (EB) x9": np.column_stack([overall, shrunk]),
+                "overall+complaint rates x9": np.column_stack([overall, complaints]),
+                "overall+complaint+praise rates x18": np.column_stack([overall, complaints, praise])}
+    targets = {"rating": reviews["rating"].to_numpy(float)[keep],
+               "recommended": pd.to_numeric(reviews["recommended"], errors="coerce").to_numpy(float)[keep]}
+    rng = np.random.default_rng(seed)
+    boots = [rng.integers(0, groups, groups) for _ in range(n_boot)]
+    out: dict[str, Any] = {"reviews": len(keep), "products": groups, "min_reviews": min_reviews, "rows": []}
+    for target, y in targets.items():
+        known = np.isfinite(y)
+        errors = {}
+        for name, x in variants.items():
+            predicted = np.zeros(len(y))
+            for train, test in GroupKFold(10).split(x, y, codes):
+                train = train[known[train]]
+                model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 29)))
+                predicted[test] = model.fit(x[train], y[train]).predict(x[test])
+            errors[name] = np.bincount(codes[known], (y[known] - predicted[known]) ** 2, groups)
+        spread = np.bincount(codes[known], (y[known] - y[known].mean()) ** 2, groups)
+        base = errors["overall"]
+        for name, error in errors.items():
+            row = {"target": target, "features": name, "r2": float(1 - error.sum() / spread.sum())}
+            if name != "overall":
+                diffs = [(base[i].sum() - error[i].sum()) / spread[i].sum() for i in boots]
+                row.update({"d_r2": float((base.sum() - error.sum()) / spread.sum()),
+                            "d_r2_lo": float(np.quantile(diffs, 0.025)), "d_r2_hi": float(np.quantile(diffs, 0.975))})
+            out["rows"].append(row)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ Chinese
@@ -299,6 +408,19 @@ def print_womens(result: dict[str, Any]) -> None:
         m = mean.loc[(target, lexicon, features)]
         print(f"{target:<12} {lexicon:<9} {features:<32} {row['r2']:>6.3f} {row['spearman']:>6.3f} {m['r2']:>7.3f} "
               f"{m['spearman']:>6.3f}  {extra}")
+    print(f"\nPooled over all {splits} half-splits (R² of every split's predictions together; ΔR² = variant - overall, "
+          "95% interval from resampling products, each product's errors averaged over the splits)")
+    print(f"{'target':<12} {'lexicon':<9} {'features of half A':<34} {'R² overall':>10} {'R²':>6}  ΔR² [95% CI]")
+    for row in result["pooled"]:
+        print(f"{row['target']:<12} {row['lexicon']:<9} {row['features']:<34} {row['r2_overall']:>10.3f} "
+              f"{row['r2']:>6.3f}  {row['d_r2']:+.4f} [{row['d_r2_lo']:+.4f}, {row['d_r2_hi']:+.4f}]")
+    loo = result["leave_one_out"]
+    print(f"\nLeave one review out: {loo['reviews']:,} reviews of {loo['products']} products with ≥ "
+          f"{loo['min_reviews']} reviews, each predicted from its product's other reviews (ridge fitted on reviews, "
+          "10 folds by product; R² over reviews; ΔR² 95% interval from resampling products)")
+    for row in loo["rows"]:
+        extra = f"  ΔR² {row['d_r2']:+.4f} [{row['d_r2_lo']:+.4f}, {row['d_r2_hi']:+.4f}]" if "d_r2" in row else ""
+        print(f"{row['target']:<12} {row['features']:<36} R² {row['r2']:.4f}{extra}")
     spec = pd.DataFrame(result["specificity"])
     agg = spec.groupby(["aspect", "lexicon"])[["spearman", "partial"]].agg(["mean", "min", "max"]).unstack("lexicon")
     print(f"\nAspect opinions as product properties: Spearman of a product's aspect opinion (shrunk net) in half A vs "

@@ -15,9 +15,13 @@ Measured on the held-out products' questions:
   and the plain multilingual-USE cosine. Differences: mean and 95% paired bootstrap interval (the same resampled
   questions for both), and the share of resamples in which tuwen wins.
 * **yes/no** — questions of type yes/no answered Y or N: accuracy of the majority answer, TF-IDF + logistic
-  regression on the question alone, tuwen's prior (the question alone), and tuwen with evidence (the same product's
-  other Q&A, leave-one-out: what the product page already shows); and the share tuwen answers (not "unsure") with
-  its accuracy there.
+  regression on the question alone, tuwen's prior (the question alone), the same combiner shown no evidence (the
+  fair "question alone": it recalibrates the prior as the evidence model does), and tuwen with evidence (the same
+  product's other Q&A, leave-one-out: what the product page already shows); log loss of the last two; how much a
+  product's other answers say about this one on the true labels (correlation, AUC); and the share tuwen answers
+  (not "unsure") with its accuracy there. Variants of a listing repeat a (question, answer) pair under each of
+  their asins, so the held-out rows hold copies (about half of them): the same accuracies are also given on
+  distinct pairs, with intervals that resample listing groups.
 * **latency** — p50 / p90 of one ``Answerer.answer`` call (encoding the question, ranking evidence, yes/no) over
   ``--latency`` held-out questions, one at a time.
 
@@ -35,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -97,7 +102,18 @@ def retrieval(answerer, train, test, seed: int) -> dict:
             "weights": matcher.weights}
 
 
-def yes_no(answerer, train, test, seed: int) -> dict:
+def cluster_interval(values: np.ndarray, clusters: np.ndarray, seed: int, n_boot: int = 2000) -> dict:
+    """Mean of ``values`` with a 95% interval from resampling whole clusters (listing groups) with replacement."""
+    codes, unique = pd.factorize(clusters)
+    sums, counts = np.bincount(codes, values, len(unique)), np.bincount(codes, None, len(unique))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(unique), size=(n_boot, len(unique)))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    return {"delta": float(values.mean()), "interval": [float(np.quantile(means, 0.025)),
+                                                        float(np.quantile(means, 0.975))]}
+
+
+def yes_no(answerer, train, test, groups: dict, seed: int) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -116,16 +132,20 @@ def yes_no(answerer, train, test, seed: int) -> dict:
     truth = (test["answer_type"].to_numpy()[labelled] == "Y")
     prior = model.prior_yes(vectors[labelled])
     with_evidence = np.zeros(len(labelled))
+    alone = np.zeros(len(labelled))
     for n, i in enumerate(labelled):
         same = np.where((products == products[i]) & yes_no_rows)[0]
         same = same[same != i]
         with_evidence[n] = model.probability(vectors[i], Evidence(vectors[same], polarity[same]), prior[n])
+        alone[n] = model.probability(vectors[i], Evidence(vectors[same[:0]], polarity[same[:0]]), prior[n])
     answered = np.array([model.verdict(p) != "unsure" for p in with_evidence])
     best_name = "tuwen, + own product's other Q&A (LOO)"
     correct = {
         f"majority ({majority})": np.full(len(labelled), majority == "Y") == truth,
         "TF-IDF + LR, question alone": baseline.predict(tfidf.transform(test["question"].iloc[labelled])) == truth,
         "tuwen, question alone (prior)": (prior >= 0.5) == truth,
+        # the same combiner shown no evidence: it recalibrates the prior, so this is the fair "question alone"
+        "tuwen, question alone (combiner, no evidence)": (alone >= 0.5) == truth,
         best_name: (with_evidence >= 0.5) == truth,
     }
     rows = {name: float(values.mean()) for name, values in correct.items()}
@@ -133,10 +153,52 @@ def yes_no(answerer, train, test, seed: int) -> dict:
     deltas = {name: {"delta": float((best - v).mean()), "interval": bootstrap_interval(best - v, seed=seed),
                      "p_win": paired_bootstrap(best, v.astype(float), seed=seed)}
               for name, v in correct.items() if name != best_name}
+    # variants of one listing repeat a (question, answer) pair under each asin, so one listing can weigh as much as
+    # dozens of products: score each distinct pair once and resample listing groups, not rows
+    key = (test["question"].str.lower().str.split().str.join(" ") + "\0"
+           + test["answer"].str.lower().str.split().str.join(" ")).to_numpy()[labelled]
+    distinct = ~pd.Series(key).duplicated().to_numpy()
+    clusters = np.array([groups[p] for p in products[labelled]])[distinct]
+    distinct_rows = {name: float(values[distinct].mean()) for name, values in correct.items()}
+    distinct_deltas = {name: cluster_interval(best[distinct] - v[distinct].astype(float), clusters, seed)
+                       for name, v in correct.items() if name != best_name}
     return {"questions": int(len(labelled)), "yes_share": float(truth.mean()), "accuracy": rows, "vs_best": deltas,
+            "distinct": {"questions": int(distinct.sum()), "listing_groups": int(len(set(clusters))),
+                         "yes_share": float(truth[distinct].mean()), "accuracy": distinct_rows,
+                         "vs_best": distinct_deltas},
+            "log_loss": {"question alone (combiner, no evidence)": log_loss(truth, alone),
+                         best_name: log_loss(truth, with_evidence)},
+            "evidence_signal": evidence_signal(labelled, truth, products),
             "answered_share": float(answered.mean()),
             "accuracy_when_answered": float(((with_evidence >= 0.5) == truth)[answered].mean()) if answered.any()
             else None, "band": list(model.band), "oof_report": model.report}
+
+
+def log_loss(truth: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(np.where(truth, np.log(p), np.log(1 - p))))
+
+
+def evidence_signal(labelled: np.ndarray, truth: np.ndarray, products: np.ndarray) -> dict:
+    """How much a product's other answers say about this one, read from the true labels (no model): correlation of
+    a question's Y/N with the share of Y among its product's other Y/N-answered questions, and that share's AUC.
+    Near zero means the product's own Q&A cannot carry the answer, whatever model reads it."""
+    from sklearn.metrics import roc_auc_score
+
+    by_product: dict[str, list[int]] = {}
+    for n, i in enumerate(labelled):
+        by_product.setdefault(products[i], []).append(n)
+    share, own = [], []
+    for n, i in enumerate(labelled):
+        others = [m for m in by_product[products[i]] if m != n]
+        if others:
+            share.append(float(truth[others].mean()))
+            own.append(bool(truth[n]))
+    if len(set(own)) < 2:
+        return {"questions": len(own)}
+    share_, own_ = np.asarray(share), np.asarray(own, float)
+    return {"questions": len(own), "correlation": float(np.corrcoef(share_, own_)[0, 1]),
+            "auc": float(roc_auc_score(own_, share_))}
 
 
 def latency(answerer, test, n: int) -> dict:
@@ -195,7 +257,7 @@ def main() -> None:
             "plain_asin_split_leak": leakage(questions, args.test_share, args.seed),
             "train_seconds": round(train_seconds, 1), "matcher_log": answerer.matcher.log,
             "retrieval": retrieval(answerer, train, test, args.seed),
-            "yes_no": yes_no(answerer, train, test, args.seed),
+            "yes_no": yes_no(answerer, train, test, groups, args.seed),
             "latency": latency(answerer, test, args.latency),
         }
     report["seconds"] = round(time.time() - started, 1)
@@ -227,6 +289,18 @@ def print_report(report: dict) -> None:
     for name, d in y["vs_best"].items():
         print(f"  best − {name}: {d['delta']:+.3f} [{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}], "
               f"P(win) {d['p_win']:.2f}")
+    d = y["distinct"]
+    print(f"  distinct (question, answer) pairs only: {d['questions']} of {d['listing_groups']} listing groups (yes "
+          f"share {d['yes_share']:.3f}); intervals resample listing groups")
+    for name, value in d["accuracy"].items():
+        print(f"    {name:48s} {value:.3f}")
+    for name, delta in d["vs_best"].items():
+        print(f"    best − {name}: {delta['delta']:+.3f} [{delta['interval'][0]:+.3f}, {delta['interval'][1]:+.3f}]")
+    print("  log loss: " + ", ".join(f"{k} {v:.4f}" for k, v in y["log_loss"].items()))
+    signal = y["evidence_signal"]
+    if "auc" in signal:
+        print(f"  a product's other answers vs this one (true labels, {signal['questions']} questions with one or "
+              f"more): correlation {signal['correlation']:+.3f}, AUC {signal['auc']:.3f}")
     answered = y["accuracy_when_answered"]
     print(f"  answered (not unsure, band {y['band']}): {y['answered_share']:.0%} of questions, accuracy "
           f"{answered if answered is None else round(answered, 3)}")
