@@ -30,6 +30,8 @@ OCR_SCHEMA = pa.schema([("id", pa.string()), ("hash", pa.string()), ("text", pa.
 # reads the table's ids), so committing every batch of 256 made a million products 4,000 transactions and a
 # table compacted every 100 versions. An interrupted or failed batch commits what was done before it.
 COMMIT_ROWS = 8192
+# Texts per encoder call: the text encoders sort and share work within a call, so larger calls are cheaper per text.
+TEXT_BATCH = 4096
 
 
 def table_name(encoder: str, field: str) -> str:
@@ -60,21 +62,49 @@ def _cached_hashes(workspace: Workspace, name: str) -> dict[str, str]:
     return dict(zip(frame["id"], frame["hash"], strict=True))
 
 
+def _vector_rows(ids: list[str], hashes: list[str], vectors: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """Rows for a vector table straight from the float32 matrix (no per-row Python arrays, no pandas)."""
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    column = pa.FixedSizeListArray.from_arrays(flat, schema.field("vector").type.list_size)
+    return pa.table([pa.array(ids, pa.string()), pa.array(hashes, pa.string()), column], schema=schema)
+
+
 def embed_items(workspace: Workspace, encoder: Encoder, field: str, ids: Sequence[str], inputs: Sequence[Any],
                 content_hashes: Sequence[str], batch_size: int = 256, progress: bool = True) -> dict[str, int]:
-    """Embed the items whose (content, encoder version) hash is not cached yet; commit per chunk."""
+    """Embed the items whose (content, encoder version) hash is not cached yet; commit per chunk.
+
+    Texts go in sorted order: the text encoders share work between texts with common words in one batch, and a
+    vector does not depend on its batch. Items new to the table are appended (a merge's cost grows with the
+    table: at a million rows it dominated); items whose content changed replace their row. Should another
+    writer have touched the table since this run last did, the whole chunk merges instead, so an id never
+    appears twice.
+    """
     name = table_name(encoder.name, field)
     hashes = [_digest(h, encoder.name, encoder.version) for h in content_hashes]
     cached = _cached_hashes(workspace, name)
-    todo = [i for i, (item_id, h) in enumerate(zip(ids, hashes, strict=True)) if cached.get(item_id) != h]
+    todo = list({item_id: i for i, (item_id, h) in enumerate(zip(ids, hashes, strict=True))
+                 if cached.get(item_id) != h}.values())  # an id listed twice is embedded once, as its last row
+    if encoder.modality == "text":
+        keys = [str(inputs[i]) for i in todo]
+        todo = [todo[j] for j in sorted(range(len(todo)), key=keys.__getitem__)]
     schema = vector_schema(encoder.dim)
-    pending: list[pd.DataFrame] = []
+    pending: list[pa.Table] = []
+    last_version = [workspace.manifest["tables"].get(name)]
 
     def commit() -> None:
+        rows = pa.concat_tables(pending)
         with workspace.transaction(f"embed {encoder.name} {field}") as writer:
-            writer.upsert(name, pd.concat(pending, ignore_index=True), schema=schema)
+            if workspace.manifest["tables"].get(name) != last_version[0]:  # someone else wrote it: merge all
+                writer.upsert(name, rows, schema=schema)
+            else:
+                known = np.fromiter((item_id in cached for item_id in rows.column("id").to_pylist()), dtype=bool,
+                                    count=rows.num_rows)
+                if known.any():
+                    writer.upsert(name, rows.filter(pa.array(known)), schema=schema)
+                writer.append(name, rows.filter(pa.array(~known)), schema=schema)
             writer.meta[name] = {"encoder": encoder.name, "field": field, "dim": encoder.dim,
                                  "modality": encoder.modality}
+        last_version[0] = workspace.manifest["tables"].get(name)
         pending.clear()
 
     with progress_bar(len(todo), f"{encoder.name} · {field}", progress) as advance:
@@ -86,9 +116,8 @@ def embed_items(workspace: Workspace, encoder: Encoder, field: str, ids: Sequenc
                 if pending:  # interrupted or failed: keep what is done, the next run resumes after it
                     commit()
                 raise
-            pending.append(pd.DataFrame({"id": [ids[i] for i in chunk], "hash": [hashes[i] for i in chunk],
-                                         "vector": list(vectors)}))
-            if sum(len(frame) for frame in pending) >= COMMIT_ROWS:
+            pending.append(_vector_rows([ids[i] for i in chunk], [hashes[i] for i in chunk], vectors, schema))
+            if sum(table.num_rows for table in pending) >= COMMIT_ROWS:
                 commit()
             advance(len(chunk))
         if pending:
@@ -161,7 +190,7 @@ def embed_workspace(workspace: Workspace, image_encoder: str | None, text_encode
             keep = texts != ""
             report[f"{encoder.name}/{field}"] = embed_items(
                 workspace, encoder, field, list(products.loc[keep, "id"]), list(texts[keep]),
-                [_digest(t) for t in texts[keep]], max(batch_size, 512), progress)
+                [_digest(t) for t in texts[keep]], max(batch_size, TEXT_BATCH), progress)
     return report
 
 
