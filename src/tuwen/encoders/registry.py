@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # annotations only
 # for is imported, so a text-only run never pays for torch or ONNX Runtime.
 BUILTIN_MODULES = {
     "mobilenet_v2": "image_mobilenet",
+    "mobilenet_v2-int8": "image_mobilenet",  # int8: quantised on first use, vectors in their own tables
     "efficientnet_lite0": "image_efficientnet",
+    "efficientnet_lite0-int8": "image_efficientnet",
     "color_histogram": "image_color",
     "use_multilingual": "text_use",
     "minilm": "text_minilm",
