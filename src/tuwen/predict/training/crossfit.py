@@ -156,9 +156,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     with threadpool_limits(1), torch_threads(1):
         if job["kind"] == LINEAR:
             x = design(features)
-            outputs, warm = [], {}  # type: ignore[var-annotated]
+            outputs = []
             for setting in job["settings"]:
-                fitted = fit_heads(task, x[fit], _subset(targets, fit), setting, warm if held is not None else None)
+                fitted = fit_heads(task, x[fit], _subset(targets, fit), setting)
                 outputs.append(raw_outputs(x[held], fitted) if held is not None else fitted)
             return {"outputs": outputs, "seconds": time.perf_counter() - started}
         config = replace(job["config"], seed=job["seed"], blend=False, progress=False, threads=1)
