@@ -11,8 +11,10 @@ H&M and by review ``group`` for Amazon, 20 % test) and then, on exactly that spl
   name + description, on image, on both. C / alpha are chosen as tuwen makes its own choices in the same
   run (5-fold cross-validation on the non-test rows for cross-fitted cases, the validation part otherwise),
   then every baseline is fitted on all non-test rows.
-* tuwen: text only, image only, the ``--fusions`` (with their modality networks as stack members) and,
-  cross-fitted, ``default``: the model ``tuwen train`` builds (its network + the plain linear members).
+* tuwen: text only, image only, the ``--fusions`` (with their modality networks as stack members) and
+  ``default``: the model ``tuwen train`` builds (cross-fitted: its network + the plain linear members; fast, above
+  ``BEST_BELOW`` rows: one fused network + LR / ridge on TF-IDF blended on the validation part, and text / image
+  alone and every other ``--fusions`` entry built the same way, :mod:`tuwen.predict.training.fast`).
 
 It prints one Markdown table per case and seed (test scores, training seconds), the default model against
 the best baseline with a 95% paired bootstrap interval of the main metric's difference, and a summary over
@@ -47,6 +49,7 @@ from tuwen.predict.tasks.base import group_values
 from tuwen.predict.training.ablation import ablation_variants
 from tuwen.predict.training.config import TrainConfig, resolve_quality
 from tuwen.predict.training.crossfit import fit_crossfitted, plan
+from tuwen.predict.training.fast import fit_fast
 from tuwen.predict.training.members import fit_variant
 from tuwen.predict.training.prepare import Prepared, labelled_rows, prepare
 from tuwen.predict.training.report import describe_choice
@@ -211,9 +214,19 @@ def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, 
     variants = ablation_variants(prepared, fusions)
     if quality == "best" and any(v.startswith("fusion:") for v, _, _ in variants):
         variants.append(("default", prepared.inputs(("text", "image")), config.fusion))
+    if quality == "fast":  # what `tuwen train` builds above BEST_BELOW rows, on each modality and on all of them
+        singles = [v for v in variants if not v[0].startswith("fusion:")]
+        fused = [v for v in variants if v[0].startswith("fusion:") and v[2] != config.fusion]
+        variants = singles + [("default", prepared.inputs(("text", "image")), config.fusion)] + fused
     for variant, names, fusion in variants:
         variant_config = replace(config, fusion=fusion)
-        if quality == "best":
+        if quality == "fast":
+            model, outcome = fit_fast(prepared, names, variant_config)
+            setting = f"{len(names)} inputs, best epoch {outcome['best_epoch']}"
+            if outcome["experts"]:
+                setting += f", validation pick: {describe_choice(outcome['experts'])}"
+            member_seconds = outcome["seconds"]
+        elif quality == "best":
             members = plan(prepared, names, variant_config, fusion, experts=variant != "default")
             model, outcome = fit_crossfitted(prepared, names, variant_config, members)
             info = model.info

@@ -29,7 +29,8 @@ from tuwen.predict.tasks import Task, make_task, task_from_state
 from tuwen.predict.training.ablation import modality_ablation
 from tuwen.predict.training.config import MODALITIES, TrainConfig, resolve_quality
 from tuwen.predict.training.crossfit import fit_crossfitted
-from tuwen.predict.training.members import fit_variant, neighbour_labels, train_experts
+from tuwen.predict.training.fast import fit_fast
+from tuwen.predict.training.members import neighbour_labels
 from tuwen.predict.training.prepare import Prepared, labelled_rows, load_items, prepare
 from tuwen.predict.vectors import model_features
 from tuwen.util.folders import atomic_folder, read_info, swap_folder, write_info
@@ -182,11 +183,13 @@ class TuwenModel(Predictor):
                 staging.mkdir(parents=True, exist_ok=True)
             fitted, _ = fit_crossfitted(prepared, names, config)
         else:
-            experts = train_experts(prepared, names, config)
-            fitted, _ = fit_variant(prepared, names, config, staging if save else None, experts)
-            fitted.info["quality"] = "fast"
+            if save:
+                staging.mkdir(parents=True, exist_ok=True)
+            fitted, _ = fit_fast(prepared, names, config, staging if save else None)
         model = cls(fitted.task, fitted.builder, fitted.network, fitted.info)
-        fitted_rows = np.flatnonzero(prepared.split != "test") if quality == "best" else prepared.rows("train")
+        # the cross-fitted members and the fast model's linear member learn from every non-test row
+        fitted_rows = np.flatnonzero(prepared.split != "test") if quality == "best" or fitted.info.get("linear") \
+            else prepared.rows("train")
         model.info.update({"name": name, "workspace": str(workspace.path), "target": target,
                            "text_fields": list(text_fields or task_obj.default_text_fields),
                            "modalities": list(modalities), "refit": config.refit, "fitted_rows": len(fitted_rows),

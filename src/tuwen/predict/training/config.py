@@ -57,8 +57,10 @@ class TrainConfig:
     threads: int = 1
     progress: bool = True
     # "best": every choice (members, their class weighting, early-stopping epoch, L2 strength, the stack's
-    # weights) made on k-fold out-of-fold predictions (predict.training.crossfit); "fast": one validation
-    # part decides (the single-split pipeline in predict.training.members); "auto": best below BEST_BELOW rows.
+    # weights) made on k-fold out-of-fold predictions (predict.training.crossfit); "fast": one fused network and
+    # the plain TF-IDF linear model, blended on one validation part (predict.training.fast; the ablation's
+    # single-split variants, with modality experts, stay in predict.training.members); "auto": best below
+    # BEST_BELOW rows.
     quality: str = "auto"
     # Fit the chosen configuration again on every labelled row (AutoGluon's refit_full). The CLI's `tuwen train`
     # turns it on; off, a test part is held back and scored (what `tuwen evaluate` and the benchmarks need).
