@@ -30,6 +30,7 @@ import pandas as pd
 
 from tuwen.encoders.cache import load_vectors
 from tuwen.encoders.defaults import TEXT_FALLBACKS
+from tuwen.store.events import EventArrays
 from tuwen.store.workspace import Workspace
 from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
 from tuwen.util.vectors import l2
@@ -274,33 +275,49 @@ class TrainData:
                              shape=(self.n_users, self.n_items))
 
 
-def prepare(interactions: pd.DataFrame, catalog_ids: Iterable[str] = (), now: pd.Timestamp | None = None,
-            kind_weights: dict[str, float] | None = None) -> TrainData:
+def prepare(interactions: pd.DataFrame | EventArrays, catalog_ids: Iterable[str] = (),
+            now: pd.Timestamp | None = None, kind_weights: dict[str, float] | None = None) -> TrainData:
     """Index events against the universe of (trained items, then catalog-only items).
 
     Why catalog-only items are in the universe: products nobody has bought yet (new arrivals —
     70% of the H&M test week) can then be scored by models that see content.
+    A frame goes through the same coded arrays that :func:`tuwen.store.events.read_event_arrays` reads
+    from the workspace in batches, so both paths give the same shoppers, products and numbers.
     """
     weights = kind_weights or KIND_WEIGHTS
-    frame = interactions[interactions["kind"].isin(list(weights))]
-    if frame.empty:
+    events = interactions if isinstance(interactions, EventArrays) else EventArrays.from_frame(interactions)
+    events = events.subset(events.kind_mask(weights))
+    if events.empty:
         raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
-    times = pd.to_datetime(frame["timestamp"], utc=True)
-    now = pd.Timestamp(now) if now is not None else times.max() + pd.Timedelta(days=1)
-    # factorize (order of first appearance) is ~10x faster than mapping strings through a dict
-    item, trained = pd.factorize(frame["product_id"].astype(str).to_numpy(object))
-    user, user_values = pd.factorize(frame["user_id"].astype(str).to_numpy(object))
-    known = set(trained)
-    extra = [i for i in pd.unique(np.asarray(list(catalog_ids), dtype=object)) if i not in known]
+    now_us = int(events.time.max()) + int(DAY * 1_000_000) if now is None else to_micros(now)
+    now = pd.Timestamp(now_us, unit="us", tz="UTC") if now is None else pd.Timestamp(now)
+    trained = events.items
+    extra = pd.unique(np.asarray(list(catalog_ids), dtype=object))
+    if len(extra):
+        extra = extra[~pd.Index(extra).isin(trained)]
     item_ids = [str(i) for i in trained] + [str(i) for i in extra]
     item_index = {i: k for k, i in enumerate(item_ids)}
-    users = [str(u) for u in user_values]
-    item, user = item.astype(np.int64), user.astype(np.int64)
-    age = ((now - times).dt.total_seconds().to_numpy() / DAY).astype(np.float32)
-    value = frame["value"].fillna(1.0).clip(lower=0.0).to_numpy(np.float32) if "value" in frame else 1.0
-    weight = (frame["kind"].map(weights).to_numpy(np.float32) * np.minimum(value, 3.0)).astype(np.float32)
+    users = [str(u) for u in events.users]
+    item, user = events.item.astype(np.int64), events.user.astype(np.int64)
+    age = ((now_us - events.time) / 1e6 / DAY).astype(np.float32)
+    value = np.nan_to_num(events.value, nan=1.0).clip(min=0.0).astype(np.float32)
+    kind_weight = np.array([weights.get(k, 0.0) for k in events.kinds] + [0.0], dtype=np.float32)[events.kind]
+    weight = (kind_weight * np.minimum(value, 3.0)).astype(np.float32)
     histories = Histories.build(user, item, age, weight, users)
     return TrainData(item_ids, item_index, users, user, item, age, weight, now, histories, len(trained))
+
+
+def content_ids(content: ItemContent | None) -> list[str]:
+    """The products with a photo or text vector: they join the universe even when nobody bought them."""
+    if content is None:
+        return []
+    return list(np.asarray(content.ids, dtype=object)[np.asarray(content.has_any, dtype=bool)])
+
+
+def to_micros(moment: Any) -> int:
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.value // 1000)
 
 
 def history_from_frame(frame: pd.DataFrame, item_index: dict[str, int], now: pd.Timestamp,
@@ -330,6 +347,7 @@ class Recommender:
 
     name: ClassVar[str] = "base"
     uses_content: ClassVar[bool] = False
+    uses_products: ClassVar[bool] = False  # reads the products table (attributes, prices) while fitting
     registry: ClassVar[dict[str, type[Recommender]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -349,17 +367,22 @@ class Recommender:
         self.products: pd.DataFrame | None = None  # set during fit only; not saved
 
     # ------------------------------------------------------------------ fit
-    def fit(self, interactions: pd.DataFrame, products: pd.DataFrame | None = None,
+    def fit(self, interactions: pd.DataFrame | EventArrays | TrainData, products: pd.DataFrame | None = None,
             content: ItemContent | None = None, now: pd.Timestamp | None = None) -> Recommender:
         """Learn from events (``user_id, product_id, timestamp, kind, value``), products and their vectors.
 
         The universe is every product with a training event plus every product with content
         (so never-bought products can be recommended by models that read content).
         ``products`` (the workspace table) gives attributes and prices to models that use them.
+        Events come as a frame, as coded arrays (:func:`tuwen.store.events.read_event_arrays`, the path
+        that scales), or already prepared (:func:`prepare` with this content's ids: the candidate ranker
+        prepares once and fits its generators on the same data).
         """
         started = time.perf_counter()
-        catalog_ids = [i for i, has in zip(content.ids, content.has_any, strict=True) if has] if content else []
-        data = prepare(interactions, catalog_ids, now, self.params.get("kind_weights"))
+        if isinstance(interactions, TrainData):
+            data = interactions
+        else:
+            data = prepare(interactions, content_ids(content), now, self.params.get("kind_weights"))
         self.item_ids, self.item_index = data.item_ids, data.item_index
         self.histories, self.now, self.n_trained_items = data.histories, data.now, data.n_trained_items
         pop = np.bincount(data.item, weights=data.weight * 0.5 ** (data.age / self.params["popularity_halflife"]),
@@ -375,6 +398,10 @@ class Recommender:
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
         raise NotImplementedError
+
+    def needs_content(self) -> bool:
+        """Whether fitting without product vectors is an error (a model that reads content can opt out)."""
+        return self.uses_content
 
     # ---------------------------------------------------------------- score
     def knows(self, user: str) -> bool:

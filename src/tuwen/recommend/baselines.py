@@ -20,8 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from tuwen.recommend.base import ItemContent, Recommender, TrainData, decay
+from tuwen.util.progress import progress_bar, stage
 
 History = tuple[np.ndarray, np.ndarray, np.ndarray]
+CO_BLOCK_NNZ = 50_000_000  # co-purchase pairs per block of ItemKNN's products x products product (about 0.6 GB)
 
 
 class Popularity(Recommender):
@@ -81,12 +83,37 @@ class ItemKNN(Recommender):
         matrix = data.matrix().tocsc()
         matrix.data[:] = 1.0  # bought or not: repeat purchases of basics should not dominate
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-        co = (matrix.T @ matrix).tocoo()
-        off_diagonal = co.row != co.col
-        rows, cols, values = co.row[off_diagonal], co.col[off_diagonal], co.data[off_diagonal]
+        transposed = matrix.T.tocsr()
+        by_user = matrix.tocsr()
+        n = matrix.shape[1]
+        # Co-purchases a block of products at a time, each block cut to its top neighbours at once: the whole
+        # products x products product of a real shop (best sellers co-occur with nearly everything) does not
+        # fit in memory. A block's rows are the same rows the whole product would have.
+        blocks = []
+        # a product's row has at most as many entries as its buyers have products in all: cut blocks by that
+        pairs = np.cumsum(transposed @ np.diff(by_user.indptr).astype(np.float64))
+        show = matrix.nnz > 1_000_000
+        with progress_bar(n, "itemknn · co-purchases", show) as advance:
+            lo = 0
+            while lo < n:
+                done = pairs[lo - 1] if lo else 0.0
+                hi = max(lo + 1, int(np.searchsorted(pairs, done + CO_BLOCK_NNZ, side="right")))
+                blocks.append(self._block(transposed, by_user, norms, lo, min(hi, n)))
+                advance(min(hi, n) - lo)
+                lo = hi
+        self.similarity = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((n, n), dtype=np.float32)
+
+    def _block(self, transposed: sp.csr_matrix, by_user: sp.csr_matrix, norms: np.ndarray, lo: int,
+               hi: int) -> sp.csr_matrix:
+        """Rows ``lo:hi`` of the neighbour lists: the same rows the whole products x products product has."""
+        n = by_user.shape[1]
+        co = (transposed[lo:hi] @ by_user).tocoo()
+        rows, cols, values = co.row + lo, co.col, co.data
+        off_diagonal = rows != cols
+        rows, cols, values = rows[off_diagonal], cols[off_diagonal], values[off_diagonal]
         values = values / (norms[rows] * norms[cols] + self.params["shrink"])
-        sim = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=co.shape)
-        self.similarity = _top_per_row(sim, self.params["neighbours"])
+        sim = sp.csr_matrix((values.astype(np.float32), (rows - lo, cols)), shape=(co.shape[0], n))
+        return _top_per_row(sim, self.params["neighbours"])
 
     def _score_user(self, user: str, history: History | None) -> np.ndarray:
         scores = np.full(len(self.item_ids), -np.inf, dtype=np.float32)
@@ -196,7 +223,10 @@ class ALS(_Factors):
                                             alpha=p["alpha"], iterations=p["iterations"], random_state=p["seed"],
                                             num_threads=_implicit_threads(p.get("threads")),
                                             calculate_training_loss=False)
-            model.fit(matrix, show_progress=matrix.nnz > 1_000_000)  # a bar per iteration at a real shop's size
+            big = matrix.nnz > 1_000_000
+            stage(f"als · {matrix.nnz:,} shopper x product cells, {p['factors']} factors, {p['iterations']} "
+                  f"iterations", big)
+            model.fit(matrix, show_progress=big)  # a bar per iteration at a real shop's size
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
 

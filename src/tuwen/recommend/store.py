@@ -16,12 +16,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuwen.recommend.base import ItemContent, Recommender, RecommendError, content_sources, history_from_frame
+from tuwen.recommend.base import (
+    KIND_WEIGHTS,
+    ItemContent,
+    Recommender,
+    RecommendError,
+    content_sources,
+    history_from_frame,
+)
 from tuwen.recommend.explain import Explainer
+from tuwen.store.events import EventArrays, read_event_arrays
 from tuwen.store.workspace import Workspace
+from tuwen.util.progress import progress_bar
 
 MODELS_DIR = "recommend"
 DEFAULT_MODEL = "ranker"
+# What models that read the catalog use (attributes, prices, categories): not the long texts.
+PRODUCT_COLUMNS = ("id", "title", "category", "attributes", "price")
 
 
 def model_names() -> list[str]:
@@ -56,16 +67,21 @@ def load_content(workspace: Workspace, dim: int | None = 128) -> ItemContent | N
 
 def train(workspace: Workspace, name: str = DEFAULT_MODEL, params: dict[str, Any] | None = None, save: bool = True,
           default: bool = True) -> Recommender:
-    """Fit one recommender on all the workspace's events and save it (clears its stale mark)."""
-    events = workspace.read("interactions")
-    if events.empty:
-        raise RecommendError(f"{workspace.path}: no interactions to learn from; ingest purchases first")
+    """Fit one recommender on all the workspace's events and save it (clears its stale mark).
+
+    Events are read in Arrow batches into coded arrays (:func:`read_events`), never as one whole-table frame:
+    at thirty million purchases the frame alone outgrew the machine.
+    """
     model = make_model(name, **(params or {}))
     content = load_content(workspace) if model.uses_content else None
-    if model.uses_content and content is None:
+    if model.uses_content and content is None and model.needs_content():
         raise RecommendError(f"{name} reads product photos and text: run `tuwen embed {workspace.path}` first")
+    events = read_events(workspace, model.params.get("kind_weights") or KIND_WEIGHTS)
+    if events.empty:
+        raise RecommendError(f"{workspace.path}: no interactions to learn from; ingest purchases first")
     reviews = {"reviews": workspace.read("reviews")} if getattr(model, "uses_reviews", False) else {}
-    model.fit(events, workspace.read("products"), content=content, **reviews)
+    products = workspace.read("products", list(PRODUCT_COLUMNS)) if model.uses_products else None
+    model.fit(events, products, content=content, **reviews)
     if save:
         folder = model.save(model_folder(workspace, name))
         with workspace.transaction(f"train recommender {name}") as writer:
@@ -78,6 +94,21 @@ def train(workspace: Workspace, name: str = DEFAULT_MODEL, params: dict[str, Any
             stale.pop(str(folder.relative_to(workspace.path)), None)
             writer.meta["stale_models"] = stale
     return model
+
+
+def read_events(workspace: Workspace, kind_weights: dict[str, float] | None = None,
+                progress: bool | None = None) -> EventArrays:
+    """The workspace's events of the kinds models learn from, read in batches into coded arrays.
+
+    A bar shows the rows read when there are more than a million (``progress=None``).
+    """
+    if not workspace.has_table("interactions"):
+        return EventArrays.from_frame(workspace.read("interactions"))
+    table = workspace.table("interactions")
+    total = table.count_rows()
+    show = total > 1_000_000 if progress is None else progress
+    with progress_bar(total, "recommend · reading events", show) as advance:
+        return read_event_arrays(table, list(kind_weights or KIND_WEIGHTS), progress=advance)
 
 
 def default_model_name(workspace: Workspace) -> str | None:
