@@ -7,7 +7,6 @@ go to a temporary cache so the user's ``~/.cache/tuwen`` is never touched.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,7 @@ TEXT_ENCODERS = {"use_multilingual": 512, "minilm": 384}
 ARTICLE_TYPES = ["Watches", "Casual Shoes", "Handbags", "Tshirts"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("tuwen-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUWEN_CACHE", str(folder))
-        yield folder
+pytestmark = pytest.mark.usefixtures("onnx_cache")  # tests/encoders/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,7 @@ TITLES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("tuwen-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUWEN_CACHE", str(folder))
-        yield folder
+pytestmark = pytest.mark.usefixtures("onnx_cache")  # tests/encoders/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +127,7 @@ def product_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def test_int8_encoder_is_built_once_deterministically_and_close_to_fp32(product_photos: list[Path],
-                                                                       cache_folder: Path) -> None:
+                                                                       onnx_cache: Path) -> None:
     fp32 = get_encoder("mobilenet_v2").encode(product_photos)
     encoder = get_encoder("mobilenet_v2-int8")
     assert encoder.name == "mobilenet_v2-int8" and encoder.dim == 1280
@@ -144,7 +138,7 @@ def test_int8_encoder_is_built_once_deterministically_and_close_to_fp32(product_
     cosines = _cosines(int8, fp32)
     assert cosines.mean() > 0.9 and cosines.min() > 0.8, cosines
     model = encoder.int8_path()
-    assert model.exists() and model.parent == cache_folder
+    assert model.exists() and model.parent == onnx_cache
     built = model.stat().st_mtime_ns
     np.testing.assert_array_equal(get_encoder("mobilenet_v2-int8").encode(product_photos), int8)
     assert model.stat().st_mtime_ns == built  # a second instance reuses the cached model
@@ -201,11 +195,11 @@ def test_int8_keeps_real_photos_neighbours(fashion_dir: Path) -> None:
     assert agree["int8"] >= agree["fp32"] - 0.05, agree
 
 
-def test_a_cached_onnx_graph_embeds_without_importing_torch(product_photos: list[Path], cache_folder: Path) -> None:
+def test_a_cached_onnx_graph_embeds_without_importing_torch(product_photos: list[Path], onnx_cache: Path) -> None:
     get_encoder("mobilenet_v2").encode(product_photos[:1])  # the graph is in the cache now
     script = ("import sys\nfrom tuwen.encoders import get_encoder\n"
               f"vectors = get_encoder('mobilenet_v2').encode([{str(product_photos[0])!r}])\n"
               "print(vectors.shape, 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120,
-                          env={**os.environ, "TUWEN_CACHE": str(cache_folder)})
+                          env={**os.environ, "TUWEN_CACHE": str(onnx_cache)})
     assert done.stdout.split() == ["(1,", "1280)", "False"], done.stdout + done.stderr

@@ -7,10 +7,8 @@ import json
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
 from tuwen import Workspace
-from tuwen.ingest.synthetic import generate_catalog
 from tuwen.predict.networks import ExpertBlend
 from tuwen.predict.registry import train_model
 from tuwen.predict.tasks import make_task
@@ -18,25 +16,16 @@ from tuwen.predict.training.config import TrainConfig
 from tuwen.predict.training.fast import FAST_EPOCHS, FAST_PATIENCE, fast_grid, fast_schedule, fit_fast
 from tuwen.predict.training.prepare import prepare
 
-from .test_train import FAST  # also registers test_train's photo encoder, "test_oracle_photo"
+from .test_train import FAST, workspace  # noqa: F401 (a fixture); registers the photo encoder "test_oracle_photo"
 
 QUICK = replace(FAST, epochs=8, patience=3)
 
 
-@pytest.fixture(scope="module")
-def synthetic_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """test_train's synthetic catalog: the category hides in the material (text) and the shape (photo)."""
-    root = tmp_path_factory.mktemp("fast")
-    catalog = generate_catalog(root / "catalog", n_products=480, n_users=40, seed=0, image_size=24)
-    ws = Workspace(root / "ws")
-    ws.ingest(preset="synthetic", path=catalog)
-    ws.embed(image_encoder="test_oracle_photo", text_encoder=None, progress=False)
-    return ws
 
 
 def test_fast_model_is_never_below_its_plain_baseline_on_validation_and_repeats_itself(
-        synthetic_workspace: Workspace) -> None:
-    prepared = prepare(synthetic_workspace, make_task("classify", "category"), modalities=("text", "image"), seed=0)
+        workspace: Workspace) -> None:  # noqa: F811 (the fixture imported above)
+    prepared = prepare(workspace, make_task("classify", "category"), modalities=("text", "image"), seed=0)
     names = prepared.inputs(("text", "image"))
     model, outcome = fit_fast(prepared, names, replace(QUICK, jobs=1))
     info = model.info
@@ -55,13 +44,13 @@ def test_fast_model_is_never_below_its_plain_baseline_on_validation_and_repeats_
 
 
 def test_fast_schedule_shortens_only_the_default_epochs_and_refit_records_every_row(
-        synthetic_workspace: Workspace) -> None:
+        workspace: Workspace) -> None:  # noqa: F811 (the fixture imported above)
     short = fast_schedule(TrainConfig())
     assert (short.epochs, short.patience) == (FAST_EPOCHS, FAST_PATIENCE)
     assert fast_schedule(TrainConfig(epochs=25, patience=8)).epochs == 25  # an explicit --epochs stays
-    model = train_model(synthetic_workspace, "classify", "category", name="fast-refit",
+    model = train_model(workspace, "classify", "category", name="fast-refit",
                         config=replace(QUICK, refit=True))
-    folder = synthetic_workspace.artifacts / "models" / "fast-refit"
+    folder = workspace.artifacts / "models" / "fast-refit"
     split = json.loads((folder / "split.json").read_text())
     assert not split["test"] and model.info["quality"] == "fast"
     labelled = len(split["train"]) + len(split["val"])
