@@ -102,7 +102,8 @@ def start_linear(prepared: Prepared, inputs: list[str], jobs: int) -> tuple[Any,
     # its own lacks the temporary-folder manager that a later joblib.Parallel (the cross-fitted folds) expects
     from joblib.executor import get_memmapping_executor
 
-    return features, get_memmapping_executor(1).submit(linear_member, *args)
+    # max_nbytes=None: arguments are pickled, not memory-mapped into /dev/shm files that a lone submit() never frees
+    return features, get_memmapping_executor(1, max_nbytes=None).submit(linear_member, *args)
 
 
 def fast_schedule(config: TrainConfig) -> TrainConfig:
