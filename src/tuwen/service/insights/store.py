@@ -72,7 +72,7 @@ def scrub_reviews(workspace: Workspace, review_ids: list[str]) -> int:
     if not review_ids or not workspace.has_table(TABLE):
         return 0
     gone = set(review_ids)
-    frame = read(workspace)
+    frame = _quoting(workspace, review_ids)
     changed = []
     for position, text in enumerate(frame["examples"]):
         try:
@@ -95,6 +95,18 @@ def scrub_reviews(workspace: Workspace, review_ids: list[str]) -> int:
             writer.append(TABLE, pa.Table.from_pandas(rows, schema=INSIGHT_SCHEMA, preserve_index=False),
                           schema=INSIGHT_SCHEMA)
     return len(changed)
+
+
+def _quoting(workspace: Workspace, review_ids: list[str]) -> pd.DataFrame:
+    """The insight rows whose examples may quote these reviews, found by a text filter in LanceDB rather than by
+    reading a table that holds a row per product and aspect (a LIKE wildcard in an id only widens the net: the
+    caller checks each quote's id exactly)."""
+    parts = []
+    for start in range(0, len(review_ids), 100):
+        quoted = [json.dumps({"review_id": str(i)})[1:-1].replace("'", "''") for i in review_ids[start:start + 100]]
+        where = " OR ".join(f"examples LIKE '%{q}%'" for q in quoted)
+        parts.append(workspace.table(TABLE).search().where(where).limit(None).to_arrow().to_pandas())
+    return pd.concat(parts, ignore_index=True).drop_duplicates("id", ignore_index=True)
 
 
 def read(workspace: Workspace) -> pd.DataFrame:
