@@ -495,61 +495,6 @@ def stable_id(*parts: Any) -> str:
     return hashlib.sha1("\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-def _reject_where(frame: pd.DataFrame, mask: pd.Series, field: str, reasons: Iterable[str], file: str,
-                  kind: str, rejects: dict[int, Reject]) -> pd.DataFrame:
-    """Record a reject for every row under ``mask`` and return the rows that remain."""
-    for row, reason in zip(frame.loc[mask, "_row"], reasons, strict=True):
-        rejects.setdefault(int(row), Reject(file, int(row), field, reason, kind))
-    return frame[~mask]
-
-
-def validate_interactions(
-    raw: pd.DataFrame, file: str, default_kind: str = "purchase"
-) -> tuple[pd.DataFrame, list[Reject]]:
-    """Mapped rows (columns: _row, user_id, product_id, timestamp, kind?, value?) → canonical interactions.
-
-    Interactions are kept whether or not their product is in the catalog: a purchase of an
-    item without text or photo is still a real purchase, and recommenders must use it.
-    Identical events (same shopper, product, time, kind) are numbered so that buying two
-    units stays two rows, while re-ingesting the same file upserts the same ids.
-    """
-    kind = "interactions"
-    rejects = _text_rejects(raw, ["user_id", "product_id", "timestamp", "kind", "value"], file, kind)
-    frame = raw[~raw["_row"].isin(rejects)].copy()
-    for column in ("user_id", "product_id", "timestamp", "kind", "value"):
-        frame[column] = frame[column].map(clean_text) if column in frame else ""
-    for column in ("user_id", "product_id", "timestamp"):
-        empty = frame[column] == ""
-        frame = _reject_where(frame, empty, column, [f"missing {column.replace('_', ' ')}"] * int(empty.sum()),
-                              file, kind, rejects)
-    stamps = parse_timestamps(frame["timestamp"])
-    frame = _reject_where(frame, stamps.isna(), "timestamp",
-                          [f"bad timestamp {v[:40]!r}" for v in frame.loc[stamps.isna(), "timestamp"]], file, kind,
-                          rejects)
-    stamps = stamps[stamps.notna()]
-    late = stamps > future_limit()
-    frame = _reject_where(frame, late, "timestamp", [f"timestamp {t:%Y-%m-%d %H:%M} is in the future (later than now "
-                                                     "+ 1 day)" for t in stamps[late]], file, kind, rejects)
-    frame["timestamp"] = stamps[~late]
-    frame["kind"] = frame["kind"].str.lower().replace("", default_kind)
-    unknown = ~frame["kind"].isin(INTERACTION_KINDS)
-    frame = _reject_where(frame, unknown, "kind", [f"unknown kind {k!r} (use one of {', '.join(INTERACTION_KINDS)})"
-                                                   for k in frame.loc[unknown, "kind"]], file, kind, rejects)
-    values = pd.to_numeric(frame["value"].replace("", "1"), errors="coerce")
-    frame = _reject_where(frame, values.isna(), "value",
-                          [f"not a number: {v[:20]!r}" for v in frame.loc[values.isna(), "value"]], file, kind, rejects)
-    values = values[values.notna()]
-    bad_value = ~values.map(math.isfinite) | (values < 0)
-    frame = _reject_where(frame, bad_value, "value", [f"value must be a finite number ≥ 0, not {v}"
-                                                      for v in values[bad_value]], file, kind, rejects)
-    frame["value"] = values[~bad_value].astype(float)
-    key = [frame["user_id"], frame["product_id"], frame["timestamp"].astype(str), frame["kind"]]
-    occurrence = frame.groupby(key, sort=False).cumcount()
-    frame["id"] = [stable_id(u, p, t, k, n) for u, p, t, k, n in zip(*key, occurrence, strict=True)]
-    out = frame[INTERACTION_SCHEMA.names].reset_index(drop=True)
-    return out, sorted(rejects.values(), key=lambda r: r.row)
-
-
 def _review_number(record: dict[str, Any], column: str, required: bool) -> tuple[float, str | None]:
     """A review's rating / recommended value: (value or NaN, reason it is bad or None)."""
     text = clean_text(record.get(column))

@@ -1,11 +1,12 @@
 """Shoppers' events validated a chunk at a time, vectorised with Arrow: the path 30M purchases take.
 
-Why apart from :func:`tuwen.store.catalog.validate_interactions`: that one walks every cell in Python
-(text checks, timestamp formatting, numbering of repeated events over the whole file at once), which costs
-tens of microseconds and about a kilobyte per event. Here the same rules run on Arrow arrays, one bounded
-chunk at a time, and only the few rows that need a closer look (odd whitespace, a non-ISO timestamp, a
-value that is not a plain number, a reject's reason) go back to the row-level helpers of the catalog module,
-so a good row and a reject come out exactly as there: same fields, same reasons, same ids.
+Why vectorised: the row-by-row validation tuwen had (now the reference in tests/ingest/test_scale_ingest.py)
+walked every cell in Python (text checks, timestamp formatting, numbering of repeated events over the whole
+file at once), which cost tens of microseconds and about a kilobyte per event. Here the same rules run on
+Arrow arrays, one bounded chunk at a time, and only the few rows that need a closer look (odd whitespace, a
+non-ISO timestamp, a value that is not a plain number, a reject's reason) go back to the row-level helpers of
+the catalog module, so a good row and a reject come out exactly as the reference's: same fields, same
+reasons, same ids.
 
 Identical events (same shopper, product, time, kind) are numbered across chunks by :class:`Occurrences`, so
 buying two units stays two rows even when the two rows land in different chunks. One deliberate difference:
@@ -223,7 +224,7 @@ def validate_events(raw: pa.Table | pd.DataFrame, file: str, default_kind: str =
                     occurrences: Occurrences | None = None, texts_checked: bool = False) -> tuple[pa.Table,
                                                                                                  list[Reject]]:
     """Mapped rows (``_row`` plus user_id, product_id, timestamp, kind?, value?) → canonical interactions
-    (an Arrow table in INTERACTION_SCHEMA, input order) and rejects, by the rules of validate_interactions.
+    (an Arrow table in INTERACTION_SCHEMA, input order) and rejects, by the rules of the catalog module.
 
     Pass one ``occurrences`` to every chunk of a file so repeated events are numbered across chunks.
     """
