@@ -160,3 +160,21 @@ def test_a_reviews_table_from_before_the_new_columns_still_reads_and_takes_new_r
     shop.ingest("chinese-reviews", tmp_path / "zh")
     rows = Shop(tmp_path / "ws", create=False).read("reviews").set_index("id")
     assert rows.loc["7", "label"] == "0" and rows.loc["7", "category"] == "水果" and pd.isna(rows.loc["r1", "label"])
+
+
+def test_questions_and_messages_files_name_a_missing_column_and_number_rows_without_ids(tmp_path: Path) -> None:
+    from tuwen.ingest.generic import MESSAGE_FIELDS, QUESTION_FIELDS, load_messages, load_questions
+    from tuwen.ingest.mapping import ColumnMap, MappingError
+
+    write_csv(tmp_path / "messages.csv", ["body"], [["where is my parcel"]])
+    with pytest.raises(MappingError, match=r"messages\.csv: no column for 'text'; map text=COLUMN"):
+        load_messages(tmp_path / "messages.csv", ColumnMap.parse([], MESSAGE_FIELDS))
+    frame, rejects = load_messages(tmp_path / "messages.csv", ColumnMap.parse(["text=body"], MESSAGE_FIELDS))
+    assert list(frame["id"]) == ["1"] and list(frame["text"]) == ["where is my parcel"] and not rejects
+    write_csv(tmp_path / "questions.csv", ["sku", "question"], [["P1", "Does it shrink?"]])
+    with pytest.raises(MappingError, match="no column for 'product_id'"):
+        load_questions(tmp_path / "questions.csv", ColumnMap.parse([], QUESTION_FIELDS))
+    # a mapped optional column the file lacks (no answers yet) is dropped, not an error
+    frame, rejects = load_questions(tmp_path / "questions.csv",
+                                    ColumnMap.parse(["product_id=sku", "answer=reply"], QUESTION_FIELDS))
+    assert list(frame["id"]) == ["1"] and list(frame["product_id"]) == ["P1"] and not rejects

@@ -9,6 +9,7 @@ can later be a training target or a search filter without re-ingesting.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -89,34 +90,36 @@ def row_numbers(raw: pd.DataFrame) -> pd.Series:
 
 
 def load_questions(file: Path, mapping: ColumnMap) -> tuple[pd.DataFrame, list[Reject]]:
-    """Product questions with their answers; without an ``id`` column a question's id is its row number."""
-    raw, read_rejects = read_rows(file, "questions")
-    # A JSON-lines file has a column only where some line has the key: open questions carry no answer type, and
-    # relative dates no timestamp, so a file of only such lines lacks those columns altogether.
-    optional = {"answer", "answer_type", "timestamp"}
-    mapping = ColumnMap({name: columns for name, columns in mapping.fields.items()
-                         if name not in optional or all(c in raw.columns for c in columns)})
-    mapping = mapping.with_defaults({name: name for name in QUESTION_FIELDS}, list(raw.columns))
-    for required in ("product_id", "question"):
-        if required not in mapping.fields:
-            raise MappingError(f"{file}: no column for {required!r}; map {required}=COLUMN")
-    mapped = apply_map(raw, mapping, file)
-    if "id" not in mapping.fields:
-        mapped["id"] = row_numbers(raw).to_numpy()
-    frame, rejects = validate_questions(mapped, str(file))
-    return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
+    """Product questions with their answers; without an ``id`` column a question's id is its row number.
+
+    A JSON-lines file has a column only where some line has the key: open questions carry no answer type, and
+    relative dates no timestamp, so a file of only such lines lacks those columns altogether."""
+    return _load_service_rows(file, "questions", mapping, QUESTION_FIELDS, ("product_id", "question"),
+                              validate_questions, optional={"answer", "answer_type", "timestamp"})
 
 
 def load_messages(file: Path, mapping: ColumnMap) -> tuple[pd.DataFrame, list[Reject]]:
     """Customer-service messages with their labels; without an ``id`` column a message's id is its row number."""
-    raw, read_rejects = read_rows(file, "messages")
-    mapping = mapping.with_defaults({name: name for name in MESSAGE_FIELDS}, list(raw.columns))
-    if "text" not in mapping.fields:
-        raise MappingError(f"{file}: no column for 'text'; map text=COLUMN")
+    return _load_service_rows(file, "messages", mapping, MESSAGE_FIELDS, ("text",), validate_messages)
+
+
+def _load_service_rows(file: Path, kind: str, mapping: ColumnMap, fields: Iterable[str], required: tuple[str, ...],
+                       validate: Callable[[pd.DataFrame, str], tuple[pd.DataFrame, list[Reject]]],
+                       optional: set[str] | frozenset[str] = frozenset()) -> tuple[pd.DataFrame, list[Reject]]:
+    """Read, map and validate a questions or messages file: ``optional`` fields are dropped from the mapping when
+    the file lacks their columns, the rest default to same-named columns, and rows without an id get their row
+    number."""
+    raw, read_rejects = read_rows(file, kind)
+    mapping = ColumnMap({name: columns for name, columns in mapping.fields.items()
+                         if name not in optional or all(c in raw.columns for c in columns)})
+    mapping = mapping.with_defaults({name: name for name in fields}, list(raw.columns))
+    for name in required:
+        if name not in mapping.fields:
+            raise MappingError(f"{file}: no column for {name!r}; map {name}=COLUMN")
     mapped = apply_map(raw, mapping, file)
     if "id" not in mapping.fields:
         mapped["id"] = row_numbers(raw).to_numpy()
-    frame, rejects = validate_messages(mapped, str(file))
+    frame, rejects = validate(mapped, str(file))
     return frame, sorted(read_rejects + rejects, key=lambda r: r.row)
 
 
