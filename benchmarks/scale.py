@@ -51,7 +51,8 @@ def ray_figures(ws_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     ``ray_embed_s`` with Ray started on this machine (one actor per core; Ray's start is not counted, its
     workers' start is). Then top 12 for ``TUWEN_RAY_SHOPPERS`` shoppers (20,000) with the workspace's ALS model,
     when the recommend stage left one: ``single_batch_per_s`` (:func:`tuwen.recommend.batch.recommend_many`)
-    and ``ray_batch_per_s``. ``ray_equal``: the same ids and hashes, vectors within 1e-5, the same lists.
+    and ``ray_batch_per_s``; a cross-fitted product model's training (:func:`ray_train_figures`). ``ray_equal``:
+    the same ids and hashes, vectors within 1e-5, the same lists, the same cross-fitted scores.
     """
     import tempfile
 
@@ -93,6 +94,8 @@ def ray_figures(ws_path: Path, args: argparse.Namespace) -> dict[str, Any]:
         diff = float(np.abs(vectors["single"][1] - vectors["ray"][1]).max()) if same_ids else float("inf")
         out["ray_max_abs_diff"] = diff
         equal = same_ids and diff <= 1e-5
+        out.update(ray_train_figures(runs["single"]))
+        equal = equal and out["ray_train_equal"]
         try:
             model = load(source, "als")
         except Exception:  # noqa: BLE001 - the recommend stage may have been skipped
@@ -108,6 +111,28 @@ def ray_figures(ws_path: Path, args: argparse.Namespace) -> dict[str, Any]:
             equal = equal and [list(items) for items in batch["items"]] == single
         out["ray_equal"] = bool(equal)
         out["ray_nodes"] = len([node for node in ray.nodes() if node["Alive"]])
+    return out
+
+
+def ray_train_figures(ws: Any) -> dict[str, Any]:
+    """A cross-fitted product model (``--quality best``: 5 folds, text vectors of the titles, category target) on
+    the first ``TUWEN_RAY_TRAIN`` products (2,000), its jobs in loky's pool on this machine (``single_train_s``,
+    one process per core) and as Ray tasks (``ray_train_s``, the pools' start included); ``ray_train_equal``:
+    the same cross-fitted scores to the last digit."""
+    from tuwen.distributed.train import train_ray
+    from tuwen.predict.registry import train_model
+    from tuwen.predict.training.config import TrainConfig
+
+    options = {"modalities": ("text",), "save": False, "limit": int(os.environ.get("TUWEN_RAY_TRAIN", "2000")),
+               "config": TrainConfig(quality="best", ensemble=1, progress=False)}
+    start = time.perf_counter()
+    single = train_model(ws, "classify", "category", **options)
+    out: dict[str, Any] = {"ray_train_rows": options["limit"], "single_train_s": round(time.perf_counter() - start, 1)}
+    start = time.perf_counter()
+    on_ray = train_ray(ws, "classify", "category", **options)
+    out["ray_train_s"] = round(time.perf_counter() - start, 1)
+    out["ray_train_speedup"] = round(out["single_train_s"] / out["ray_train_s"], 2)
+    out["ray_train_equal"] = single.info["metrics"] == on_ray.info["metrics"]
     return out
 
 

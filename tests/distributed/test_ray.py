@@ -1,12 +1,14 @@
 """tuwen's stages on a real Ray cluster of two nodes (a head and one worker, started on this machine by the test):
-embedding, batch recommendations, a recommender comparison and the modality ablation give what the single-process
-run gives."""
+embedding, batch recommendations, a recommender comparison, the modality ablation and a product model's training
+jobs give what the single-process run gives."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,15 @@ from tuwen import Workspace
 from tuwen.distributed.ablation import ablation_ray
 from tuwen.distributed.embed import embed_workspace_ray
 from tuwen.distributed.recommend import compare_ray, recommend_all_ray
+from tuwen.distributed.train import ray_config
 from tuwen.encoders.cache import load_vectors, table_name
 from tuwen.ingest.synthetic import generate_catalog
+from tuwen.predict.registry import load_model, train_model
+from tuwen.predict.tasks import make_task
 from tuwen.predict.training.ablation import modality_ablation
 from tuwen.predict.training.config import TrainConfig
+from tuwen.predict.training.fast import fit_fast
+from tuwen.predict.training.prepare import prepare
 from tuwen.recommend.batch import recommend_many
 from tuwen.recommend.compare import compare
 from tuwen.recommend.store import Service, train
@@ -148,3 +155,77 @@ def test_modality_ablation_on_ray_equals_the_local_one(cluster: str, local: Work
     assert mine["split"] == theirs["split"]
     for a, b in zip(mine["results"], theirs["results"], strict=True):
         assert a["variant"] == b["variant"] and a["metrics"] == b["metrics"], (a, b)
+
+
+def pool_actors() -> dict[str, str]:
+    """The workers of Ray's joblib pools that this cluster has started (ended ones included): actor id → node id.
+    From Ray's global state: its state API needs the dashboard, which the test cluster does not run."""
+    return {key: actor["Address"]["NodeID"] for key, actor in ray._private.state.actors().items()
+            if actor["ActorClassName"] == "PoolActor"}
+
+
+def category_scores(model: Any, ws: Workspace) -> np.ndarray:
+    products = ws.read("products")
+    return model.outputs(model.features(products, ws))["predictions"]["category"]
+
+
+def test_cross_fitted_training_on_ray_equals_the_local_run(cluster: str, local: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    import tuwen.cli.models  # noqa: F401  (registers the commands)
+    from tuwen.cli.main import app
+    from tuwen.cli.models import train_config
+
+    # `tuwen train --ray ADDRESS`: every fold job of every member, then each kept member's refits (two bagging seeds
+    # for a network), runs in Ray's joblib pool on the two nodes; the command joins the Ray this process runs
+    flags = ["--target", "category", "--modalities", "text", "--quality", "best", "--folds", "2", "--epochs", "3",
+             "--ensemble", "2", "--seed", "3"]
+    before = pool_actors()
+    done = CliRunner().invoke(app, ["train", str(local.path), cluster, "--ray", "--name", "on-ray", "--json", *flags])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    workers = {key: node for key, node in pool_actors().items() if key not in before}
+    assert len(workers) >= 2 and len(set(workers.values())) == 2  # the jobs ran in Ray actors on both nodes
+    remote = load_model(local, "on-ray")
+    assert remote.info["train"]["backend"] == "ray" and remote.info["train"]["jobs"] == 2
+    # the same options in this process alone
+    config = train_config(3, 3, False, 2, None, "best", True, 2)
+    mine = train_model(local, "classify", "category", modalities=("text",), seed=3, config=replace(config, jobs=1),
+                       save=False)
+    assert mine.info["train"]["backend"] == "loky" and summary["quality"] == "best"
+    assert summary["metrics"] == mine.info["metrics"]  # the cross-fitted scores, to the last digit
+    assert remote.info["members"].keys() == mine.info["members"].keys()
+    assert {name: m["oof"] for name, m in remote.info["members"].items()} == \
+        {name: m["oof"] for name, m in mine.info["members"].items()}
+    assert remote.info["experts"]["weights"] == mine.info["experts"]["weights"]
+    assert np.allclose(category_scores(remote, local), category_scores(mine, local), atol=1e-6)
+
+
+def test_fast_training_fits_its_linear_member_on_ray_with_the_local_numbers(cluster: str, local: Workspace) -> None:
+    quick = TrainConfig(hidden=32, epochs=4, patience=2, quality="fast", progress=False)
+    # a validation part of 20+ rows, so the fast model fits its TF-IDF linear member beside the network
+    prepared = prepare(local, make_task("classify", "category"), modalities=("text", "image"), seed=0, val_size=0.25)
+    names = prepared.inputs(("text", "image"))
+    here, here_outcome = fit_fast(prepared, names, replace(quick, jobs=1))
+    on_ray = ray_config(quick)
+    assert (on_ray.backend, on_ray.jobs) == ("ray", 2)
+    before = pool_actors()
+    there, there_outcome = fit_fast(prepared, names, on_ray)
+    assert len(set(pool_actors()) - set(before)) == 2  # the linear member was fitted in a pool of two Ray actors
+    assert here.info["linear"] is not None and there.info["linear"]["setting"] == here.info["linear"]["setting"]
+    assert there.info["linear"]["validation"] == here.info["linear"]["validation"]
+    assert there.info["experts"] == here.info["experts"]
+    for head, values in here_outcome["predictions"].items():
+        assert np.allclose(values, there_outcome["predictions"][head], atol=1e-6)
+
+
+def test_a_cluster_address_needs_ray() -> None:
+    from typer.testing import CliRunner
+
+    import tuwen.cli.models  # noqa: F401  (registers the commands)
+    from tuwen.cli.main import app
+
+    done = CliRunner().invoke(app, ["train", "nowhere", "10.0.0.1:6379", "--target", "category"])
+    assert done.exit_code == 2 and "goes with --ray" in done.output
+    done = CliRunner().invoke(app, ["train", "nowhere", "--ray", "--task", "recommend"])
+    assert done.exit_code == 2 and "--ray trains product models" in done.output

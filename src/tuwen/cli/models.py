@@ -72,6 +72,9 @@ def train_config(epochs: int | None, seed: int, progress: bool = True, ensemble:
 @friendly
 def train(
     workspace: WorkspaceArg,
+    address: Annotated[str | None, typer.Argument(
+        help="With --ray: the Ray cluster's address (auto, HOST:PORT, ray://HOST:PORT); none starts Ray here.",
+        show_default=False)] = None,
     task: TaskOpt = "classify",
     target: TargetOpt = None,
     text_fields: TextFieldsOpt = None,
@@ -90,13 +93,17 @@ def train(
     folds: Annotated[int, typer.Option(help="Cross-fitting folds (--quality best).")] = 5,
     recommender: RecommenderOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model's summary as JSON.")] = False,
+    ray: Annotated[bool, typer.Option(help="Run the training jobs (folds, members, refits) as Ray tasks (`tuwen "
+                                      "train WS --ray [ADDRESS]`); needs the `ray` extra.")] = False,
 ) -> None:
     """Train a model on the workspace's stored features and save it (weights, config, label encoders).
 
     ``--task recommend`` trains a recommender on all purchases instead (``--model`` names it).
     """
-    from tuwen.predict.registry import train_model
-
+    if address is not None and not ray:
+        raise ValueError(f"{address!r}: a cluster address goes with --ray (tuwen train WS --ray [ADDRESS])")
+    if ray and task == "recommend":
+        raise ValueError("--ray trains product models (classify, tag, price, review); a recommender trains here")
     if task == "recommend":
         from tuwen.cli.recommend import rec_train
 
@@ -104,13 +111,27 @@ def train(
         return
     if recommender:
         raise ValueError("--model names a recommender: it goes with --task recommend (use --name for a model name)")
-    ws = open_workspace(workspace)
     if fusion not in FUSIONS and not fusion.startswith("late:"):
         raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
-    model = train_model(ws, task, target, name=name, text_fields=_split(text_fields) or None,
-                        modalities=_split(modalities), tabular=_split(tabular), encoders=_split(encoders) or None,
-                        fusion=fusion, seed=seed, config=train_config(epochs, seed, not as_json, ensemble, encoders,
-                                                                      quality, refit, folds))
+    options: dict[str, Any] = {"name": name, "text_fields": _split(text_fields) or None,
+                               "modalities": _split(modalities), "tabular": _split(tabular),
+                               "encoders": _split(encoders) or None, "fusion": fusion, "seed": seed,
+                               "config": train_config(epochs, seed, not as_json, ensemble, encoders, quality, refit,
+                                                      folds)}
+    if not ray:
+        from tuwen.predict.registry import train_model
+
+        model = train_model(open_workspace(workspace), task, target, **options)
+    else:
+        from tuwen.distributed.cluster import ray_session  # Ray: loaded only when asked for
+
+        try:  # Ray's processes first, LanceDB after (imported, then opened): its state must not cross a fork
+            with ray_session(address):
+                from tuwen.distributed.train import train_ray
+
+                model = train_ray(open_workspace(workspace), task, target, **options)
+        except ImportError as error:  # the optional extra is missing: say which
+            raise ValueError(str(error)) from error
     summary = {k: model.info.get(k) for k in ("name", "folder", "split", "inputs", "best_epoch", "seconds", "metrics",
                                               "quality", "fitted_rows", "wall_seconds")}
     if as_json:

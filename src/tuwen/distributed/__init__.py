@@ -9,4 +9,5 @@ manifest transaction as a local run (so a cluster run is resumable and atomic th
 * :func:`tuwen.distributed.recommend.compare_ray` — each recommender of an evaluation as its own Ray task.
 * :func:`tuwen.distributed.ablation.ablation_ray` — each variant of the modality ablation as its own Ray task.
 * :func:`tuwen.distributed.recommend.recommend_all_ray` — batch recommendations for every shopper through Ray Data.
+* :func:`tuwen.distributed.train.train_ray` — a product model's training jobs (folds, members, refits) as Ray tasks.
 """

@@ -67,6 +67,10 @@ class TrainConfig:
     refit: bool = False
     folds: int = 5  # cross-fitting folds ("best")
     jobs: int = 0  # processes the folds run in (0: every core this process may use, tuwen.util.runtime)
+    # The joblib backend those processes come from: "loky", worker processes on this machine; or a backend that
+    # something above this layer registered, such as "ray" (tuwen.distributed.train: the jobs run on a Ray
+    # cluster). Each job seeds itself, so the backend never changes the numbers.
+    backend: str = "loky"
 
 
 QUALITIES = ("auto", "best", "fast")

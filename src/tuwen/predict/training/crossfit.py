@@ -188,7 +188,11 @@ def run_jobs(jobs: list[dict[str, Any]], processes: int, description: str, progr
 
         order = sorted(range(len(jobs)), key=lambda j: -jobs[j]["cost"])  # long jobs first: less idle at the end
         results_by_job: dict[int, dict[str, Any]] = {}
-        parallel = Parallel(n_jobs=min(processes, len(jobs)), backend="loky", return_as="generator")
+        # TrainConfig.backend: loky here, or a registered one ("ray": tuwen.distributed.train); Ray's joblib backend
+        # (a multiprocessing-style pool) hands results back as one list, so its progress bar fills at the end
+        backend = jobs[0]["config"].backend
+        parallel = Parallel(n_jobs=min(processes, len(jobs)), backend=backend,
+                            return_as="generator" if backend == "loky" else "list")
         for j, result in zip(order, parallel(delayed(run_job)(jobs[j]) for j in order), strict=True):
             results_by_job[j] = result
             advance(1)

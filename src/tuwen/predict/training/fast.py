@@ -19,6 +19,7 @@ logistic regression on TF-IDF on fashion articleType (issue 16). Here:
 
 from __future__ import annotations
 
+import copy
 import time
 from concurrent.futures import Future
 from dataclasses import asdict, replace
@@ -87,8 +88,10 @@ def fast_grid(targets: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     return grid
 
 
-def start_linear(prepared: Prepared, inputs: list[str], jobs: int) -> tuple[Any, Future | dict[str, Any]]:
-    """The linear member's fit, in a worker process when a second core is allowed (else here, at once)."""
+def start_linear(prepared: Prepared, inputs: list[str], jobs: int, backend: str = "loky"
+                 ) -> tuple[Any, Future | dict[str, Any]]:
+    """The linear member's fit, in a worker process when a second core is allowed (else here, at once); from
+    ``backend``'s pool when it is not loky (``TrainConfig.backend``, e.g. "ray" on a cluster)."""
     rows = np.flatnonzero(prepared.split != "test")
     features = prepared.features.subset(rows).select(inputs)
     position = {r: i for i, r in enumerate(rows)}
@@ -98,6 +101,20 @@ def start_linear(prepared: Prepared, inputs: list[str], jobs: int) -> tuple[Any,
     args = (prepared.task, features, targets, train, val, fast_grid(targets))
     if jobs <= 1:
         return features, linear_member(*args)
+    if backend != "loky":
+        from concurrent.futures import ThreadPoolExecutor
+
+        from joblib import Parallel, delayed
+
+        def remote() -> dict[str, Any]:
+            # a pool of two: with one worker, joblib would run the fit in this process instead
+            [result] = Parallel(n_jobs=2, backend=backend)([delayed(linear_member)(*args)])
+            return copy.deepcopy(result)  # Ray hands arrays back as read-only views of its object store
+
+        waiter = ThreadPoolExecutor(1, thread_name_prefix="tuwen-linear")  # waits while this thread trains
+        future = waiter.submit(remote)
+        waiter.shutdown(wait=False)  # the thread ends with its one job
+        return features, future
     # joblib's executor, not loky's directly: both share one reusable worker pool, and a pool that loky made on
     # its own lacks the temporary-folder manager that a later joblib.Parallel (the cross-fitted folds) expects
     from joblib.executor import get_memmapping_executor
@@ -126,7 +143,7 @@ def fit_fast(prepared: Prepared, names: list[str], config: TrainConfig, folder: 
     val_rows = prepared.rows("val")
     pending = None
     if config.linear and tfidf and len(val_rows) >= 20:
-        features, pending = start_linear(prepared, tfidf, config.jobs or cpu_count())
+        features, pending = start_linear(prepared, tfidf, config.jobs or cpu_count(), config.backend)
     train, y_train = prepared.part("train", names)
     val, y_val = prepared.part("val", names)
     network_config = fast_schedule(config)
