@@ -571,6 +571,7 @@ def test_ann_index_agrees_with_exact_search(tmp_path: Path, shop: Workspace) -> 
     assert engine_for(ws).settings.refine_factor == 1  # exact distances already: no re-ranking
     for query, ids in exact.items():
         assert len(set(search(ws, query, mode="semantic", k=10).ids) & set(ids)) >= 9
+    _assert_ann_reads_rows_as_exact_mode(shop, ws)
     hybrid = search(ws, "red ceramic", k=5, where="price < 90")
     assert hybrid.hits and all(h.price < 90 for h in hybrid.hits)
     assert similar(ws, hybrid.hits[0].id, k=3).hits
@@ -584,6 +585,44 @@ def test_ann_index_agrees_with_exact_search(tmp_path: Path, shop: Workspace) -> 
         assert len(set(search(ws, query, mode="semantic", k=10).ids) & set(ids)) >= 8
     with pytest.raises(SearchError, match="unknown ANN index"):
         build_index(ws, IndexSettings(ann="on", ann_index="hnsw_magic"), progress=False, learn=False)
+
+
+def _assert_ann_reads_rows_as_exact_mode(shop: Workspace, ws: Workspace) -> None:
+    """ANN mode asks LanceDB for ids and scores only and reads the shown rows after fusion, by row id: on 240
+    products every IVF partition is probed, so its hits, their rows, signals and facets must equal exact mode's
+    (which holds every row in memory), and so must word coverage, which reads each candidate's words."""
+    exact_engine, ann_engine = engine_for(shop), engine_for(ws)
+    assert not exact_engine.ann and ann_engine.ann
+
+    def shown(result: Any) -> list[tuple[Any, ...]]:
+        return [(h.id, h.title, h.category, h.price, h.image, json.dumps(h.row, sort_keys=True, default=str),
+                 {s: (e["rank"], e.get("terms")) for s, e in h.signals.items()}) for h in result.hits]
+
+    asks = [("glass", {"mode": "lexical", "k": 7, "facets": ["category", "material", "price"]}),
+            ("纯棉 围巾", {"mode": "lexical", "k": 3, "where": "price < 200"}),
+            ("red ceramic", {"mode": "hybrid", "k": 5, "fusion": "rrf", "facets": ["colour", "price"]}),
+            ("blue", {"mode": "semantic", "k": 10})]
+    for query, kwargs in asks:
+        want, got = search(shop, query, **kwargs), search(ws, query, **kwargs)
+        assert got.hits, (query, kwargs)
+        assert shown(got) == shown(want), (query, kwargs)
+        assert got.facets == want.facets and sum(got.facets[next(iter(got.facets))].values()) > kwargs["k"]
+        assert np.allclose([h.score for h in got.hits], [h.score for h in want.hits], atol=1e-5)
+    product = search(shop, "glass", k=1).ids[0]
+    assert similar(ws, product, k=5).ids == similar(shop, product, k=5).ids
+    for query in ("black cotton scarf", "红色 马克杯"):
+        lists, _ = ann_engine.signal_lists(query, None, "hybrid", None, 50)
+        keys = list(dict.fromkeys(key for ranked in lists.values() for key in ranked.keys))
+        assert all(ranked.row_ids and set(ranked.keys) == set(ranked.row_ids) for ranked in lists.values())
+        want = exact_engine.coverage(query, [exact_engine.row[key] for key in keys], {})
+        assert want is not None and want.max() > 0
+        assert np.array_equal(ann_engine.coverage(query, keys, lists), want)
+    before = search(ws, "red ceramic", k=5).to_dict()
+    parts = ann_engine.prewarm()  # loads indexes and rows ahead of the first queries; the answers stay the same
+    assert {"encoders", "tokens", "text_vec", "xmodal_vec", "rows"} <= set(parts)
+    after = search(ws, "red ceramic", k=5).to_dict()
+    assert {k: v for k, v in after.items() if k != "timings_ms"} == {k: v for k, v in before.items()
+                                                                      if k != "timings_ms"}
 
 
 def test_ann_configs_scale_with_the_catalog() -> None:

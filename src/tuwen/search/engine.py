@@ -2,7 +2,8 @@
 
 Below the ANN threshold the engine keeps unit-length matrices in memory and scores exactly (a 10k × 512
 matrix-vector product is ~1 ms; LanceDB's flat scan of the same table is 15-250 ms because it re-reads the
-column per query); above it, it searches LanceDB's ANN indexes (IVF-flat by default). Filters (``where``) are parsed by
+column per query); above it, it searches LanceDB's ANN indexes (IVF-flat by default) for ids and scores alone and reads
+the shown rows after fusion (:mod:`tuwen.search.rows`). Filters (``where``) are parsed by
 :mod:`tuwen.search.filters` (a small grammar of our own) and the re-serialised SQL is evaluated by LanceDB either way.
 """
 
@@ -41,7 +42,8 @@ from tuwen.search.common import (
 )
 from tuwen.search.filters import column_kinds, parse_filter
 from tuwen.search.querywords import QueryWords, needs_soft, query_words, term_hits
-from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_counts, make_hits
+from tuwen.search.results import Ranked, SearchHit, SearchResult, facet_columns, facet_counts, make_hits
+from tuwen.search.rows import RowReader
 from tuwen.search.tokens import query_terms, segment, word_set
 from tuwen.search.vocab import SoftMatcher
 from tuwen.store.workspace import Workspace, sql_list
@@ -98,6 +100,9 @@ class SearchEngine:
         self._matcher: SoftMatcher | None | bool = False  # False: not loaded yet
         self._matcher_lock = threading.Lock()  # the web server asks from several threads: load it once
         self._plans: OrderedDict[str, QueryWords] = OrderedDict()  # query text -> its words (translations)
+        # ANN mode's rows: every display column but the BM25 words in memory once read (on first need)
+        self.row_reader = RowReader(self.table, [c for c in self._display_columns() if c != "tokens"]) \
+            if self.ann else None
         if not self.ann:
             self._load_exact()
 
@@ -114,7 +119,9 @@ class SearchEngine:
                 self.matrices[column] = flat.flatten().to_numpy().reshape(len(self.ids), -1).astype(np.float32)
 
     def _display_columns(self) -> list[str]:
-        return [c for c in self.table.schema.names if c not in VECTOR_COLUMNS and c not in ("hash", "attributes")]
+        """Columns a hit carries: all but the vectors and the bookkeeping (content hashes, raw attribute JSON)."""
+        return [c for c in self.table.schema.names
+                if c not in VECTOR_COLUMNS and c not in ("hash", "text_hash", "attributes")]
 
     def alignment(self) -> Any:
         """The text↔image alignment, loaded once; refused (every time, without reloading) when it changed after
@@ -199,6 +206,36 @@ class SearchEngine:
             out["crossmodal"] = mapped[0]
         return out
 
+    def prewarm(self) -> dict[str, float]:
+        """Load now what the first queries would otherwise load one by one (a server calls this as it starts):
+        the query encoders, and with ANN the full-text and vector indexes of the search signals (LanceDB reads an
+        IVF partition into its cache the first time a query probes it, so a fresh process answers its first few
+        hundred queries several times slower) and the in-memory display columns (:mod:`tuwen.search.rows`).
+        "More like this" (``fused_vec``) is left cold: its index is the largest. Returns seconds per part."""
+        seconds: dict[str, float] = {}
+        t = time.perf_counter()
+        if "semantic" in self.signals:
+            self.encoder(self.settings.text_encoder)
+        if "crossmodal" in self.signals:
+            try:
+                self.encoder(self.alignment().text_encoder)
+            except SearchError:
+                pass  # a stale or missing alignment: the queries say so themselves
+        seconds["encoders"] = time.perf_counter() - t
+        if not self.ann:
+            return seconds
+        names = {idx.columns[0]: idx.name for idx in self.table.list_indices() if len(idx.columns) == 1}
+        for column in ["tokens", *(SIGNAL_COLUMNS[s] for s in self.signals if s in SIGNAL_COLUMNS)]:
+            if column in names:
+                t = time.perf_counter()
+                self.table.prewarm_index(names[column])
+                seconds[column] = time.perf_counter() - t
+        t = time.perf_counter()
+        assert self.row_reader is not None
+        self.row_reader.block()
+        seconds["rows"] = time.perf_counter() - t
+        return seconds
+
     def clear_caches(self) -> None:
         """Forget what earlier queries left behind: query and query-word vectors, filter masks and the per-row
         word caches (benchmarks measure cold queries: a query must not find the rows another mode of the same
@@ -258,26 +295,37 @@ class SearchEngine:
         rows = self._run(self.table.search(words, query_type="fts", fts_columns="tokens"), "_score", where, n)
         ids = rows.column("id").to_pylist()
         keys = ids if self.ann else [self.row[pid] for pid in ids]
-        return Ranked(keys, np.asarray(rows.column("_score").to_numpy(), np.float32), self._rows_of(rows))
+        return Ranked(keys, np.asarray(rows.column("_score").to_numpy(), np.float32), row_ids=self._row_ids(rows))
 
     def _run(self, builder: Any, score: str, where: str | None, n: int) -> pa.Table:
-        """Run a LanceDB query with the filter applied first; its errors become a :class:`SearchError`."""
+        """Run a LanceDB query with the filter applied first; its errors become a :class:`SearchError`.
+
+        Only ids, scores and (ANN mode) LanceDB row ids: every column a query returns is read row by row for
+        each of its ``n`` candidates, and at a million rows those reads cost more than the search itself. The
+        columns are read once, after fusion, for the few candidates that are shown (:meth:`_rows`).
+        """
         if where:
             builder = builder.where(where, prefilter=True)
+        if self.ann:
+            builder = builder.with_row_id(True)
         try:
-            return builder.select([*self._row_columns(), score]).limit(n).to_arrow()
+            return builder.select(["id", score]).limit(n).to_arrow()
         except Exception as error:
             raise query_error(where, error) from error
 
-    def _row_columns(self) -> list[str]:
-        """Columns a hit shows (ANN mode fetches them with the candidates; exact mode has them in memory)."""
-        return self._display_columns() if self.ann else ["id"]
-
-    def _rows_of(self, rows: pa.Table) -> dict[Any, dict[str, Any]] | None:
+    def _row_ids(self, rows: pa.Table) -> dict[Any, int] | None:
         if not self.ann:
             return None
-        data = rows.drop_columns([c for c in ("_score", "_distance") if c in rows.column_names]).to_pylist()
-        return {row["id"]: row for row in data}
+        return dict(zip(rows.column("id").to_pylist(), rows.column("_rowid").to_pylist(), strict=True))
+
+    def _rows(self, keys: Sequence[Any], lists: dict[str, Ranked], columns: Sequence[str]) -> dict[Any, dict[str, Any]]:
+        """ANN mode: ``columns`` (and ``id``) of candidates, by the row ids their lists returned
+        (:mod:`tuwen.search.rows`)."""
+        row_ids: dict[Any, int] = {}
+        for ranked in lists.values():
+            row_ids.update(ranked.row_ids or {})
+        assert self.row_reader is not None
+        return self.row_reader.rows(keys, row_ids, columns)
 
     def vector(self, column: str, query: np.ndarray, where: str | None, n: int) -> Ranked:
         """The ``n`` nearest products of one vector column: exact in memory, or through the ANN index."""
@@ -298,7 +346,7 @@ class SearchEngine:
             builder = builder.refine_factor(self.settings.refine_factor)
         rows = self._run(builder, "_distance", where, n)
         return Ranked(rows.column("id").to_pylist(), 1.0 - np.asarray(rows.column("_distance").to_numpy(), np.float32),
-                      self._rows_of(rows))
+                      row_ids=self._row_ids(rows))
 
     def _fused_scores(self, query: np.ndarray) -> np.ndarray:
         w = self.settings.fused_image_weight
@@ -334,7 +382,7 @@ class SearchEngine:
         terms = self.query_words(query).terms
         if not terms:
             return None
-        sets = [self._word_set(key, lists) for key in keys]
+        sets = self._word_sets(keys, lists)
         hits = term_hits(terms, sets)
         matcher = self.matcher() if soft else None
         if matcher is not None:
@@ -406,19 +454,19 @@ class SearchEngine:
             ids = self._word_ids[key] = matcher.ids(words)
         return ids
 
-    def _word_set(self, key: Any, lists: dict[str, Ranked]) -> frozenset[str]:
-        """A candidate's words: cached per row in exact mode, read from the fetched rows with ANN."""
-        if not self.ann:
+    def _word_sets(self, keys: list[Any], lists: dict[str, Ranked]) -> list[frozenset[str]]:
+        """Each candidate's words: cached per row in exact mode, read for all candidates at once with ANN."""
+        if self.ann:
+            rows = self._rows(keys, lists, ["tokens"])
+            return [word_set(rows[key].get("tokens")) if key in rows else frozenset() for key in keys]
+        assert self.info is not None
+        out = []
+        for key in keys:
             words = self._words.get(key)
             if words is None:
-                assert self.info is not None
                 words = self._words[key] = word_set(self.info["tokens"][key])
-            return words
-        for ranked in lists.values():
-            row = (ranked.rows or {}).get(key)
-            if row is not None:
-                return word_set(row.get("tokens"))
-        return frozenset()
+            out.append(words)
+        return out
 
     # ----------------------------------------------------------------------------------------- search
     def search(self, query: str | None = None, *, image: str | Path | None = None, mode: str = "hybrid",
@@ -451,7 +499,7 @@ class SearchEngine:
         timings["fuse"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         pool = max(k, 100)
-        hits = self._hits(keys[:pool], scores[:pool], lists, query)
+        hits = self._hits(keys[:pool], scores[:pool], lists, query, k, facets)
         facet_counts_ = self._facets(hits, facets)
         timings["fetch"] = (time.perf_counter() - t) * 1000
         timings["total"] = (time.perf_counter() - start) * 1000  # wall time: BM25 overlaps the encoding
@@ -523,26 +571,25 @@ class SearchEngine:
         return queries
 
     # --------------------------------------------------------------------------------------- hits
-    def _hits(self, keys: list[Any], scores: np.ndarray, lists: dict[str, Ranked], query: str) -> list[SearchHit]:
+    def _hits(self, keys: list[Any], scores: np.ndarray, lists: dict[str, Ranked], query: str, k: int,
+              facets: Sequence[str] | None) -> list[SearchHit]:
+        """Hits for the ranked pool: the first ``k`` (those returned) with every display column, the rest (only
+        counted in the facets) with the facet columns alone, which is all that is read of them with ANN."""
         if not keys:
             return []
-        known: dict[Any, dict[str, Any]] = {}
-        for ranked in lists.values():
-            known.update(ranked.rows or {})
         terms = [*query_terms(query), *self.query_words(query).english.split()] if "lexical" in lists else []
-        return make_hits(keys, scores, self._info(keys, known), lists, terms)
+        return make_hits(keys, scores, self._info(keys, lists, k, facets), lists, terms)
 
-    def _info(self, keys: list[Any], known: dict[Any, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def _info(self, keys: list[Any], lists: dict[str, Ranked], k: int,
+              facets: Sequence[str] | None) -> list[dict[str, Any]]:
         if not self.ann:
             assert self.info is not None
             columns = list(self.info.items())
             return [{c: values[key] for c, values in columns} for key in keys]
-        by_id = dict(known or {})
-        missing = [k for k in keys if k not in by_id]
-        if missing:
-            rows = self.table.search().where(f"id IN ({sql_list(missing)})").select(self._row_columns())
-            by_id.update({r["id"]: r for r in rows.limit(len(missing)).to_list()})
-        return [by_id.get(k, {"id": k}) for k in keys]
+        rows = self._rows(keys[:k], lists, self._display_columns())
+        if len(keys) > k:
+            rows.update(self._rows(keys[k:], lists, facet_columns(facets, self.settings.attribute_columns).values()))
+        return [rows.get(key, {"id": key}) for key in keys]
 
     def _facets(self, hits: list[SearchHit], facets: Sequence[str] | None) -> dict[str, dict[str, int]]:
         return facet_counts(hits, facets, self.settings.attribute_columns, self.meta.get("price_edges") or [])
@@ -564,10 +611,10 @@ class SearchEngine:
             query = vectors[column]
         ranked = self.vector(column, query, sql, k + 1 + 50)
         keep = [i for i, key in enumerate(ranked.keys) if self.product_id(key) != product_id]
-        ranked = Ranked([ranked.keys[i] for i in keep], ranked.scores[keep], ranked.rows)
+        ranked = Ranked([ranked.keys[i] for i in keep], ranked.scores[keep], ranked.row_ids)
         timings = {"similar": (time.perf_counter() - t) * 1000}
         timings["total"] = timings["similar"]
-        hits = self._hits(ranked.keys[:max(k, 100)], ranked.scores[:max(k, 100)], {"fused": ranked}, "")
+        hits = self._hits(ranked.keys[:max(k, 100)], ranked.scores[:max(k, 100)], {"fused": ranked}, "", k, facets)
         if not self.ann:
             for hit in hits[:k]:
                 for name, column_ in (("semantic", "text_vec"), ("image", "image_vec")):

@@ -62,7 +62,7 @@ class Ranked:
 
     keys: list[Any]
     scores: np.ndarray
-    rows: dict[Any, dict[str, Any]] | None = None  # ANN mode: the candidates' columns, fetched with them
+    row_ids: dict[Any, int] | None = None  # ANN mode: each key's LanceDB row id, to read its columns later
 
     def rank_of(self) -> dict[Any, int]:
         return {key: r for r, key in enumerate(self.keys)}
@@ -94,14 +94,8 @@ def make_hits(keys: list[Any], scores: np.ndarray, rows: list[dict[str, Any]], l
 def facet_counts(hits: list[SearchHit], facets: Sequence[str] | None, attribute_columns: Sequence[str],
                  price_edges: Sequence[float]) -> dict[str, dict[str, int]]:
     """Counts over the top candidates (up to 100): category paths, price bands, any attribute column."""
-    names = list(facets) if facets is not None else ["category", "price"]
     out: dict[str, dict[str, int]] = {}
-    allowed = {"category", "price", *attribute_columns}
-    for name in names:
-        column = column_name(name) if name not in ("category", "price") else name
-        if column not in allowed:
-            raise SearchError(f"unknown facet {name!r}; use category, price or one of: "
-                              f"{', '.join(attribute_columns) or '(no attributes)'}")
+    for name, column in facet_columns(facets, attribute_columns).items():
         counts: dict[str, int] = {}
         for hit in hits:
             row = hit.row
@@ -110,6 +104,21 @@ def facet_counts(hits: list[SearchHit], facets: Sequence[str] | None, attribute_
                 continue
             counts[str(value)] = counts.get(str(value), 0) + 1
         out[name] = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return out
+
+
+def facet_columns(facets: Sequence[str] | None, attribute_columns: Sequence[str]) -> dict[str, str]:
+    """Each facet asked for (category and price by default) and the index column it counts; an unknown one is
+    refused, naming those there are."""
+    names = list(facets) if facets is not None else ["category", "price"]
+    allowed = {"category", "price", *attribute_columns}
+    out = {}
+    for name in names:
+        column = column_name(name) if name not in ("category", "price") else name
+        if column not in allowed:
+            raise SearchError(f"unknown facet {name!r}; use category, price or one of: "
+                              f"{', '.join(attribute_columns) or '(no attributes)'}")
+        out[name] = column
     return out
 
 
