@@ -180,7 +180,7 @@ class Shop(Workspace):
         review_groups = self.read("reviews", ["group"])["group"].nunique() if self.has_table("reviews") else 0
         events_by_kind, shoppers = self.event_summary()
         return {
-            "workspace": str(self.path),
+            "workspace": self.uri,  # an s3:// workspace by its URL, not by this machine's cache folder
             "schema_version": SCHEMA_VERSION,
             "products": self.count("products"),
             "products_with_image": self.count("products", "has_image = true"),

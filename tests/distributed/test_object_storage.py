@@ -48,6 +48,7 @@ def test_a_bucket_workspace_holds_what_a_folder_does(storage: dict[str, str], ca
         ws.embed(image_encoder="color_histogram", text_encoder=None, progress=False)
     again = Workspace("s3://shop/same", create=False, storage=storage)  # a second process's view
     assert again.manifest["tables"] == remote.manifest["tables"]
+    assert again.info()["workspace"] == "s3://shop/same"  # named by its URL, not by this machine's cache folder
     for name in ("products", "interactions"):
         mine, theirs = again.read(name).sort_values("id"), local.read(name).sort_values("id")
         assert list(mine["id"]) == list(theirs["id"]) and len(mine) > 0

@@ -152,3 +152,33 @@ def test_a_predicted_item_is_scored_on_what_was_sent_even_with_a_catalog_id(clie
     with_new_id = client.post("/api/models/kind/predict", json={"items": [{"id": "brand-new", **item}]}).json()
     assert with_catalog_id["predictions"][0]["id"] == catalog_id
     assert with_catalog_id["predictions"][0]["scores"] == with_new_id["predictions"][0]["scores"]
+
+
+def test_products_are_served_without_reading_the_catalog(shop: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product page, its photo and a shopper's list read those products by id, never the whole products table
+    (at a million products that table is gigabytes in pandas)."""
+    from tuwen.serve.app import _public
+    from tuwen.store.workspace import Workspace as Store
+
+    catalog = shop.read("products").set_index("id", drop=False)
+    user = str(shop.read("interactions")["user_id"].iloc[0])
+    reads: list[tuple[str, list[str] | None, str | None]] = []
+    original = Store.read_arrow
+
+    def recording(self: Store, name: str, columns: list[str] | None = None, where: str | None = None) -> object:
+        reads.append((name, columns, where))
+        return original(self, name, columns, where)
+
+    monkeypatch.setattr(Store, "read_arrow", recording)
+    fresh = TestClient(create_app(shop.path), base_url="http://localhost")  # a snapshot that has read nothing yet
+    product_id = str(catalog["id"].iloc[3])
+    page = fresh.get(f"/api/products/{product_id}").json()
+    assert page == json.loads(json.dumps(_public(catalog.loc[product_id]), default=str))
+    assert fresh.get(f"/api/products/{product_id}/image").status_code == 200
+    assert fresh.get("/api/products/no-such-product").status_code == 404
+    served = fresh.get(f"/api/recommend/{user}", params={"k": 6, "explain": True}).json()
+    assert [p["id"] for p in served["products"]] == served["items"] == shop.recommend(user, k=6).items
+    assert served["products"] == [json.loads(json.dumps(_public(catalog.loc[i]), default=str))
+                                  for i in served["items"]]
+    products = [(columns, where) for name, columns, where in reads if name == "products"]
+    assert products and all(where and "IN (" in where for _, where in products), products

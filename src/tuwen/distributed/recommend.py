@@ -17,9 +17,9 @@ import pyarrow as pa
 from tuwen.distributed.cluster import actor_pool, quiet_data_context, ray_session
 from tuwen.recommend.base import ItemContent, Recommender
 from tuwen.recommend.batch import recommend_many
-from tuwen.recommend.compare import COMPARED, NothingToScore
-from tuwen.recommend.evaluate import Result, Split, evaluate_model, results_table, temporal_split
-from tuwen.recommend.store import load, load_content, make_model
+from tuwen.recommend.compare import COMPARED, workspace_split
+from tuwen.recommend.evaluate import Result, Split, evaluate_model, results_table
+from tuwen.recommend.store import PRODUCT_COLUMNS, load, load_content, make_model
 from tuwen.store.workspace import Workspace
 from tuwen.util.progress import progress_bar
 
@@ -88,10 +88,9 @@ def compare_ray(workspace: Workspace, models: Sequence[str] | str = COMPARED, te
     """:func:`tuwen.recommend.compare.compare` with each recommender fitted and scored in its own Ray task."""
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    split = temporal_split(workspace.read("interactions"), test_days)
-    if not split.truth:
-        raise NothingToScore(f"no shopper bought in the last {test_days} days after buying before: nothing to score")
-    products = workspace.read("products")
+    # the events as coded arrays and only the product columns models read: what travels to every task
+    split = workspace_split(workspace, test_days)
+    products = workspace.read("products", list(PRODUCT_COLUMNS))
     wanted = [(name, make_model(name, seed=seed).uses_content) for name in models]
     content = load_content(workspace) if any(uses for _, uses in wanted) else None
     skipped = [{"model": name, "reason": "no product vectors (run `tuwen embed`)"}

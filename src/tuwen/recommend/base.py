@@ -50,18 +50,37 @@ class RecommendError(ValueError):
 # ---------------------------------------------------------------------------------------------- content
 
 
+ROW_BLOCK = 65_536  # rows normalised at a time: a whole-matrix temporary is gigabytes at a million products
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(matrix, axis=1)``, a block of rows at a time (each row's norm is the same number)."""
+    return np.concatenate([np.linalg.norm(matrix[lo:lo + ROW_BLOCK], axis=1)
+                           for lo in range(0, len(matrix), ROW_BLOCK)] or [np.zeros(0, matrix.dtype)])
+
+
+def _l2_in_place(matrix: np.ndarray) -> np.ndarray:
+    """:func:`tuwen.util.vectors.l2` of a float32 matrix written over it, a block of rows at a time (same values)."""
+    for lo in range(0, len(matrix), ROW_BLOCK):
+        matrix[lo:lo + ROW_BLOCK] = l2(matrix[lo:lo + ROW_BLOCK])
+    return matrix
+
+
 def _reduce(matrix: np.ndarray, mask: np.ndarray, dim: int | None, seed: int = 0) -> np.ndarray:
     """Normalise, centre (MobileNet features are all positive; centring makes cosine discriminate)
-    and PCA-reduce the rows that have content; rows without content stay zero."""
+    and PCA-reduce the rows that have content; rows without content stay zero.
+
+    ``matrix`` (float32) is the caller's to lose: it is normalised and centred in place rather than copied, the
+    copies being what made loading a million products' vectors the peak of a recommender's training."""
     out = np.zeros((len(matrix), 0), dtype=np.float32)
     if not mask.any():
         return out
-    rows = l2(matrix[mask].astype(np.float32))
+    rows = _l2_in_place(matrix if mask.all() else matrix[mask])
     rows -= rows.mean(axis=0, keepdims=True)
     if dim is not None and dim < rows.shape[1] and len(rows) > dim:
         from sklearn.decomposition import PCA
 
-        rows = PCA(n_components=dim, random_state=seed, svd_solver="randomized").fit_transform(rows)
+        rows = PCA(n_components=dim, random_state=seed, svd_solver="randomized", copy=False).fit_transform(rows)
     out = np.zeros((len(matrix), rows.shape[1]), dtype=np.float32)
     out[mask] = l2(rows)
     return out
@@ -109,14 +128,21 @@ class ItemContent:
     def from_arrays(cls, ids: Sequence[str], image: np.ndarray | None, text: np.ndarray | None,
                     dim: int | None = 128, seed: int = 0) -> ItemContent:
         """Build from raw vectors (rows of all-zero or NaN mean 'absent')."""
+        copies = [None if m is None else np.array(m, dtype=np.float32, order="C") for m in (image, text)]  # ours
+        return cls._from_own(ids, copies[0], copies[1], dim, seed)
+
+    @classmethod
+    def _from_own(cls, ids: Sequence[str], image: np.ndarray | None, text: np.ndarray | None, dim: int | None,
+                  seed: int) -> ItemContent:
+        """:meth:`from_arrays` of float32 matrices it may overwrite (no copy of every vector on the way)."""
         n = len(ids)
         parts = []
         for matrix in (image, text):
             if matrix is None:
                 parts.append((np.zeros((n, 0), np.float32), np.zeros(n, bool)))
                 continue
-            matrix = np.nan_to_num(np.asarray(matrix, dtype=np.float32))
-            mask = np.linalg.norm(matrix, axis=1) > 0
+            matrix = np.nan_to_num(matrix, copy=False)
+            mask = _row_norms(matrix) > 0
             parts.append((_reduce(matrix, mask, dim, seed), mask))
         (img, img_mask), (txt, txt_mask) = parts
         return cls(list(ids), img, txt, img_mask, txt_mask, {"dim": dim})
@@ -140,10 +166,13 @@ class ItemContent:
             image_matrix = _vectors_for(workspace, image_source, index)
         text_matrix = None
         for source in text_sources or []:
-            part = _vectors_for(workspace, source, index)
-            part = l2(part)  # zero rows (no vector) stay zero
-            text_matrix = part if text_matrix is None else text_matrix + part
-        content = cls.from_arrays(ids, image_matrix, text_matrix, dim, seed)
+            part = _l2_in_place(_vectors_for(workspace, source, index))  # zero rows (no vector) stay zero
+            if text_matrix is None:
+                text_matrix = part
+            else:
+                text_matrix += part
+            del part
+        content = cls._from_own(ids, image_matrix, text_matrix, dim, seed)
         content.sources = {"image": image_source, "text": list(text_sources or []), "dim": dim}
         return content
 
@@ -177,10 +206,10 @@ def _vectors_for(workspace: Workspace, source: str, index: dict[str, int]) -> np
     encoder, field_name = source.split("/", 1)
     ids, matrix = load_vectors(workspace, encoder, field_name)
     out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
-    rows = [(index[i], k) for k, i in enumerate(ids) if i in index]
-    if rows:
-        target, origin = map(np.array, zip(*rows, strict=True))
-        out[target] = matrix[origin]
+    target = np.fromiter((index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+    origin = np.flatnonzero(target >= 0)
+    for lo in range(0, len(origin), ROW_BLOCK):  # a block at a time: no temporary copy of every vector
+        out[target[origin[lo:lo + ROW_BLOCK]]] = matrix[origin[lo:lo + ROW_BLOCK]]
     return out
 
 
@@ -216,11 +245,26 @@ class Histories:
     @classmethod
     def build(cls, user: np.ndarray, item: np.ndarray, age: np.ndarray, weight: np.ndarray,
               users: list[str]) -> Histories:
+        return cls.from_events(user, item, age, weight, users)[0]
+
+    @classmethod
+    def from_events(cls, user: np.ndarray, item: np.ndarray, age: np.ndarray, weight: np.ndarray,
+                    users: list[str]) -> tuple[Histories, np.ndarray]:
+        """The histories and, per history entry, the position of its event in the input (``order``).
+
+        Item indices stay 32-bit (a universe has far fewer than 2**31 products): at thirty million events every
+        byte per event is 30 MB, and the histories are what a trained model keeps.
+        """
         order = np.lexsort((age, user))  # per user, youngest first
         counts = np.bincount(user, minlength=len(users))
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(users, indptr, item[order].astype(np.int64), age[order].astype(np.float32),
-                   weight[order].astype(np.float32))
+        histories = cls(users, indptr, item[order].astype(_index_dtype(len(item) and int(item.max())), copy=False),
+                        age[order].astype(np.float32, copy=False), weight[order].astype(np.float32, copy=False))
+        return histories, order.astype(_index_dtype(len(order)))
+
+    def shopper_of_entry(self) -> np.ndarray:
+        """The shopper index of every history entry (the row of the entry in a shopper x product matrix)."""
+        return np.repeat(np.arange(len(self.users), dtype=_index_dtype(len(self.users))), np.diff(self.indptr))
 
     def without(self, user: str) -> Histories:
         """A copy without one shopper (``forget``)."""
@@ -245,17 +289,21 @@ class Histories:
 
 @dataclass
 class TrainData:
-    """Training interactions indexed against an item universe (trained items + catalog items)."""
+    """Training interactions indexed against an item universe (trained items + catalog items).
+
+    The events are kept once, as the per-shopper :class:`Histories` plus ``order`` (each history entry's position
+    among the events as read), not a second time as per-event arrays: at a real shop's size those were as big as
+    the histories themselves. ``user`` / ``item`` / ``age`` / ``weight`` rebuild a per-event array in the order the
+    events were read, so the sums over events (popularity, the sparse matrix's repeated cells) add in the same order
+    as before, to the same bits.
+    """
 
     item_ids: list[str]
     item_index: dict[str, int]
     users: list[str]
-    user: np.ndarray
-    item: np.ndarray
-    age: np.ndarray
-    weight: np.ndarray
     now: pd.Timestamp
     histories: Histories
+    order: np.ndarray  # history entry -> position of its event in the events read
     n_trained_items: int  # items [0, n_trained_items) have training events; the rest are catalog-only
 
     @property
@@ -265,6 +313,35 @@ class TrainData:
     @property
     def n_users(self) -> int:
         return len(self.users)
+
+    @property
+    def n_events(self) -> int:
+        return len(self.order)
+
+    def _in_event_order(self, values: np.ndarray) -> np.ndarray:
+        out = np.empty(len(values), dtype=values.dtype)
+        out[self.order] = values
+        return out
+
+    @property
+    def user(self) -> np.ndarray:
+        """Each event's shopper index, in event order (built on each call: keep it while you need it)."""
+        return self._in_event_order(self.histories.shopper_of_entry())
+
+    @property
+    def item(self) -> np.ndarray:
+        """Each event's item index, in event order."""
+        return self._in_event_order(self.histories.items)
+
+    @property
+    def age(self) -> np.ndarray:
+        """Each event's age in days (vs ``now``), in event order."""
+        return self._in_event_order(self.histories.ages)
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Each event's weight (kind x value), in event order."""
+        return self._in_event_order(self.histories.weights)
 
     def matrix(self, halflife: float | None = None) -> Any:
         """Users x items CSR of summed event weights (optionally decayed by age)."""
@@ -291,20 +368,51 @@ def prepare(interactions: pd.DataFrame | EventArrays, catalog_ids: Iterable[str]
         raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
     now_us = int(events.time.max()) + int(DAY * 1_000_000) if now is None else to_micros(now)
     now = pd.Timestamp(now_us, unit="us", tz="UTC") if now is None else pd.Timestamp(now)
-    trained = events.items
-    extra = pd.unique(np.asarray(list(catalog_ids), dtype=object))
-    if len(extra):
-        extra = extra[~pd.Index(extra).isin(trained)]
-    item_ids = [str(i) for i in trained] + [str(i) for i in extra]
+    item_ids = universe(events, catalog_ids)
     item_index = {i: k for k, i in enumerate(item_ids)}
     users = [str(u) for u in events.users]
-    item, user = events.item.astype(np.int64), events.user.astype(np.int64)
     age = ((now_us - events.time) / 1e6 / DAY).astype(np.float32)
     value = np.nan_to_num(events.value, nan=1.0).clip(min=0.0).astype(np.float32)
     kind_weight = np.array([weights.get(k, 0.0) for k in events.kinds] + [0.0], dtype=np.float32)[events.kind]
     weight = (kind_weight * np.minimum(value, 3.0)).astype(np.float32)
-    histories = Histories.build(user, item, age, weight, users)
-    return TrainData(item_ids, item_index, users, user, item, age, weight, now, histories, len(trained))
+    del value, kind_weight
+    histories, order = Histories.from_events(events.user, events.item, age, weight, users)
+    return TrainData(item_ids, item_index, users, now, histories, order, len(events.items))
+
+
+def universe(events: EventArrays, catalog_ids: Iterable[str] = ()) -> list[str]:
+    """The item universe of :func:`prepare`: the events' items (in their code order), then the catalog-only ones."""
+    return _universe(events.items, catalog_ids)
+
+
+def _universe(trained: np.ndarray, catalog_ids: Iterable[str]) -> list[str]:
+    extra = pd.unique(np.asarray(list(catalog_ids), dtype=object))
+    if len(extra):
+        extra = extra[~pd.Index(extra).isin(trained)]
+    return [str(i) for i in trained] + [str(i) for i in extra]
+
+
+def plan(events: EventArrays, catalog_ids: Iterable[str] = (), now: pd.Timestamp | None = None,
+         kind_weights: dict[str, float] | None = None) -> tuple[list[str], pd.Timestamp]:
+    """(item universe, ``now``) that :func:`prepare` gives these events, without preparing them.
+
+    Why: the candidate ranker fits its label weeks on slices of the events before it prepares them all; knowing
+    the whole universe and moment first lets it do so without the whole prepared data in memory beside a slice's.
+    """
+    mask = events.kind_mask(kind_weights or KIND_WEIGHTS)
+    if not mask.any():
+        raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
+    # the kept events' items in order of first appearance: the numbering prepare's subset gives them
+    trained = events.items if mask.all() else events.items[pd.unique(events.item[mask])]
+    if now is None:
+        return _universe(trained, catalog_ids), pd.Timestamp(
+            int(events.time[mask].max()) + int(DAY * 1_000_000), unit="us", tz="UTC")
+    return _universe(trained, catalog_ids), pd.Timestamp(now)
+
+
+def _index_dtype(largest: int) -> type:
+    """int32 for indices and positions that fit it (every realistic shop), else int64."""
+    return np.int32 if largest < 2**31 - 1 else np.int64
 
 
 def content_ids(content: ItemContent | None) -> list[str]:
@@ -386,13 +494,15 @@ class Recommender:
         self.item_ids, self.item_index = data.item_ids, data.item_index
         self.histories, self.now, self.n_trained_items = data.histories, data.now, data.n_trained_items
         pop = np.bincount(data.item, weights=data.weight * 0.5 ** (data.age / self.params["popularity_halflife"]),
-                          minlength=data.n_items)
+                          minlength=data.n_items)  # in event order: the sum adds as it always did
         self.popularity = pop.astype(np.float32)
         self.products = products
-        self._fit(data, content.align(data.item_ids) if content is not None else None)
+        # aligned only for a model that reads it: the id-only ones (ALS, ItemKNN, ...) would hold a copy of every
+        # vector while they fit, for nothing
+        self._fit(data, content.align(data.item_ids) if content is not None and self.uses_content else None)
         self.meta = {"trained_at": time.time(), "fit_seconds": round(time.perf_counter() - started, 3),
                      "n_users": data.n_users, "n_items": data.n_items, "n_trained_items": data.n_trained_items,
-                     "n_events": len(data.user), "now": str(data.now),
+                     "n_events": data.n_events, "now": str(data.now),
                      "content": content.sources if content is not None else None}
         return self
 
@@ -471,13 +581,17 @@ class Recommender:
     def _set_state(self, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Inverse of ``_state``."""
 
-    def save(self, folder: str | Path) -> Path:
-        """Write ``model.json`` + ``arrays.npz`` atomically (:func:`tuwen.util.folders.atomic_folder`)."""
+    def save(self, folder: str | Path, histories: bool = True) -> Path:
+        """Write ``model.json`` + ``arrays.npz`` atomically (:func:`tuwen.util.folders.atomic_folder`).
+
+        ``histories=False``: without the shoppers' histories, for a model saved inside another that keeps the same
+        histories once for all its members (the candidate ranker's generators).
+        """
         folder = Path(folder)
         with atomic_folder(folder) as tmp:
             config, arrays = self._state()
             base_arrays = {"item_ids": np.array(self.item_ids, dtype=str), "popularity": self.popularity}
-            if self.histories is not None:
+            if self.histories is not None and histories:
                 base_arrays.update(self.histories.arrays())
             np.savez(tmp / "arrays.npz", **base_arrays, **{f"m_{k}": v for k, v in arrays.items()})
             extra = self._save_extra(tmp)

@@ -107,12 +107,18 @@ class ItemKNN(Recommender):
                hi: int) -> sp.csr_matrix:
         """Rows ``lo:hi`` of the neighbour lists: the same rows the whole products x products product has."""
         n = by_user.shape[1]
-        co = (transposed[lo:hi] @ by_user).tocoo()
-        rows, cols, values = co.row + lo, co.col, co.data
-        off_diagonal = rows != cols
-        rows, cols, values = rows[off_diagonal], cols[off_diagonal], values[off_diagonal]
+        co = transposed[lo:hi] @ by_user
+        # Worked on in place as CSR, columns sorted within each row: the layout a matrix rebuilt from the cut
+        # triplets has (the order _top_per_row breaks ties in), without the triplets' copies of every pair.
+        co.sort_indices()
+        rows = np.repeat(np.arange(lo, hi, dtype=co.indices.dtype), np.diff(co.indptr))
+        off_diagonal = rows != co.indices
+        rows, cols, values = rows[off_diagonal], co.indices[off_diagonal], co.data[off_diagonal]
+        del co, off_diagonal
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows - lo, minlength=hi - lo))])
         values = values / (norms[rows] * norms[cols] + self.params["shrink"])
-        sim = sp.csr_matrix((values.astype(np.float32), (rows - lo, cols)), shape=(co.shape[0], n))
+        del rows
+        sim = sp.csr_matrix((values.astype(np.float32), cols, indptr), shape=(hi - lo, n))
         return _top_per_row(sim, self.params["neighbours"])
 
     def _score_user(self, user: str, history: History | None) -> np.ndarray:

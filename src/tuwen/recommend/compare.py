@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuwen.choices import RECOMMENDERS
-from tuwen.recommend.evaluate import evaluate_model, results_table, temporal_split
-from tuwen.recommend.store import load_content, make_model
+from tuwen.recommend.evaluate import Split, evaluate_model, results_table, temporal_split
+from tuwen.recommend.store import PRODUCT_COLUMNS, load_content, make_model
+from tuwen.store.events import EventArrays, read_event_arrays
 from tuwen.store.workspace import Workspace
 
 COMPARED = RECOMMENDERS  # every recommender, in the order the comparison prints them
@@ -19,6 +20,17 @@ COMPARED = RECOMMENDERS  # every recommender, in the order the comparison prints
 
 class NothingToScore(ValueError):
     """The test window holds no purchase by a shopper who also bought before it."""
+
+
+def workspace_split(workspace: Workspace, test_days: int = 7) -> Split:
+    """The temporal split of the workspace's events, read in Arrow batches into coded arrays (every kind, as the
+    events table holds them) rather than as one frame of every event; :class:`NothingToScore` when empty."""
+    events = read_event_arrays(workspace.table("interactions")) if workspace.has_table("interactions") else \
+        EventArrays.from_frame(workspace.read("interactions"))
+    split = temporal_split(events, test_days) if not events.empty else None
+    if split is None or not split.truth:
+        raise NothingToScore(f"no shopper bought in the last {test_days} days after buying before: nothing to score")
+    return split
 
 
 def compare(workspace: Workspace, models: Sequence[str] | str = COMPARED, test_days: int = 7, k: int = 12,
@@ -30,10 +42,8 @@ def compare(workspace: Workspace, models: Sequence[str] | str = COMPARED, test_d
     """
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    split = temporal_split(workspace.read("interactions"), test_days)
-    if not split.truth:
-        raise NothingToScore(f"no shopper bought in the last {test_days} days after buying before: nothing to score")
-    products, content = workspace.read("products"), None
+    split = workspace_split(workspace, test_days)
+    products, content = workspace.read("products", list(PRODUCT_COLUMNS)), None
     results, skipped = [], []
     for name in models:
         model = make_model(name, seed=seed)

@@ -30,7 +30,7 @@ class ContentProfile(Recommender):
                  max_weight: float = 0.0, max_history: int = 200, **params: Any):
         super().__init__(halflife=halflife, image_weight=image_weight, text_weight=text_weight,
                          max_weight=max_weight, max_history=max_history, **params)
-        self.vectors = np.zeros((0, 0), np.float32)
+        self.compact = np.zeros((0, 0), np.float32)
         self.has_content = np.zeros(0, bool)
         self.image = np.zeros((0, 0), np.float32)
         self.text = np.zeros((0, 0), np.float32)
@@ -45,10 +45,21 @@ class ContentProfile(Recommender):
         # rounded through float16 here, as saved: a reloaded model scores bit for bit the same
         self.image = image.astype(np.float16).astype(np.float32)
         self.text = text.astype(np.float16).astype(np.float32)
-        self.vectors = np.hstack([self.image * p["image_weight"], self.text * p["text_weight"]]).astype(np.float32)
         self.has_content = has_content.astype(bool)
         self.rows = np.flatnonzero(self.has_content)  # score only products with content: 2x fewer on H&M
-        self.compact = np.ascontiguousarray(self.vectors[self.rows])
+        # [image | text] with the modality weights, of those rows only: a full-universe copy beside image and
+        # text would be a third copy of every vector (gigabytes at a million products)
+        self.compact = np.hstack([self.image[self.rows] * p["image_weight"],
+                                  self.text[self.rows] * p["text_weight"]]).astype(np.float32)
+        self.position = np.full(len(self.has_content), -1, np.int64)  # universe index -> row of ``compact``
+        self.position[self.rows] = np.arange(len(self.rows))
+
+    def weighted(self, items: np.ndarray) -> np.ndarray:
+        """The weighted [image | text] vectors of ``items`` (zero rows for products without content)."""
+        out = np.zeros((len(items), self.compact.shape[1]), np.float32)
+        at = self.position[items]
+        out[at >= 0] = self.compact[at[at >= 0]]
+        return out
 
     def profile(self, history: History | None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """(profile vector, history items used, their weights); ``None`` when no history item has content."""
@@ -59,7 +70,7 @@ class ContentProfile(Recommender):
         if not keep.any():
             return None, np.zeros(0, np.int64), np.zeros(0, np.float32)
         items, w = items[keep], (weights * decay(ages, self.params["halflife"]))[keep]
-        vector = w @ self.vectors[items]
+        vector = w @ self.weighted(items)
         norm = float(np.linalg.norm(vector))
         return (vector / norm if norm > 0 else None), items, w
 
@@ -70,7 +81,7 @@ class ContentProfile(Recommender):
             return scores
         values = self.compact @ vector
         if self.params["max_weight"] > 0 and len(items):
-            sims = self.compact @ self.vectors[np.unique(items)].T
+            sims = self.compact @ self.weighted(np.unique(items)).T
             norm = float(self.params["image_weight"] ** 2 + self.params["text_weight"] ** 2) or 1.0
             values = values + self.params["max_weight"] * sims.max(axis=1) / norm
         scores[self.rows] = values

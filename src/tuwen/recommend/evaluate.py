@@ -31,15 +31,16 @@ import pandas as pd
 
 from tuwen.metrics.intervals import bootstrap_interval
 from tuwen.metrics.ranking import average_precision, ndcg_at, recall_at
+from tuwen.store.events import EventArrays
 
 METRICS = ("map", "recall", "ndcg", "hr")
 
 
 @dataclass
 class Split:
-    """A temporal train / test split of the events."""
+    """A temporal train / test split of the events (``train`` a frame, or coded arrays when split from them)."""
 
-    train: pd.DataFrame
+    train: pd.DataFrame | EventArrays
     test: pd.DataFrame
     cut: pd.Timestamp
     truth: dict[str, list[str]]  # scored shopper -> distinct products bought in the test window
@@ -51,7 +52,8 @@ class Split:
     @functools.cached_property
     def cold_items(self) -> set[str]:
         """Products bought in the test window and never before (by anyone)."""
-        return set(self.test["product_id"]) - set(self.train["product_id"])
+        bought = self.train.items if isinstance(self.train, EventArrays) else self.train["product_id"]
+        return set(self.test["product_id"]) - set(bought)
 
     def describe(self) -> dict[str, Any]:
         pairs = sum(len(v) for v in self.truth.values())
@@ -61,9 +63,16 @@ class Split:
                 "truth_pairs": pairs, "cold_pairs": cold}
 
 
-def temporal_split(interactions: pd.DataFrame, test_days: int = 7, end: pd.Timestamp | None = None,
+def temporal_split(interactions: pd.DataFrame | EventArrays, test_days: int = 7, end: pd.Timestamp | None = None,
                    kinds: Sequence[str] = ("purchase",)) -> Split:
-    """Train = all events before the last ``test_days`` calendar days (up to ``end``); test = purchases in them."""
+    """Train = all events before the last ``test_days`` calendar days (up to ``end``); test = purchases in them.
+
+    Coded arrays (:func:`tuwen.store.events.read_event_arrays`) split without a frame of every event: the train
+    part stays arrays (what the models fit on), numbered as the frame's train part would be, and only the test
+    purchases become a frame.
+    """
+    if isinstance(interactions, EventArrays):
+        return _split_arrays(interactions, test_days, end, kinds)
     frame = interactions.copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     end = pd.Timestamp(end) if end is not None else frame["timestamp"].max()
@@ -72,9 +81,36 @@ def temporal_split(interactions: pd.DataFrame, test_days: int = 7, end: pd.Times
     test = frame[(frame["timestamp"] >= cut) & (frame["timestamp"] < end.floor("D") + pd.Timedelta(days=1))
                  & frame["kind"].isin(list(kinds))]
     buyers = set(train.loc[train["kind"].isin(list(kinds)), "user_id"])
+    return Split(train, test, cut, _truth(test, buyers))
+
+
+def _truth(test: pd.DataFrame, buyers: set[str]) -> dict[str, list[str]]:
     scored = test[test["user_id"].isin(buyers)]
-    truth = {u: list(dict.fromkeys(g["product_id"])) for u, g in scored.sort_values("timestamp").groupby("user_id")}
-    return Split(train, test, cut, truth)
+    return {u: list(dict.fromkeys(g["product_id"])) for u, g in scored.sort_values("timestamp").groupby("user_id")}
+
+
+def _split_arrays(events: EventArrays, test_days: int, end: pd.Timestamp | None, kinds: Sequence[str]) -> Split:
+    """:func:`temporal_split` of coded arrays: the same cut, train events, test purchases and truth."""
+    if events.empty:
+        raise ValueError("no events to split")
+    micros = events.time
+    end = pd.Timestamp(end) if end is not None else pd.Timestamp(int(micros.max()), unit="us", tz="UTC")
+    cut = end.floor("D") - pd.Timedelta(days=test_days - 1)
+    before = micros < _micros(cut)
+    in_test = ~before & (micros < _micros(end.floor("D") + pd.Timedelta(days=1))) & events.kind_mask(kinds)
+    test = pd.DataFrame({
+        "user_id": events.users[events.user[in_test]], "product_id": events.items[events.item[in_test]],
+        "timestamp": pd.to_datetime(micros[in_test], unit="us", utc=True),
+        "kind": np.asarray(events.kinds, dtype=object)[events.kind[in_test]],
+        "value": events.value[in_test].astype(np.float64)})
+    train = events.subset(before)
+    buyers = set(train.users[np.unique(train.user[train.kind_mask(kinds)])])
+    return Split(train, test, cut, _truth(test, buyers))
+
+
+def _micros(moment: pd.Timestamp) -> int:
+    stamp = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    return int(stamp.value // 1000)
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -56,6 +56,7 @@ class RecommenderModel(Predictor):
         if workspace is None:
             raise ValueError("a recommender answers from the workspace's events: give the workspace")
         service = Service(workspace, model=self.model)
+        service.prefetch(frame["user_id"])  # new shoppers' events in a few filtered scans, not one scan each
         return [service.recommend(str(user), k, explain).to_dict() for user in frame["user_id"]]
 
     def evaluate(self, workspace: Workspace, frame: pd.DataFrame | None = None) -> dict[str, float]:

@@ -32,13 +32,24 @@ The generators are then refitted on all the data for serving.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tuwen.recommend.base import ItemContent, Recommender, TrainData, content_ids, decay, prepare, to_micros
+from tuwen.recommend.base import (
+    KIND_WEIGHTS,
+    ItemContent,
+    Recommender,
+    TrainData,
+    content_ids,
+    decay,
+    plan,
+    prepare,
+    to_micros,
+)
 from tuwen.recommend.baselines import ALS, ItemKNN, Repurchase
 from tuwen.recommend.content import ContentProfile
 from tuwen.recommend.profiles import parse_attributes, product_facts
@@ -150,9 +161,14 @@ class CandidateRanker(Recommender):
         self.parts: dict[str, Recommender] = {}
 
     # ------------------------------------------------------------------ generators and item facts
-    def _fit_parts(self, train: EventArrays, content: ItemContent, now: pd.Timestamp,
+    def _fit_parts(self, events: EventArrays, before: np.ndarray | None, content: ItemContent, now: pd.Timestamp,
                    data: TrainData | None = None) -> _Context:
-        """The four generators fitted on ``train`` (prepared once and shared by all four), and the item facts."""
+        """The four generators fitted on the events under ``before`` (all when None; prepared once and shared by
+        all four), and the item facts.
+
+        The subset is cut here and dropped as soon as it is prepared (only its sales are kept for the item facts):
+        the generators' fitting, ItemKNN's co-purchase blocks above all, is where training peaks in memory.
+        """
         seed = self.params["seed"]
         parts: dict[str, Recommender] = {
             "repurchase": Repurchase(seed=seed),
@@ -161,15 +177,18 @@ class CandidateRanker(Recommender):
             "itemknn": ItemKNN(seed=seed),
         }
         show = self._show
+        train = events if before is None else events.subset(before)
         if data is None:
             data = prepare(train, content_ids(content), now)
+        sales = _Context.sales(train, data.item_index, now)
+        del train
         for name, part in parts.items():
             # all parts get the content so that they share one universe (trained + content products);
             # the id-only parts ignore the vectors themselves
-            stage(f"ranker ·   {name} on {len(data.user):,} events", show and name in ("als", "itemknn"))
+            stage(f"ranker ·   {name} on {data.n_events:,} events", show and name in ("als", "itemknn"))
             part.fit(data, self.products, content=content, now=now)
         stage("ranker ·   item facts", show)
-        return _Context.build(parts, train, now, self._facts, self.params, self._reviews)
+        return _Context.build(parts, sales, self._facts, self.params, self._reviews, now)
 
     def needs_content(self) -> bool:
         """Only the id-only ablation (``content_features=False``) trains without product vectors."""
@@ -179,6 +198,20 @@ class CandidateRanker(Recommender):
         if content is None:
             raise ValueError("the ranker needs product vectors for its image/text features: run `tuwen embed` first")
         events: EventArrays = self._events
+        frames, labels, groups = self._labelled
+        stage(f"ranker · final generators on {len(events):,} events", self._show)
+        final = self._fit_parts(events, None, content, data.now, data)
+        self.context = final
+        self.parts = final.parts
+        self._train_booster(frames, labels, groups, self._show)
+
+    def _label_lists(self, events: EventArrays, content: ItemContent,
+                     now: pd.Timestamp) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+        """(features, labels, list sizes) of the label weeks before ``now``, the end of the training data.
+
+        Run before the whole events are prepared (:meth:`fit`): a label week's generators, fitted on a slice,
+        are the peak of training, and the whole prepared data would only wait beside them.
+        """
         self._facts = catalog_codes(self.products, self.params["variant_key"])
         frames, labels, groups = [], [], []
         weeks = self.params["label_weeks"]
@@ -187,14 +220,14 @@ class CandidateRanker(Recommender):
         # Generators are refitted once per label week's cut-off: a feature must not see the week it labels,
         # and a generator fitted on later data would (the final fit below serves). Weeks without data are skipped.
         for week in range(weeks, 0, -1):
-            start = data.now - pd.Timedelta(days=7 * week)
+            start = now - pd.Timedelta(days=7 * week)
             end = start + pd.Timedelta(days=7)
             before = events.time < to_micros(start)
             target = (events.time >= to_micros(start)) & (events.time < to_micros(end)) & purchase
             if not before.any() or not target.any():
                 continue
             stage(f"ranker · label week {weeks - week + 1}/{weeks}: generators on {int(before.sum()):,} events", show)
-            context = self._fit_parts(events.subset(before), content, start)
+            context = self._fit_parts(events, before, content, start)
             truth = self._label_sample(self._truth(events, target, context))
             rows = self._label_rows(context, truth, f"ranker · week {weeks - week + 1}/{weeks} features", show)
             for x, y in rows:
@@ -202,11 +235,7 @@ class CandidateRanker(Recommender):
                 labels.append(y)
                 groups.append(len(y))
             del context, truth, rows  # a label week's generators are not needed once its lists are built
-        stage(f"ranker · final generators on {len(events):,} events", show)
-        final = self._fit_parts(events, content, data.now, data)
-        self.context = final
-        self.parts = final.parts
-        self._train_booster(frames, labels, groups, show)
+        return frames, labels, groups
 
     @staticmethod
     def _truth(events: EventArrays, target: np.ndarray, context: _Context) -> pd.Series:
@@ -285,10 +314,18 @@ class CandidateRanker(Recommender):
             reviews["product_id"].fillna("").astype(str).ne("").any())
         self.params["review_features"] = bool(self.params.get("review_features", True) and has_reviews)
         self._reviews = reviews if self.params["review_features"] else None
+        started = time.perf_counter()
+        self._labelled: tuple[list[np.ndarray], list[np.ndarray], list[int]] = ([], [], [])
         try:
+            if content is not None and events.kind_mask(self.params.get("kind_weights") or KIND_WEIGHTS).any():
+                # the label weeks first, on slices of the events: the whole prepared data is not needed yet
+                item_ids, moment = plan(events, content_ids(content), now, self.params.get("kind_weights"))
+                self.products = products
+                self._labelled = self._label_lists(events, content.align(item_ids), moment)
             super().fit(events, products, content, now)
         finally:
-            del self._events, self._reviews
+            del self._events, self._reviews, self._labelled
+        self.meta["fit_seconds"] = round(time.perf_counter() - started, 3)  # the label weeks included
         self.meta.update(getattr(self, "meta_train", {}))
         return self
 
@@ -311,7 +348,8 @@ class CandidateRanker(Recommender):
 
     def _save_extra(self, folder: Path) -> list[str]:
         for name, part in self.parts.items():
-            part.save(folder / "parts" / name)
+            # the generators were fitted on the ranker's own histories: saved once, in the ranker's arrays
+            part.save(folder / "parts" / name, histories=part.histories is not self.histories)
         if self.booster is not None:
             self.booster.save_model(str(folder / "booster.txt"))
         return ["parts", "booster.txt"]
@@ -324,17 +362,30 @@ class CandidateRanker(Recommender):
         import lightgbm as lgb
 
         self.parts = {p.name: Recommender.load(p) for p in sorted((folder / "parts").iterdir())}
+        self._share_histories()  # a ranker saved before the parts shared them holds equal copies: one is enough
         self.booster = lgb.Booster(model_file=str(folder / "booster.txt")) if (folder / "booster.txt").exists() \
             else None
         self.context = _Context.from_arrays(self.parts, self._arrays, self.params, self.histories)
         del self._arrays
 
+    def _share_histories(self) -> None:
+        """Every generator (and the feature context) reads the ranker's histories: one copy in memory, not five."""
+        for part in self.parts.values():
+            part.histories = self.histories
+        if getattr(self, "context", None) is not None:
+            self.context.histories = self.histories
+
     def _forget_user_state(self, user: str) -> bool:
+        # each generator drops its own per-shopper state (ALS: the shopper's factor row, found through the shared
+        # histories, still whole here); the shared histories lose the shopper once, in forget_user
         found = False
         for part in self.parts.values():
-            found = part.forget_user(user) or found
-        if found:
-            self.context.histories = self.histories.without(user) if self.histories is not None else None
+            found = part._forget_user_state(user) or found
+        return found
+
+    def forget_user(self, user: str) -> bool:
+        found = super().forget_user(user)
+        self._share_histories()
         return found
 
 
@@ -400,33 +451,42 @@ class _Context:
                     histories: Any) -> _Context:
         return cls(parts, params, {k[4:]: v for k, v in arrays.items() if k.startswith("ctx_")}, histories)
 
-    @classmethod
-    def build(cls, parts: dict[str, Recommender], train: EventArrays, now: pd.Timestamp, facts: pd.DataFrame,
-              params: dict[str, Any], reviews: pd.DataFrame | None = None) -> _Context:
-        item_ids = parts["content"].item_ids
-        codes, variants, price = attribute_codes(facts, item_ids)
-        index = parts["content"].item_index
+    @staticmethod
+    def sales(train: EventArrays, index: dict[str, int], now: pd.Timestamp) -> dict[str, np.ndarray]:
+        """Per product of the universe ``index``: the sales facts of the purchases in ``train`` (counts over 7 / 30
+        days and all time, days since the first and the latest sale, recent decayed sales). All the item facts read
+        of the events, and per product, not per event: the events can go before the generators are fitted."""
+        n = len(index)
         purchase = train.kind_mask(["purchase"])
         lookup = pd.Series(train.items).map(index).fillna(-1).to_numpy(np.int64)  # event codes -> universe
         rows = lookup[train.item[purchase]]
         age = ((to_micros(now) - train.time[purchase]) / 1e6 / 86400.0).astype(np.float32)
-        n = len(item_ids)
         first_age = np.full(n, -np.inf, np.float32)
         last_age = np.full(n, np.inf, np.float32)
         np.maximum.at(first_age, rows, age)  # days since the first sale
         np.minimum.at(last_age, rows, age)  # days since the latest sale
         first_age[~np.isfinite(first_age)] = np.nan
         last_age[~np.isfinite(last_age)] = np.nan
-        # sales of the last 8 weeks, halving every 2: older ones weigh < 1/16 and only cost time
-        recent = np.bincount(rows, weights=decay(age, 14.0) * (age < 56), minlength=n)
-        content: ContentProfile = parts["content"]  # type: ignore[assignment]
-        arrays = {
-            "codes": codes, "variants": variants, "price": price,
+        return {
             "pop7": np.bincount(rows, weights=(age < 7).astype(np.float32), minlength=n).astype(np.float32),
             "pop30": np.bincount(rows, weights=(age < 30).astype(np.float32), minlength=n).astype(np.float32),
             "pop_all": np.bincount(rows, minlength=n).astype(np.float32),
             "first_age": first_age, "last_age": last_age,
+            # sales of the last 8 weeks, halving every 2: older ones weigh < 1/16 and only cost time
+            "recent": np.bincount(rows, weights=decay(age, 14.0) * (age < 56), minlength=n),
         }
+
+    @classmethod
+    def build(cls, parts: dict[str, Recommender], sales: dict[str, np.ndarray], facts: pd.DataFrame,
+              params: dict[str, Any], reviews: pd.DataFrame | None, now: pd.Timestamp) -> _Context:
+        """The item facts of one fitted set of generators; ``sales`` from :meth:`sales` on their training events."""
+        item_ids = parts["content"].item_ids
+        codes, variants, price = attribute_codes(facts, item_ids)
+        n = len(item_ids)
+        recent = sales["recent"]
+        content: ContentProfile = parts["content"]  # type: ignore[assignment]
+        arrays = {"codes": codes, "variants": variants, "price": price,
+                  **{k: v for k, v in sales.items() if k != "recent"}}
         # The id-only ablation never reads these: skip two products x recently-sold matrix products per build.
         for key, matrix in (("trend_img", content.image), ("trend_txt", content.text)):
             arrays[key] = neighbour_popularity(matrix, recent) if params.get("content_features", True) \

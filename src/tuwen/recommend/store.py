@@ -26,13 +26,16 @@ from tuwen.recommend.base import (
 )
 from tuwen.recommend.explain import Explainer
 from tuwen.store.events import EventArrays, read_event_arrays
-from tuwen.store.workspace import Workspace
+from tuwen.store.workspace import Workspace, sql_list
 from tuwen.util.progress import progress_bar
 
 MODELS_DIR = "recommend"
 DEFAULT_MODEL = "ranker"
 # What models that read the catalog use (attributes, prices, categories): not the long texts.
 PRODUCT_COLUMNS = ("id", "title", "category", "attributes", "price")
+HISTORY_COLUMNS = ["user_id", "product_id", "timestamp", "kind"]  # what a folded-in history reads of an event
+FILTER_IDS = 500  # ids per ``IN (...)`` filter: LanceDB parses long lists slowly
+SHOPPERS_KEPT = 10_000  # folded-in histories a Service keeps (the oldest go first)
 
 
 def model_names() -> list[str]:
@@ -162,31 +165,55 @@ class Served:
         return out
 
 
+def shopper_events(workspace: Workspace, users: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    """The events of some shoppers (table order), read with a filter: LanceDB keeps only their rows as it scans,
+    so a shopper's history costs their own rows in memory, not the events table (gigabytes at a shop's size)."""
+    users = [str(u) for u in dict.fromkeys(users)]
+    columns = columns or HISTORY_COLUMNS
+    if not users or not workspace.has_table("interactions"):
+        return workspace.read("interactions", columns).iloc[0:0]
+    frames = [workspace.read("interactions", columns, where=f"`user_id` IN ({sql_list(users[lo:lo + FILTER_IDS])})")
+              for lo in range(0, len(users), FILTER_IDS)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 class Service:
     """A loaded model plus the workspace's latest events, for fast repeated ``recommend`` calls.
 
     Shoppers the model was trained on are served from the model alone (no table read). A
-    shopper who appeared after training is folded in from their events in the workspace;
-    one with no events gets the model's popular products and is told so.
+    shopper who appeared after training is folded in from their events in the workspace (read with a filter, and
+    kept for the next call); one with no events gets the model's popular products and is told so.
     """
 
     def __init__(self, workspace: Workspace, name: str | None = None, model: Recommender | None = None):
         self.workspace = workspace
         self.model = model or load(workspace, name)
-        self._events: pd.DataFrame | None = None
-        self._rows_of: dict[str, np.ndarray] = {}  # shopper -> row positions in _events, built once
+        self._histories: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {}  # folded-in shoppers
         self._explainer: Any = None
 
+    def prefetch(self, users: Any) -> None:
+        """Read the events of every shopper in ``users`` the model does not know in one filtered scan per
+        :data:`FILTER_IDS` shoppers: many new shoppers at once (``predict``) cost a few scans, not one each."""
+        wanted = [u for u in dict.fromkeys(str(u) for u in users)
+                  if u not in self._histories and not self.model.knows(u)]
+        if not wanted:
+            return
+        events = shopper_events(self.workspace, wanted)
+        rows_of = events.groupby("user_id").indices if len(events) else {}
+        for user in wanted:
+            positions = rows_of.get(user)
+            history = None
+            if positions is not None:
+                history = history_from_frame(events.iloc[positions], self.model.item_index, self.model.now)
+                history = history if len(history[0]) else None
+            self._histories[user] = history
+        while len(self._histories) > SHOPPERS_KEPT:
+            self._histories.pop(next(iter(self._histories)))
+
     def _history_from_workspace(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        if self._events is None:  # one read and one grouping, not one full scan per unknown shopper
-            self._events = self.workspace.read("interactions")
-            self._rows_of = self._events.groupby("user_id").indices
-        positions = self._rows_of.get(user)
-        if positions is None:
-            return None
-        rows = self._events.iloc[positions]
-        history = history_from_frame(rows, self.model.item_index, self.model.now)
-        return history if len(history[0]) else None
+        if user not in self._histories:
+            self.prefetch([user])
+        return self._histories.get(user)
 
     def recommend(self, user: str, k: int = 12, explain: bool = False) -> Served:
         model = self.model
@@ -204,7 +231,20 @@ class Service:
     def _reasons(self, user: str, items: list[str], history: Any) -> list[dict[str, Any]]:
         if self._explainer is None:
             needs_vectors = not hasattr(self.model, "image") and "content" not in getattr(self.model, "parts", {})
-            products = self.workspace.read("products", ["id", "title"])  # reasons name products by title
-            self._explainer = Explainer(self.model, load_content(self.workspace) if needs_vectors else None,
-                                        dict(zip(products["id"], products["title"], strict=True)))
-        return [r.to_dict() | {"why": r.sentence()} for r in self._explainer.explain(user, items, history)]
+            self._explainer = Explainer(self.model, load_content(self.workspace) if needs_vectors else None)
+        reasons = self._explainer.explain(user, items, history)
+        # reasons name products by title: read the titles of the few named, not the catalog's
+        titles = product_titles(self.workspace, [r.closest for r in reasons if r.closest is not None])
+        for reason in reasons:
+            reason.closest_title = titles.get(reason.closest) if reason.closest is not None else None
+        return [r.to_dict() | {"why": r.sentence()} for r in reasons]
+
+
+def product_titles(workspace: Workspace, ids: list[str]) -> dict[str, str]:
+    """``{id: title}`` of some products, read with a filter (a million titles are not read to name twelve)."""
+    ids = list(dict.fromkeys(ids))
+    titles: dict[str, str] = {}
+    for lo in range(0, len(ids), FILTER_IDS):
+        rows = workspace.read("products", ["id", "title"], where=f"`id` IN ({sql_list(ids[lo:lo + FILTER_IDS])})")
+        titles.update(zip(rows["id"], rows["title"], strict=True))
+    return titles

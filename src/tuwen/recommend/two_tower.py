@@ -95,8 +95,9 @@ class TwoTower(Recommender):
                 masks.append(np.pad(weights[past], (pad, 0)))
         if not targets:
             raise ValueError("two_tower needs shoppers with purchases on at least two different days")
-        return np.array(targets), np.stack(hist_items), np.stack(hist_ages).astype(np.float32), \
-            np.stack(masks).astype(np.float32)
+        # int64: torch indexes with them (histories keep 32-bit item indices)
+        return np.array(targets, dtype=np.int64), np.stack(hist_items).astype(np.int64), \
+            np.stack(hist_ages).astype(np.float32), np.stack(masks).astype(np.float32)
 
     def _fit(self, data: TrainData, content: ItemContent | None) -> None:
         with torch_threads(self.params["threads"] or 1):  # see ONE_THREAD_WHY

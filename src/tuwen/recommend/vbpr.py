@@ -106,6 +106,9 @@ class VBPR(Recommender):
         features = (content.joint(p["image_weight"], p["text_weight"]) if use_content
                     else np.zeros((data.n_items, 0), np.float32))
         n_users, n_trained, dim = data.n_users, data.n_trained_items, features.shape[1]
+        # the per-event arrays once (TrainData rebuilds them on each access); int64: torch indexes with them
+        ev_user, ev_item = data.user.astype(np.int64), data.item.astype(np.int64)
+        ev_age, ev_weight = data.age, data.weight
         feats = torch.from_numpy(features)
 
         gen = torch.Generator().manual_seed(p["seed"])
@@ -126,17 +129,17 @@ class VBPR(Recommender):
             alpha = torch.nn.Parameter(torch.tensor(float(p["profile_weight"])))
             groups.append({"params": [user_c, proj, beta, new_b, proj_h, alpha], "lr": p["content_lr"]})
             # the shopper's content profile: recency-weighted sum / weight of their history's features
-            ev_w = (data.weight * decay(data.age, p["profile_halflife"])
-                    * content.has_any[data.item]).astype(np.float32)
+            ev_w = (ev_weight * decay(ev_age, p["profile_halflife"])
+                    * content.has_any[ev_item]).astype(np.float32)
             prof_sum = np.zeros((n_users, dim), np.float32)
-            np.add.at(prof_sum, data.user, features[data.item] * ev_w[:, None])
-            prof_w = np.bincount(data.user, weights=ev_w, minlength=n_users).astype(np.float32)
+            np.add.at(prof_sum, ev_user, features[ev_item] * ev_w[:, None])
+            prof_w = np.bincount(ev_user, weights=ev_w, minlength=n_users).astype(np.float32)
             prof_sum_t, prof_w_t, ev_w_t = map(torch.from_numpy, (prof_sum, prof_w, ev_w))
         optimiser = torch.optim.Adam(groups)
 
-        probs = data.weight * decay(data.age, p["halflife"])
+        probs = ev_weight * decay(ev_age, p["halflife"])
         probs = probs / probs.sum()
-        n_samples = p["samples_per_epoch"] or len(data.user)
+        n_samples = p["samples_per_epoch"] or data.n_events
         batch = p["batch_size"]
 
         def score(u: torch.Tensor, i: torch.Tensor, keep_id: torch.Tensor, with_content: bool,
@@ -150,11 +153,11 @@ class VBPR(Recommender):
 
         for epoch in range(p["epochs"] + p["content_epochs"]):
             with_content = use_content and epoch >= p["epochs"]
-            events = rng.choice(len(data.user), size=n_samples, p=probs)
+            events = rng.choice(data.n_events, size=n_samples, p=probs)
             for start in range(0, n_samples, batch):
                 chosen = events[start:start + batch]
-                u = torch.from_numpy(data.user[chosen])
-                pos = torch.from_numpy(data.item[chosen])
+                u = torch.from_numpy(ev_user[chosen])
+                pos = torch.from_numpy(ev_item[chosen])
                 neg = torch.from_numpy(rng.integers(0, n_trained, size=len(chosen)))
                 if with_content and p["id_dropout"] > 0:
                     keep_pos = (torch.rand(len(chosen), generator=gen) >= p["id_dropout"]).float()

@@ -55,7 +55,7 @@ from tuwen.predict.registry import load_model, saved_models
 from tuwen.recommend.store import Service, model_folder, model_folders
 from tuwen.service import insights as review_insights
 from tuwen.shop import Shop
-from tuwen.store.workspace import MANIFEST, WorkspaceError
+from tuwen.store.workspace import MANIFEST, WorkspaceError, sql_list
 
 WEB_PAGE = Path(__file__).parent / "web" / "index.html"
 HIDDEN_COLUMNS = {"hash", "attributes", "image_paths"}
@@ -70,6 +70,8 @@ MAX_PHOTO_PIXELS = 16_000_000  # uploads; ingested catalog photos keep catalog.M
 UPLOAD_SIDE = 512  # uploads are decoded at no less than this short side: above every image encoder's input
 PHOTO_WORKERS = 2  # photo requests decoded and encoded at once; the rest wait their turn off the event loop
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
+PRODUCTS_PER_READ = 500  # product ids per filtered read (LanceDB parses long IN lists slowly)
+PRODUCTS_KEPT = 20_000  # product rows a snapshot keeps after reading them (the oldest go first)
 
 Detail = {"content": {"application/json": {"example": {"detail": "the reason"}}}}
 BAD = {400: {"description": "Bad request: the reason is in `detail`.", **Detail}}
@@ -179,6 +181,8 @@ class Snapshot:
         self.workspace = workspace
         self._models: dict[str, Any] = {}
         self._services: dict[str | None, Any] = {}
+        self._products: dict[str, pd.Series | None] = {}  # product rows read so far (None: no such product)
+        self._products_lock = threading.Lock()
         self._lock = threading.Lock()  # loading a model twice at once would only waste memory
 
     @cached_property
@@ -187,15 +191,30 @@ class Snapshot:
         events table."""
         return self.workspace.info()
 
-    @cached_property
-    def products(self) -> pd.DataFrame:
-        frame = self.workspace.read("products")
-        return frame.set_index("id", drop=False)
-
     def product(self, product_id: str) -> pd.Series:
-        if product_id not in self.products.index:
+        found = self.products([product_id])
+        if product_id not in found:
             raise KeyError(f"no product {product_id!r}")
-        return self.products.loc[product_id]
+        return found[product_id]
+
+    def products(self, ids: Sequence[str]) -> dict[str, pd.Series]:
+        """The rows of these products (absent ids left out), read with a filter and kept for this version.
+
+        Why not the whole table once: at a million products it is gigabytes of text in pandas, for a page that
+        shows a dozen products at a time.
+        """
+        missing = [i for i in dict.fromkeys(ids) if i not in self._products]
+        for lo in range(0, len(missing), PRODUCTS_PER_READ):
+            part = missing[lo:lo + PRODUCTS_PER_READ]
+            rows = self.workspace.read("products", where=f"`id` IN ({sql_list(part)})")
+            found = {str(row["id"]): row for _, row in rows.iterrows()}
+            with self._products_lock:
+                for product_id in part:
+                    self._products[product_id] = found.get(product_id)
+                while len(self._products) > PRODUCTS_KEPT:
+                    self._products.pop(next(iter(self._products)))
+        rows = {i: self._products.get(i) for i in ids}
+        return {i: row for i, row in rows.items() if row is not None}
 
     @cached_property
     def insight_rows(self) -> pd.DataFrame:
@@ -514,7 +533,8 @@ def create_app(workspace: str | Path, *, api_key: str | None = None,
         snapshot = server.current()
         served = snapshot.service(model).recommend(user, k, explain)
         result = served.to_dict()
-        result["products"] = [_public(snapshot.product(i)) for i in served.items if i in snapshot.products.index]
+        found = snapshot.products(served.items)
+        result["products"] = [_public(found[i]) for i in served.items if i in found]
         return result
 
     @app.get("/api/profile/{user}", responses={**UNAUTHORISED, **NOT_FOUND},

@@ -233,25 +233,31 @@ class Workspace:
             table.checkout(self.manifest["tables"][name])
         return table
 
-    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """A whole table as a DataFrame; an absent table reads as empty with its schema."""
+    def read(self, name: str, columns: list[str] | None = None, where: str | None = None) -> pd.DataFrame:
+        """A whole table as a DataFrame (only the rows matching the SQL filter ``where``, when given); an absent
+        table reads as empty with its schema."""
         if name not in self.manifest["tables"]:
             schema = TABLE_SCHEMAS.get(name)
             if schema is None:
                 return pd.DataFrame(columns=columns or [])
             frame = schema.empty_table().to_pandas()
             return frame[columns] if columns else frame
-        table = self.read_arrow(name, columns)
+        table = self.read_arrow(name, columns, where)
         return table.select(columns).to_pandas() if columns else table.to_pandas()
 
-    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
+    def read_arrow(self, name: str, columns: list[str] | None = None, where: str | None = None) -> pa.Table:
         """A committed table as Arrow, only ``columns`` read from disk (a million products' descriptions and
         attributes are gigabytes once in Python: reading them to use the ids was what made ``info`` heavy).
-        Columns the schema knows but an older workspace lacks read as null."""
+        ``where``: only the rows matching this SQL filter, filtered by LanceDB as it scans (one product or one
+        shopper's events without the whole table in memory). Columns the schema knows but an older workspace
+        lacks read as null."""
         live = self.table(name)
         present = live.schema.names
         wanted = [c for c in columns if c in present] if columns else None
-        table = live.search().select(wanted).limit(None).to_arrow() if wanted else live.to_arrow()
+        if where is not None:
+            table = live.search().where(where).select(wanted or present).limit(None).to_arrow()
+        else:
+            table = live.search().select(wanted).limit(None).to_arrow() if wanted else live.to_arrow()
         schema = TABLE_SCHEMAS.get(name)
         if schema is not None:  # a workspace written before a column existed reads it as null
             for missing in [f for f in schema if f.name not in table.column_names and (not columns or
