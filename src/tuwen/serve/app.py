@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuwen.encoders.images import ImageDecodeError, open_downscaled
 from tuwen.predict.registry import load_model, saved_models
 from tuwen.recommend.store import Service, model_folder, model_folders
+from tuwen.search import engine_for
 from tuwen.service import insights as review_insights
 from tuwen.shop import Shop
 from tuwen.store.workspace import MANIFEST, WorkspaceError, sql_list
@@ -643,8 +644,11 @@ def serve(workspace: str | Path, host: str = "127.0.0.1", port: int = 8000, api_
 
 def warm(workspace: Shop) -> None:
     """Load the search engine, the query encoder and jieba's dictionary before the first shopper waits for them
-    (the first Chinese query of a process otherwise pays ~1.3 s for the dictionary alone)."""
+    (the first Chinese query of a process otherwise pays ~1.3 s for the dictionary alone); above the ANN
+    threshold also the vector and full-text indexes and the shown columns (:meth:`SearchEngine.prewarm`): a fresh
+    process otherwise answers its first few hundred queries several times slower, loading IVF partitions."""
     try:
         workspace.search("连衣裙 dress", k=1)
+        engine_for(workspace).prewarm()
     except ValueError:  # no index yet: search answers with that reason once asked
         pass
