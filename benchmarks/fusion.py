@@ -227,7 +227,10 @@ def tuwen_variants(prepared: Prepared, config: TrainConfig, fusions: tuple[str, 
                 setting += f", validation pick: {describe_choice(outcome['experts'])}"
             member_seconds = outcome["seconds"]
         elif quality == "best":
-            members = plan(prepared, names, variant_config, fusion, experts=variant != "default")
+            # the default row is what `tuwen train` cross-fits (plan's defaults); the ablation's rows add the
+            # modality networks, which it trains anyway for its single-modality rows
+            members = plan(prepared, names, variant_config, fusion) if variant == "default" else \
+                plan(prepared, names, variant_config, fusion, experts=True)
             model, outcome = fit_crossfitted(prepared, names, variant_config, members)
             info = model.info
             setting = f"{len(names)} inputs, {info['folds']}-fold OOF, stack: {describe_choice(outcome['experts'])}"

@@ -74,10 +74,10 @@ class TrainConfig:
 
 
 QUALITIES = ("auto", "best", "fast")
-# "auto" cross-fits below this many labelled rows. Why there: below it the fast pipeline's validation part is a
-# few hundred rows, on which its choices were noise (issue 16), while the networks train in seconds; above it the
-# validation part is large enough and k-fold training would cost k times the fast pipeline where that is minutes
-# (README, "Cross-fitted models").
+# "auto" cross-fits below this many labelled rows. Measured (benchmarks/quality_threshold.py, README "Cross-fitted
+# models"): cross-fitting's gain over the fast pipeline shrinks as the validation part grows, while its training
+# time is several times the fast pipeline's at every size; at this size the gain is down to a fraction of a
+# macro-F1 point, and well above it cross-fitting could not meet the one-minute training bar on 7k products.
 BEST_BELOW = 4000
 
 

@@ -12,9 +12,11 @@ the split. Each *member* is trained k times, each time predicting the fold it di
 From those out-of-fold (OOF) predictions, pooled over every row: each network's early-stopping epoch
 (one epoch for all folds), each baseline's grid point (for a fold's own OOF rows, chosen on the other
 folds, so the stack sees honest baseline predictions), and the stack: greedy ensemble selection
-(Caruana et al., 2004, AutoGluon's weighted ensemble) on the task's main metric, which starts from the
-best single member, so on OOF rows the model scores at least as well as its best member, a plain
-baseline included. Then every member the stack kept is fitted again on all the rows with its chosen
+(Caruana et al., 2004, AutoGluon's weighted ensemble), which starts from the best single member, so on OOF
+rows the model scores at least as well as its best member, a plain baseline included, by the selection's
+objective: the class-balanced log loss for a single-label classifier (macro-F1 on a few hundred rows
+made the blend follow the luck of a rare class's few rows, :func:`choose_stack`), the task's main
+metric otherwise. Then every member the stack kept is fitted again on all the rows with its chosen
 settings (AutoGluon's ``refit_full``), and the stack's weights go into an
 :class:`~tuwen.predict.networks.ExpertBlend`, which saves and loads like any other model.
 
@@ -286,30 +288,117 @@ def blend_logits(weights: np.ndarray) -> np.ndarray:
     return np.where(weights > 0, np.log(np.maximum(weights, 1e-12)), NEG_INF).astype(np.float32)
 
 
+def balanced_nll(task: Task, raw: Raw, targets: dict[str, np.ndarray]) -> float:
+    """Minus the class-balanced log loss of a single-label task's raw outputs (higher is better; every class
+    weighs the same in total, as in macro-F1); the task's main metric (:func:`score`) for other tasks.
+
+    Why: a smooth score of the probabilities moves a little with every row, where macro-F1 jumps with the few
+    rows of a rare class that cross a decision boundary, so weights chosen on it follow those rows' luck."""
+    if len(targets) != 1:
+        return score(task, raw, targets)
+    [(head, y)] = targets.items()
+    logits = raw[head]
+    if y.dtype.kind not in "iu" or logits.ndim != 2:
+        return score(task, raw, targets)
+    known = y >= 0
+    y, logits = y[known], logits[known].astype(np.float64)
+    if not len(y):
+        return -math.inf
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted[np.arange(len(y)), y] - np.log(np.exp(shifted).sum(axis=1))
+    counts = np.bincount(y, minlength=logits.shape[1]).astype(np.float64)
+    return float(np.sum(log_p / counts[y]) / np.count_nonzero(counts))
+
+
 def ensemble_selection(task: Task, outputs: list[Raw], present: np.ndarray, targets: dict[str, np.ndarray],
-                       rounds: int = ROUNDS) -> tuple[np.ndarray, float]:
+                       rounds: int = ROUNDS, allowed: list[int] | None = None,
+                       objective: Any = None) -> tuple[np.ndarray, float]:
     """Greedy forward selection with replacement: each round adds the member that most improves the OOF score;
     the best round's weights are kept, so the stack scores at least as well as its best member on OOF rows.
-    Ties go to the earlier member (the model's own network first, then experts, then baselines)."""
+    Ties go to the earlier member (the model's own network first, then experts, then baselines). ``allowed``:
+    the members it may pick (default: all; the others keep weight 0)."""
     counts = np.zeros(len(outputs))
     best_counts, best_score, since = counts.copy(), -math.inf, 0
+    allowed = list(range(len(outputs))) if allowed is None else allowed
     for _ in range(rounds):
         if since >= PATIENCE:
             break
         trials = []
-        for m in range(len(outputs)):
+        for m in allowed:
             trial = counts.copy()
             trial[m] += 1
-            trials.append(score(task, combine(trial / trial.sum(), outputs, present), targets))
-        pick = int(np.argmax(trials))
+            trials.append((objective or score)(task, combine(trial / trial.sum(), outputs, present), targets))
+        pick = allowed[int(np.argmax(trials))]
         counts[pick] += 1
         since += 1
-        if trials[pick] > best_score + 1e-12:
-            best_score, best_counts, since = trials[pick], counts.copy(), 0
+        if max(trials) > best_score + 1e-12:
+            best_score, best_counts, since = max(trials), counts.copy(), 0
     return best_counts / best_counts.sum(), best_score
 
 
+def choose_stack(task: Task, outputs: list[Raw], present: np.ndarray, targets: dict[str, np.ndarray]
+                 ) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """The stack's weights (greedy ensemble selection on the class-balanced log loss, :func:`balanced_nll`, for
+    a single-label classifier; on the task's main metric otherwise) and the stack's OOF main metric.
+
+    Why not select on macro-F1 itself: on a few hundred rows a rare class has a handful of OOF rows, and the
+    selection then fits the blend to which of them cross a decision boundary; its OOF score flatters it and
+    the blend is worse on rows it has not seen (README, "Cross-fitted models": nested OOF comparison)."""
+    weights, _ = ensemble_selection(task, outputs, present, targets, objective=balanced_nll)
+    value = score(task, combine(weights, outputs, present), targets)
+    return weights, value, {"objective": "class-balanced log loss" if uses_nll(targets, outputs) else task.primary}
+
+
+def uses_nll(targets: dict[str, np.ndarray], outputs: list[Raw]) -> bool:
+    [(head, y)] = targets.items() if len(targets) == 1 else [(None, None)]
+    return y is not None and y.dtype.kind in "iu" and outputs[0][head].ndim == 2
+
+
 # ------------------------------------------------------------------------------------------------- fit
+
+
+def member_job(prepared: Prepared, rows: np.ndarray, features: FeatureSet, targets: dict[str, np.ndarray],
+               config: TrainConfig, member: Member, fit: np.ndarray, held: np.ndarray | None, seed: int,
+               **extra: Any) -> dict[str, Any]:
+    """One fold (``held`` rows) or refit (``held`` None) of ``member`` over the learning ``rows`` (whose
+    ``features`` and ``targets`` these are), as a job for :func:`run_job`."""
+    cost = len(fit) * (len(member.inputs) + (2 if member.kind != LINEAR else 0))
+    return {"kind": member.kind, "task": prepared.task, "features": features.select(list(member.inputs)),
+            "targets": targets, "fit": fit, "held": held, "seed": seed, "config": config,
+            "fusion": member.fusion, "cost": cost, "weights": label_weights(prepared, rows, member.class_weight),
+            **extra}
+
+
+def crossfit_members(prepared: Prepared, members: list[Member], config: TrainConfig) -> list[dict[str, Any]]:
+    """Each member's out-of-fold predictions over the learning rows (every non-test row) with its chosen epoch or
+    grid point: ``{"oof", "curve", "seconds", "epoch" | "setting"}``, cached in ``prepared.bagged`` by the member's
+    key, so the variants of one run share their members."""
+    task = prepared.task
+    rows = np.flatnonzero(prepared.split != "test")
+    fold = folds(prepared, rows, config)
+    k_folds = int(fold.max()) + 1
+    features = prepared.features.subset(rows)
+    targets = _subset(prepared.targets, rows)
+    todo = list({m.key: m for m in members if m.key not in prepared.bagged}.values())
+    jobs = []
+    for member in todo:
+        for k in range(k_folds):
+            fit, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            extra = {"settings": settings(targets)} if member.kind == LINEAR else {}
+            jobs.append(member_job(prepared, rows, features, targets, config, member, fit, held,
+                                   config.seed + 100 * (k + 1), **extra))
+    results = run_jobs(jobs, config.jobs or cpu_count(), f"cross-fit · {k_folds} folds", config.progress)
+    for i, member in enumerate(todo):
+        mine = results[i * k_folds:(i + 1) * k_folds]
+        seconds = sum(r["seconds"] for r in mine)
+        if member.kind == LINEAR:
+            chosen, oof, curve = choose_setting(task, [r["outputs"] for r in mine], fold, targets)
+            prepared.bagged[member.key] = {"oof": oof, "setting": settings(targets)[chosen], "curve": curve,
+                                           "seconds": seconds}
+        else:
+            epoch, oof, curve = choose_epoch(task, [r["outputs"] for r in mine], fold, targets)
+            prepared.bagged[member.key] = {"oof": oof, "epoch": epoch, "curve": curve, "seconds": seconds}
+    return [prepared.bagged[m.key] for m in members]
 
 
 def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
@@ -330,37 +419,15 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
     refit_seeds = config.ensemble or 1
 
     def job(member: Member, fit: np.ndarray, held: np.ndarray | None, seed: int, **extra: Any) -> dict[str, Any]:
-        selected = features.select(list(member.inputs))
-        cost = len(fit) * (len(member.inputs) + (2 if member.kind != LINEAR else 0))
-        return {"kind": member.kind, "task": task, "features": selected, "targets": targets, "fit": fit,
-                "held": held, "seed": seed, "config": config, "fusion": member.fusion, "cost": cost,
-                "weights": label_weights(prepared, rows, member.class_weight), **extra}
+        return member_job(prepared, rows, features, targets, config, member, fit, held, seed, **extra)
 
     # 1. out-of-fold predictions of every member not cross-fitted yet in this run
-    todo = [m for m in members if m.key not in prepared.bagged]
-    jobs = []
-    for member in todo:
-        for k in range(k_folds):
-            fit, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            extra = {"settings": settings(targets)} if member.kind == LINEAR else {}
-            jobs.append(job(member, fit, held, config.seed + 100 * (k + 1), **extra))
-    results = run_jobs(jobs, processes, f"cross-fit · {k_folds} folds", config.progress)
-    for i, member in enumerate(todo):
-        mine = results[i * k_folds:(i + 1) * k_folds]
-        seconds = sum(r["seconds"] for r in mine)
-        if member.kind == LINEAR:
-            chosen, oof, curve = choose_setting(task, [r["outputs"] for r in mine], fold, targets)
-            prepared.bagged[member.key] = {"oof": oof, "setting": settings(targets)[chosen], "curve": curve,
-                                           "seconds": seconds}
-        else:
-            epoch, oof, curve = choose_epoch(task, [r["outputs"] for r in mine], fold, targets)
-            prepared.bagged[member.key] = {"oof": oof, "epoch": epoch, "curve": curve, "seconds": seconds}
+    bagged = crossfit_members(prepared, members, config)
 
     # 2. the stack, on the OOF predictions
-    bagged = [prepared.bagged[m.key] for m in members]
     present = np.stack([np.ones(len(rows), dtype=bool)] + [presence(features, m.inputs) for m in members[1:]],
                        axis=1)
-    weights, stack_score = ensemble_selection(task, [b["oof"] for b in bagged], present, targets)
+    weights, stack_score, rule = choose_stack(task, [b["oof"] for b in bagged], present, targets)
     kept = [m for m, w in zip(members, weights, strict=True) if w > 0 or m is members[0]]
 
     # 3. refit the kept members on every learning row
@@ -400,7 +467,7 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
     experts = {"choice": choice, "validation": {"blend": round(sign * stack_score, 4), **board},
                "weights": {h: {("fused" if i == 0 else m.name): round(float(w), 4)
                                for i, (m, w) in enumerate(zip(members, weights, strict=True))}
-                           for h in task.heads()}, "on": "out-of-fold predictions"}
+                           for h in task.heads()}, "on": "out-of-fold predictions", "stack": rule}
     details = {m.name: {"oof": board[m.name], "weight": round(float(w), 4),
                         **({"epoch": b["epoch"]} if "epoch" in b else {"setting": b["setting"]}),
                         "seconds": round(b["seconds"], 2)} for m, b, w in zip(members, bagged, weights, strict=True)}
