@@ -284,6 +284,10 @@ def test_profile_reads_types_colours_and_recency(shop: Workspace) -> None:
     assert p.top_colours[0][1] == pytest.approx(facts["colour"].value_counts().iloc[0] / len(facts))
     assert p.price_band in profiles.PRICE_BANDS
     assert user[:16] in p.summary and "buys mostly" in p.summary
+    # the filtered reads give what the whole tables give
+    whole = profiles.build_profile(user, events, profiles.product_facts(shop.read("products")),
+                                   pd.to_datetime(events["timestamp"], utc=True).max())
+    assert p == whole
     with pytest.raises(KeyError):
         profiles.profile(shop, "nobody")
 

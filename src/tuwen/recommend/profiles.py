@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tuwen.encoders.cache import vector_tables
 from tuwen.predict.vectors import cache_key
 from tuwen.recommend.store import model_folders, scrub_model
-from tuwen.store.workspace import Workspace
+from tuwen.store.workspace import Workspace, sql_list
 
 TYPE_KEYS = ("product_type_name", "articleType", "product_type", "type", "category")
 COLOUR_KEYS = ("colour_group_name", "baseColour", "colour", "color")
@@ -126,8 +127,9 @@ def _top(values: pd.Series, n: int) -> list[tuple[str, float]]:
 
 
 def build_profile(user: str, events: pd.DataFrame, facts: pd.DataFrame, now: pd.Timestamp | None = None,
-                  top: int = 3) -> Profile:
-    """The profile of one shopper from their events and the catalog's product facts."""
+                  top: int = 3, catalog_prices: pd.Series | None = None) -> Profile:
+    """The profile of one shopper from their events and the product facts (every product's, or only the shopper's
+    with ``catalog_prices``, every product's price, for where the shopper's prices sit in the catalog)."""
     events = events[events["user_id"] == user]
     purchases = events[events["kind"] == "purchase"]
     basis = purchases if len(purchases) else events
@@ -136,7 +138,7 @@ def build_profile(user: str, events: pd.DataFrame, facts: pd.DataFrame, now: pd.
     times = pd.to_datetime(basis["timestamp"], utc=True)
     now = now or (pd.Timestamp.now(tz="UTC"))
     prices = rows["price"].dropna()
-    catalog_prices = facts["price"].dropna()
+    catalog_prices = (facts["price"] if catalog_prices is None else catalog_prices).dropna()
     median_price = float(prices.median()) if len(prices) else None
     percentile = float((catalog_prices < median_price).mean()) if median_price is not None and len(catalog_prices) \
         else None
@@ -176,12 +178,29 @@ def summarise(p: Profile) -> str:
 
 
 def profile(workspace: Workspace, user: str, top: int = 3) -> Profile:
-    """The interest profile of one shopper in a workspace; unknown shopper → ``KeyError`` (CLI: exit 2)."""
-    events = workspace.read("interactions")
-    if not (events["user_id"] == user).any():
+    """The interest profile of one shopper in a workspace; unknown shopper → ``KeyError`` (CLI: exit 2).
+
+    Reads the shopper's events and products with filters, and of the rest only the prices and the latest event
+    time, streamed: at thirty million events the whole tables in pandas were gigabytes for one shopper's page."""
+    events = workspace.read("interactions", where=f"`user_id` IN ({sql_list([user])})")
+    if events.empty:
         raise KeyError(f"no shopper {user!r} in {workspace.path} (no interactions)")
-    now = pd.to_datetime(events["timestamp"], utc=True).max()
-    return build_profile(user, events, product_facts(workspace.read("products")), now, top)
+    ids = list(dict.fromkeys(events["product_id"].astype(str)))
+    products = pd.concat([workspace.read("products", where=f"`id` IN ({sql_list(ids[lo:lo + 500])})")
+                          for lo in range(0, len(ids), 500)], ignore_index=True)
+    prices = pd.Series(workspace.read_arrow("products", ["price"]).column("price").to_numpy(zero_copy_only=False),
+                       dtype=float)
+    return build_profile(user, events, product_facts(products), latest_event(workspace), top, prices)
+
+
+def latest_event(workspace: Workspace) -> pd.Timestamp:
+    """The time of the workspace's latest event (the profile's "now"), one column streamed in slices."""
+    latest = None
+    for part in workspace.scan("interactions", ["timestamp"], batch_rows=1_000_000):
+        value = pc.max(part.column("timestamp")).as_py()
+        if value is not None and (latest is None or value > latest):
+            latest = value
+    return pd.to_datetime(latest, utc=True)
 
 
 # ----------------------------------------------------------------------------------------------- segments
