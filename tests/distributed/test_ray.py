@@ -140,7 +140,8 @@ def metric_columns(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def test_recommender_comparison_on_ray_equals_the_local_one(cluster: str, local: Workspace) -> None:
-    models = ["popularity", "repurchase", "itemknn"]
+    models = ["popularity", "repurchase", "itemknn", "ranker"]  # the ranker reads the workspace's reviews too
+    assert local.count("reviews") > 0
     mine = compare_ray(local, models, test_days=30)
     theirs = compare(local, models, test_days=30)
     assert mine["split"] == theirs["split"] and mine["split"]["scored_users"] > 0

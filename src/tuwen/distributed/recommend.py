@@ -76,10 +76,12 @@ def recommend_all_ray(workspace: Workspace, k: int = 12, model: str | None = Non
 
 
 def fit_and_score(name: str, split: Split, products: pd.DataFrame, content: ItemContent | None, k: int,
-                  seed: int) -> Result:
-    """One recommender of a comparison, fitted and scored (a Ray task)."""
+                  seed: int, reviews: pd.DataFrame | None = None) -> Result:
+    """One recommender of a comparison, fitted and scored (a Ray task); a model that reads reviews gets them, as
+    in :func:`tuwen.recommend.compare.compare`."""
     model = make_model(name, seed=seed)
-    model.fit(split.train, products, content=content if model.uses_content else None)
+    extra = {"reviews": reviews} if getattr(model, "uses_reviews", False) and reviews is not None else {}
+    model.fit(split.train, products, content=content if model.uses_content else None, **extra)
     return evaluate_model(model, split, k, name)
 
 
@@ -96,10 +98,13 @@ def compare_ray(workspace: Workspace, models: Sequence[str] | str = COMPARED, te
     skipped = [{"model": name, "reason": "no product vectors (run `tuwen embed`)"}
                for name, uses in wanted if uses and content is None]
     run = [name for name, uses in wanted if not (uses and content is None)]
+    reviews = workspace.read("reviews") if any(getattr(make_model(n, seed=seed), "uses_reviews", False)
+                                               for n in run) else None
     with ray_session(address) as ray:
         task = ray.remote(num_cpus=actor_pool().cpus)(fit_and_score)
         shared = [ray.put(split), ray.put(products), ray.put(content)]
-        results = ray.get([task.remote(name, *shared, k, seed) for name in run])
+        review_rows = ray.put(reviews)
+        results = ray.get([task.remote(name, *shared, k, seed, review_rows) for name in run])
     table = results_table(results, seed=seed)
     return {"task": "recommend", "split": split.describe(), "k": k, "seed": seed,
             "results": table.to_dict(orient="records"), "skipped": skipped}
