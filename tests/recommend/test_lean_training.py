@@ -12,30 +12,12 @@ import pytest
 import scipy.sparse as sp
 
 from tuwen import Workspace
-from tuwen.ingest.synthetic.scale import generate_scale_catalog
 from tuwen.recommend import ALS, CandidateRanker, ItemKNN, Repurchase, base, baselines
 from tuwen.recommend.base import DAY, KIND_WEIGHTS, ItemContent, Recommender, history_from_frame, prepare
 from tuwen.recommend.evaluate import temporal_split
 from tuwen.recommend.store import Service, read_events
 from tuwen.store.events import EventArrays, read_event_arrays
 from tuwen.util.vectors import l2
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("lean")
-    folder = generate_scale_catalog(root / "catalog", 300, 200, 8_000, seed=5)
-    ws = Workspace(root / "ws")
-    ws.ingest("synthetic", folder)
-    return ws
-
-
-@pytest.fixture(scope="module")
-def content(workspace: Workspace) -> ItemContent:
-    ids = list(workspace.read("products", ["id"])["id"])
-    rng = np.random.default_rng(0)
-    return ItemContent.from_arrays(ids, rng.standard_normal((len(ids), 6)).astype(np.float32),
-                                   rng.standard_normal((len(ids), 6)).astype(np.float32))
 
 
 def test_prepared_data_keeps_the_events_once_in_event_order(workspace: Workspace) -> None:

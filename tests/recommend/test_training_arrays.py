@@ -8,30 +8,12 @@ import pandas as pd
 import pytest
 
 from tuwen import Workspace
-from tuwen.ingest.synthetic.scale import generate_scale_catalog
 from tuwen.recommend import ALS, CandidateRanker, ItemKNN, baselines
 from tuwen.recommend.base import ItemContent, prepare
 from tuwen.recommend.batch import FactorTopK
 from tuwen.recommend.ranker import neighbour_popularity
 from tuwen.recommend.store import read_events, train
 from tuwen.store.events import EventArrays, read_event_arrays
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    root = tmp_path_factory.mktemp("arrays")
-    folder = generate_scale_catalog(root / "catalog", 300, 200, 8_000, seed=3)
-    ws = Workspace(root / "ws")
-    ws.ingest("synthetic", folder)
-    return ws
-
-
-@pytest.fixture(scope="module")
-def content(workspace: Workspace) -> ItemContent:
-    ids = list(workspace.read("products", ["id"])["id"])
-    rng = np.random.default_rng(0)
-    return ItemContent.from_arrays(ids, rng.standard_normal((len(ids), 6)).astype(np.float32),
-                                   rng.standard_normal((len(ids), 6)).astype(np.float32))
 
 
 def test_batches_read_the_same_events_as_the_frame(workspace: Workspace) -> None:
