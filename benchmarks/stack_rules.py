@@ -19,11 +19,21 @@ Rules (members: ``fused`` the model's own network; ``text`` / ``image`` one netw
 * ``modality-first:<set>``: the best single-modality stack unless the full stack beats it by more than one SE;
 * ``greedy-nll:<set>``: greedy selection on the class-balanced log loss instead of the main metric;
 * ``best-member:<set>``: the member with the best OOF score alone; ``average:<set>``: every member, equal weights;
-* each member alone, and the best single-modality stack (``best-modality``).
+* each member alone, and the best single-modality stack (``best-modality``);
+* ``calibrated-nll:<set>``: greedy selection on the class-balanced log loss after one temperature per member
+  (chosen on the same rows by that loss): the log loss then weighs how well a member ranks the classes, not
+  how over-confident its fit is;
+* ``anchor-tfidf:<set>``: linear:tfidf alone unless the class-balanced log-loss blend beats it on the main metric
+  by more than one paired bootstrap SE (a prior for the plain baseline; ``anchor-tfidf-nll``: the margin on the
+  log loss itself).
+
+``--save DIR`` keeps each case and seed's OOF predictions; ``--load DIR`` scores the rules on them again without
+training anything (seconds, not minutes).
 
 Usage::
 
     TUWEN_BENCH_WS=/work/bench-ws-after python benchmarks/stack_rules.py --cases flipkart-category --seeds 0 1 2
+    python benchmarks/stack_rules.py --cases amazon-review --seeds 0 1 2 --load runs/oof
 """
 
 from __future__ import annotations
@@ -75,7 +85,7 @@ def candidates(prepared: Prepared, config: TrainConfig) -> list[Member]:
 
 
 def paired_se(task: Any, a: Raw, b: Raw, targets: dict[str, np.ndarray], resamples: int = 200,
-              seed: int = 0) -> float:
+              seed: int = 0, measure: Any = None) -> float:
     """Bootstrap standard error of ``score(a) - score(b)``: rows resampled with replacement, the same rows for
     both (paired), so it measures how far apart two candidates' OOF scores may land by the rows' luck alone."""
     rng = np.random.default_rng(seed)
@@ -84,8 +94,9 @@ def paired_se(task: Any, a: Raw, b: Raw, targets: dict[str, np.ndarray], resampl
     for _ in range(resamples):
         rows = rng.integers(0, n, n)
         sample = {h: v[rows] for h, v in targets.items()}
-        difference = score(task, {h: v[rows] for h, v in a.items()}, sample) - \
-            score(task, {h: v[rows] for h, v in b.items()}, sample)
+        measure = measure or score
+        difference = measure(task, {h: v[rows] for h, v in a.items()}, sample) - \
+            measure(task, {h: v[rows] for h, v in b.items()}, sample)
         if math.isfinite(difference):
             differences.append(difference)
     return float(np.std(differences, ddof=1)) if len(differences) > 1 else 0.0
@@ -102,6 +113,23 @@ def mix(weights: np.ndarray, outputs: list[Raw], present: np.ndarray) -> Raw:
     w = weights[None, :] * present
     w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
     return {h: sum(w[:, i:i + 1] * o[h] for i, o in enumerate(outputs)) for h in outputs[0]}
+
+
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 31))
+
+
+def temperature(raw: Raw, targets: dict[str, np.ndarray]) -> float:
+    """The temperature (raw outputs divided by it) with the best class-balanced log loss on these rows; 1 for a
+    task without class probabilities."""
+    [(head, y)] = targets.items() if len(targets) == 1 else [(None, None)]
+    if y is None or y.dtype.kind not in "iu" or raw[head].ndim != 2:
+        return 1.0
+    losses = [balanced_nll(None, {head: raw[head] / t}, targets) for t in TEMPERATURES]  # type: ignore[arg-type]
+    return float(TEMPERATURES[int(np.argmax(losses))])
+
+
+def scaled(outputs: list[Raw], temps: list[float]) -> list[Raw]:
+    return [{h: v / t for h, v in o.items()} for o, t in zip(outputs, temps, strict=True)]
 
 
 def rules(names: list[str]) -> dict[str, Any]:
@@ -151,6 +179,25 @@ def rules(names: list[str]) -> dict[str, Any]:
     def best_member(allowed: list[int]):
         return lambda task, out, present, y: one_hot(len(out), max(allowed, key=lambda i: score(task, out[i], y)))
 
+    def calibrated(allowed: list[int]):
+        def rule(task, out, present, y):
+            temps = [temperature(o, y) for o in out]
+            weights = ensemble_selection(task, scaled(out, temps), present, y, allowed=sorted(allowed),
+                                         objective=balanced_nll)[0]
+            return weights, temps
+        return rule
+
+    def anchor(allowed: list[int], margin_on_nll: bool = False):
+        measure = balanced_nll if margin_on_nll else score
+
+        def rule(task, out, present, y):
+            blend = ensemble_selection(task, out, present, y, allowed=sorted(allowed), objective=balanced_nll)[0]
+            single = one_hot(len(out), index["linear:tfidf"])
+            a, b = mix(blend, out, present), mix(single, out, present)
+            gain = measure(task, a, y) - measure(task, b, y)
+            return blend if gain > paired_se(task, a, b, y, measure=measure) else single
+        return rule
+
     def average(allowed: list[int]):
         return lambda task, out, present, y: np.isin(np.arange(len(out)), allowed) / len(allowed)
 
@@ -160,6 +207,10 @@ def rules(names: list[str]) -> dict[str, Any]:
     table["best-member:default"] = best_member(default)
     table["average:default"] = average(default)
     table["se:default"] = se(default)
+    if "linear:tfidf" in index:
+        table["calibrated-nll:default"] = calibrated(default)
+        table["anchor-tfidf:default"] = anchor(default)
+        table["anchor-tfidf-nll:default"] = anchor(default, margin_on_nll=True)
     if groups:
         table["greedy:experts"] = greedy(experts)
         table["greedy:all"] = greedy(everything)
@@ -177,12 +228,49 @@ def nested(task: Any, rule: Any, outputs: list[Raw], present: np.ndarray, target
     pooled = {h: np.zeros_like(v) for h, v in outputs[0].items()}
     for k in range(int(fold.max()) + 1):
         inner, outer = fold != k, fold == k
-        weights = rule(task, [{h: v[inner] for h, v in o.items()} for o in outputs], present[inner],
-                       {h: v[inner] for h, v in targets.items()})
-        blended = mix(weights, [{h: v[outer] for h, v in o.items()} for o in outputs], present[outer])
+        chosen = rule(task, [{h: v[inner] for h, v in o.items()} for o in outputs], present[inner],
+                      {h: v[inner] for h, v in targets.items()})
+        weights, temps = chosen if isinstance(chosen, tuple) else (chosen, [1.0] * len(outputs))
+        blended = mix(weights, scaled([{h: v[outer] for h, v in o.items()} for o in outputs], temps), present[outer])
         for h in pooled:
             pooled[h][outer] = blended[h]
     return score(task, pooled, targets), pooled
+
+
+def crossfit(case: Any, seed: int, args: argparse.Namespace) -> tuple[Any, ...]:
+    """Cross-fit every candidate member of ``case`` for ``seed`` (and save their OOF predictions with --save)."""
+    config = TrainConfig(progress=False, seed=seed)
+    ws = build(case.dataset, root=args.ws_root, reuse=True)
+    prepared = prepare(ws, make_task(case.task, case.target), case.fields, modalities=("text", "image"),
+                       seed=seed, val_size=0.0)
+    members = candidates(prepared, config)
+    bagged = crossfit_members(prepared, members, config)
+    rows = np.flatnonzero(prepared.split != "test")
+    fold = folds(prepared, rows, config)
+    features = prepared.features.subset(rows)
+    targets = {h: v[rows] for h, v in prepared.targets.items()}
+    present = np.stack([presence(features, m.inputs) for m in members], axis=1)
+    present[:, 0] = True
+    outputs = [b["oof"] for b in bagged]
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        np.savez(args.save / f"{case.name}-{seed}.npz", fold=fold, present=present,
+                 **{f"y:{h}": v for h, v in targets.items()},
+                 **{f"oof:{m.name}:{h}": v for m, o in zip(members, outputs, strict=True) for h, v in o.items()})
+    settings = {m.name: b.get("setting", b.get("epoch")) for m, b in zip(members, bagged, strict=True)}
+    member_seconds = {m.name: round(b["seconds"], 1) for m, b in zip(members, bagged, strict=True)}
+    return prepared.task, [m.name for m in members], outputs, present, targets, fold, settings, member_seconds
+
+
+def load(path: Path, case: Any) -> tuple[Any, ...]:
+    """OOF predictions saved by --save: the task (unfitted: the rules need only its metric and probabilities),
+    member names in their saved order, outputs, presence, targets, folds."""
+    saved = np.load(path)
+    heads = [k.split(":", 1)[1] for k in saved.files if k.startswith("y:")]
+    names = list(dict.fromkeys(k[len("oof:"):].rsplit(":", 1)[0] for k in saved.files if k.startswith("oof:")))
+    outputs = [{h: saved[f"oof:{n}:{h}"] for h in heads} for n in names]
+    return (make_task(case.task, case.target), names, outputs, saved["present"], {h: saved[f"y:{h}"] for h in heads},
+            saved["fold"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,47 +280,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ws-root", type=Path, default=BENCH_WS)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--save", type=Path, help="folder for each case and seed's OOF predictions (.npz)")
+    parser.add_argument("--load", type=Path, help="score the rules on OOF predictions saved by --save (no training)")
     args = parser.parse_args(argv)
     print(f"# nested OOF comparison of stack rules (load average {os.getloadavg()[0]:.1f} at the start)\n")
     results = []
     for case in (c for c in CASES if c.name in args.cases):
         for seed in args.seeds:
             started = time.perf_counter()
-            config = TrainConfig(progress=False, seed=seed)
-            ws = build(case.dataset, root=args.ws_root, reuse=True)
-            prepared = prepare(ws, make_task(case.task, case.target), case.fields, modalities=("text", "image"),
-                               seed=seed, val_size=0.0)
-            members = candidates(prepared, config)
-            bagged = crossfit_members(prepared, members, config)
-            rows = np.flatnonzero(prepared.split != "test")
-            fold = folds(prepared, rows, config)
-            features = prepared.features.subset(rows)
-            targets = {h: v[rows] for h, v in prepared.targets.items()}
-            present = np.stack([presence(features, m.inputs) for m in members], axis=1)
-            present[:, 0] = True
-            outputs = [b["oof"] for b in bagged]
-            if args.save:
-                args.save.mkdir(parents=True, exist_ok=True)
-                np.savez(args.save / f"{case.name}-{seed}.npz", fold=fold, present=present,
-                         **{f"y:{h}": v for h, v in targets.items()},
-                         **{f"oof:{m.name}:{h}": v for m, o in zip(members, outputs, strict=True)
-                            for h, v in o.items()})
-            sign = 1.0 if prepared.task.higher_is_better else -1.0
+            if args.load:
+                task, names, outputs, present, targets, fold = load(args.load / f"{case.name}-{seed}.npz", case)
+                settings: dict[str, Any] = {}
+                member_seconds: dict[str, Any] = {}
+            else:
+                task, names, outputs, present, targets, fold, settings, member_seconds = crossfit(case, seed, args)
+            rows = fold
+            sign = 1.0 if task.higher_is_better else -1.0
             table = {}
-            for name, rule in rules([m.name for m in members]).items():
-                value, _ = nested(prepared.task, rule, outputs, present, targets, fold)
+            for name, rule in rules(names).items():
+                value, _ = nested(task, rule, outputs, present, targets, fold)
                 table[name] = round(sign * value, 4)
             seconds = round(time.perf_counter() - started, 1)
-            settings = {m.name: b.get("setting", b.get("epoch")) for m, b in zip(members, bagged, strict=True)}
             print(f"## {case.name} seed {seed}: {len(rows)} learning rows, {seconds} s\n", flush=True)
             for name, value in table.items():
                 print(f"- {name}: {value}")
             print(f"- chosen settings / epochs: {settings}\n", flush=True)
             print(f"[{case.name} seed {seed}] done in {seconds} s", file=sys.stderr, flush=True)
             results.append({"case": case.name, "seed": seed, "rows": len(rows), "nested": table,
-                            "settings": settings, "seconds": seconds,
-                            "member_seconds": {m.name: round(b["seconds"], 1) for m, b in zip(members, bagged,
-                                                                                             strict=True)}})
+                            "settings": settings, "seconds": seconds, "member_seconds": member_seconds})
     print("## mean over seeds (nested OOF, main metric)\n")
     for case in dict.fromkeys(r["case"] for r in results):
         mine = [r for r in results if r["case"] == case]
