@@ -44,7 +44,7 @@ from tuwen.recommend import (
 )
 from tuwen.recommend.base import ItemContent
 from tuwen.recommend.evaluate import evaluate_rankings, user_metrics
-from tuwen.recommend.ranker import catalog_codes, neighbour_popularity
+from tuwen.recommend.ranker_features import catalog_codes, neighbour_popularity
 from tuwen.recommend.store import load_content
 
 FAST = {

@@ -11,7 +11,7 @@ from tuwen import Workspace
 from tuwen.recommend import ALS, CandidateRanker, ItemKNN, baselines
 from tuwen.recommend.base import ItemContent, prepare
 from tuwen.recommend.batch import FactorTopK
-from tuwen.recommend.ranker import neighbour_popularity
+from tuwen.recommend.ranker_features import neighbour_popularity
 from tuwen.recommend.store import read_events, train
 from tuwen.store.events import EventArrays, read_event_arrays
 

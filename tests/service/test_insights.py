@@ -256,7 +256,7 @@ def test_ranker_uses_review_scores_without_look_ahead(embedded: Workspace, tmp_p
     from tuwen.recommend import CandidateRanker
     from tuwen.recommend.base import Recommender
     from tuwen.recommend.evaluate import temporal_split
-    from tuwen.recommend.ranker import REVIEW_FEATURES
+    from tuwen.recommend.ranker_features import REVIEW_FEATURES
     from tuwen.recommend.store import load_content
 
     split = temporal_split(embedded.read("interactions"), test_days=30)

@@ -14,7 +14,8 @@ import numpy as np
 
 from tuwen.recommend.base import Recommender
 from tuwen.recommend.baselines import _Factors
-from tuwen.recommend.ranker import LABEL_BLOCK, CandidateRanker
+from tuwen.recommend.ranker import CandidateRanker
+from tuwen.recommend.ranker_features import LABEL_BLOCK
 from tuwen.util.progress import progress_bar
 
 USER_BLOCK = 2048  # shoppers per block: one matrix product per slice of products
