@@ -93,13 +93,12 @@ def compare_ray(workspace: Workspace, models: Sequence[str] | str = COMPARED, te
     # the events as coded arrays and only the product columns models read: what travels to every task
     split = workspace_split(workspace, test_days)
     products = workspace.read("products", list(PRODUCT_COLUMNS))
-    wanted = [(name, make_model(name, seed=seed).uses_content) for name in models]
-    content = load_content(workspace) if any(uses for _, uses in wanted) else None
+    made = {name: make_model(name, seed=seed) for name in models}
+    content = load_content(workspace) if any(m.uses_content for m in made.values()) else None
     skipped = [{"model": name, "reason": "no product vectors (run `tuwen embed`)"}
-               for name, uses in wanted if uses and content is None]
-    run = [name for name, uses in wanted if not (uses and content is None)]
-    reviews = workspace.read("reviews") if any(getattr(make_model(n, seed=seed), "uses_reviews", False)
-                                               for n in run) else None
+               for name, m in made.items() if m.uses_content and content is None]
+    run = [name for name, m in made.items() if not (m.uses_content and content is None)]
+    reviews = workspace.read("reviews") if any(getattr(made[n], "uses_reviews", False) for n in run) else None
     with ray_session(address) as ray:
         task = ray.remote(num_cpus=actor_pool().cpus)(fit_and_score)
         shared = [ray.put(split), ray.put(products), ray.put(content)]

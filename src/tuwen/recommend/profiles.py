@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from tuwen.encoders.cache import vector_tables
 from tuwen.predict.vectors import cache_key
 from tuwen.recommend.store import model_folders, scrub_model
-from tuwen.store.workspace import Workspace, sql_list
+from tuwen.store.workspace import Workspace
 
 TYPE_KEYS = ("product_type_name", "articleType", "product_type", "type", "category")
 COLOUR_KEYS = ("colour_group_name", "baseColour", "colour", "color")
@@ -182,12 +182,10 @@ def profile(workspace: Workspace, user: str, top: int = 3) -> Profile:
 
     Reads the shopper's events and products with filters, and of the rest only the prices and the latest event
     time, streamed: at thirty million events the whole tables in pandas were gigabytes for one shopper's page."""
-    events = workspace.read("interactions", where=f"`user_id` IN ({sql_list([user])})")
+    events = workspace.read_keys("interactions", "user_id", [user])
     if events.empty:
         raise KeyError(f"no shopper {user!r} in {workspace.path} (no interactions)")
-    ids = list(dict.fromkeys(events["product_id"].astype(str)))
-    products = pd.concat([workspace.read("products", where=f"`id` IN ({sql_list(ids[lo:lo + 500])})")
-                          for lo in range(0, len(ids), 500)], ignore_index=True)
+    products = workspace.read_keys("products", "id", events["product_id"])
     prices = pd.Series(workspace.read_arrow("products", ["price"]).column("price").to_numpy(zero_copy_only=False),
                        dtype=float)
     return build_profile(user, events, product_facts(products), latest_event(workspace), top, prices)

@@ -26,7 +26,7 @@ from tuwen.recommend.base import (
 )
 from tuwen.recommend.explain import Explainer
 from tuwen.store.events import EventArrays, read_event_arrays
-from tuwen.store.workspace import Workspace, sql_list
+from tuwen.store.workspace import Workspace
 from tuwen.util.progress import progress_bar
 
 MODELS_DIR = "recommend"
@@ -34,7 +34,6 @@ DEFAULT_MODEL = "ranker"
 # What models that read the catalog use (attributes, prices, categories): not the long texts.
 PRODUCT_COLUMNS = ("id", "title", "category", "attributes", "price")
 HISTORY_COLUMNS = ["user_id", "product_id", "timestamp", "kind"]  # what a folded-in history reads of an event
-FILTER_IDS = 500  # ids per ``IN (...)`` filter: LanceDB parses long lists slowly
 SHOPPERS_KEPT = 10_000  # folded-in histories a Service keeps (the oldest go first)
 
 
@@ -166,15 +165,9 @@ class Served:
 
 
 def shopper_events(workspace: Workspace, users: Any, columns: list[str] | None = None) -> pd.DataFrame:
-    """The events of some shoppers (table order), read with a filter: LanceDB keeps only their rows as it scans,
-    so a shopper's history costs their own rows in memory, not the events table (gigabytes at a shop's size)."""
-    users = [str(u) for u in dict.fromkeys(users)]
-    columns = columns or HISTORY_COLUMNS
-    if not users or not workspace.has_table("interactions"):
-        return workspace.read("interactions", columns).iloc[0:0]
-    frames = [workspace.read("interactions", columns, where=f"`user_id` IN ({sql_list(users[lo:lo + FILTER_IDS])})")
-              for lo in range(0, len(users), FILTER_IDS)]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    """The events of some shoppers, read with filters: a shopper's history costs their own rows in memory, not the
+    events table (gigabytes at a shop's size)."""
+    return workspace.read_keys("interactions", "user_id", users, columns or HISTORY_COLUMNS)
 
 
 class Service:
@@ -193,7 +186,7 @@ class Service:
 
     def prefetch(self, users: Any) -> None:
         """Read the events of every shopper in ``users`` the model does not know in one filtered scan per
-        :data:`FILTER_IDS` shoppers: many new shoppers at once (``predict``) cost a few scans, not one each."""
+        slice of shoppers: many new shoppers at once (``predict``) cost a few scans, not one each."""
         wanted = [u for u in dict.fromkeys(str(u) for u in users)
                   if u not in self._histories and not self.model.knows(u)]
         if not wanted:
@@ -242,9 +235,5 @@ class Service:
 
 def product_titles(workspace: Workspace, ids: list[str]) -> dict[str, str]:
     """``{id: title}`` of some products, read with a filter (a million titles are not read to name twelve)."""
-    ids = list(dict.fromkeys(ids))
-    titles: dict[str, str] = {}
-    for lo in range(0, len(ids), FILTER_IDS):
-        rows = workspace.read("products", ["id", "title"], where=f"`id` IN ({sql_list(ids[lo:lo + FILTER_IDS])})")
-        titles.update(zip(rows["id"], rows["title"], strict=True))
-    return titles
+    rows = workspace.read_keys("products", "id", ids, ["id", "title"])
+    return dict(zip(rows["id"], rows["title"], strict=True))

@@ -56,7 +56,7 @@ from tuwen.recommend.store import Service, model_folder, model_folders
 from tuwen.search import engine_for
 from tuwen.service import insights as review_insights
 from tuwen.shop import Shop
-from tuwen.store.workspace import MANIFEST, WorkspaceError, sql_list
+from tuwen.store.workspace import MANIFEST, WorkspaceError
 
 WEB_PAGE = Path(__file__).parent / "web" / "index.html"
 HIDDEN_COLUMNS = {"hash", "attributes", "image_paths"}
@@ -71,7 +71,6 @@ MAX_PHOTO_PIXELS = 16_000_000  # uploads; ingested catalog photos keep catalog.M
 UPLOAD_SIDE = 512  # uploads are decoded at no less than this short side: above every image encoder's input
 PHOTO_WORKERS = 2  # photo requests decoded and encoded at once; the rest wait their turn off the event loop
 MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}")
-PRODUCTS_PER_READ = 500  # product ids per filtered read (LanceDB parses long IN lists slowly)
 PRODUCTS_KEPT = 20_000  # product rows a snapshot keeps after reading them (the oldest go first)
 
 Detail = {"content": {"application/json": {"example": {"detail": "the reason"}}}}
@@ -205,12 +204,11 @@ class Snapshot:
         shows a dozen products at a time.
         """
         missing = [i for i in dict.fromkeys(ids) if i not in self._products]
-        for lo in range(0, len(missing), PRODUCTS_PER_READ):
-            part = missing[lo:lo + PRODUCTS_PER_READ]
-            rows = self.workspace.read("products", where=f"`id` IN ({sql_list(part)})")
+        if missing:
+            rows = self.workspace.read_keys("products", "id", missing)
             found = {str(row["id"]): row for _, row in rows.iterrows()}
             with self._products_lock:
-                for product_id in part:
+                for product_id in missing:
                     self._products[product_id] = found.get(product_id)
                 while len(self._products) > PRODUCTS_KEPT:
                     self._products.pop(next(iter(self._products)))

@@ -101,11 +101,20 @@ def sql_list(values: Any) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
 
 
-def delete_rows(table: Any, values: Sequence[str], key: str = "id") -> None:
-    """Delete a LanceDB table's rows whose ``key`` is in ``values``, 500 at a time (long IN lists are slow)."""
+KEYS_PER_FILTER = 500  # values per ``IN (...)`` filter: LanceDB parses long lists slowly
+
+
+def key_filters(values: Sequence[Any], key: str = "id") -> Iterator[str]:
+    """SQL filters ``key IN (...)`` covering ``values``, :data:`KEYS_PER_FILTER` at a time."""
     values = list(values)
-    for lo in range(0, len(values), 500):
-        table.delete(f"`{key}` IN ({sql_list(values[lo:lo + 500])})")
+    for lo in range(0, len(values), KEYS_PER_FILTER):
+        yield f"`{key}` IN ({sql_list(values[lo:lo + KEYS_PER_FILTER])})"
+
+
+def delete_rows(table: Any, values: Sequence[str], key: str = "id") -> None:
+    """Delete a LanceDB table's rows whose ``key`` is in ``values`` (a filter per slice of them)."""
+    for where in key_filters(values, key):
+        table.delete(where)
 
 
 class WorkspaceError(RuntimeError):
@@ -244,6 +253,16 @@ class Workspace:
             return frame[columns] if columns else frame
         table = self.read_arrow(name, columns, where)
         return table.select(columns).to_pandas() if columns else table.to_pandas()
+
+    def read_keys(self, name: str, key: str, values: Sequence[Any], columns: list[str] | None = None
+                  ) -> pd.DataFrame:
+        """The rows whose ``key`` is one of ``values`` (table order within each slice of them), read with filters:
+        one shopper's events or a page's products without the whole table in memory."""
+        values = list(dict.fromkeys(str(v) for v in values))
+        if not values or name not in self.manifest["tables"]:
+            return self.read(name, columns).iloc[0:0]
+        frames = [self.read(name, columns, where=where) for where in key_filters(values, key)]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
     def read_arrow(self, name: str, columns: list[str] | None = None, where: str | None = None) -> pa.Table:
         """A committed table as Arrow, only ``columns`` read from disk (a million products' descriptions and
