@@ -152,3 +152,15 @@ def test_rejects_are_replaced_when_the_file_is_fixed(tmp_path: Path) -> None:
     assert ws.info()["rejects"] == 0 and ws.info()["products"] == 2
     assert isinstance(ws.read("rejects"), pd.DataFrame)
     assert os.path.isdir(ws.path / "db")
+
+
+def test_read_keys_reads_the_rows_of_many_keys_in_slices_and_quotes_them(tmp_path: Path) -> None:
+    rows = [[f"p{i}", f"Mug {i}", "a.png", str(i), "red"] for i in range(1, 1201)] + \
+        [["o'brien", "Quoted mug", "b.png", "3", "blue"]]
+    ws = Workspace(tmp_path / "ws")
+    ws.ingest(catalog=_catalog(tmp_path, rows), mapping=MAPPING)
+    wanted = [f"p{i}" for i in range(1, 1201, 2)] + ["o'brien", "nowhere", "p1"]  # 602 ids: two slices, a repeat
+    found = ws.read_keys("products", "id", wanted, ["id", "title"])
+    assert sorted(found["id"]) == sorted(set(wanted) - {"nowhere"}) and list(found.columns) == ["id", "title"]
+    assert found.set_index("id").loc["o'brien", "title"] == "Quoted mug"
+    assert ws.read_keys("products", "id", []).empty and ws.read_keys("reviews", "id", ["p1"]).empty
