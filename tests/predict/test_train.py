@@ -119,6 +119,17 @@ def test_split_is_stratified_grouped_and_reproducible() -> None:
         assert (strata[split == "test"] == label).mean() == pytest.approx((strata == label).mean(), abs=0.06)
 
 
+def test_test_folds_of_one_seed_cover_every_row_once() -> None:
+    rng = np.random.default_rng(1)
+    strata = rng.choice(["a", "b"], size=300, p=[0.7, 0.3])
+    groups = np.array([f"g{i // 2}" for i in range(300)])
+    parts = [split_items(strata, groups, seed=3, val_size=0.0, test_fold=k) == "test" for k in range(5)]
+    assert np.array_equal(np.sum(parts, axis=0), np.ones(300))  # repeated CV: each row tested exactly once
+    assert np.array_equal(parts[0], split_items(strata, groups, seed=3, val_size=0.0) == "test")  # fold 0: as before
+    for part in parts:
+        assert set(groups[part]).isdisjoint(groups[~part])
+
+
 def test_ablation_fusion_beats_each_modality_and_writes_report(workspace: Workspace) -> None:
     summary = run_ablation(workspace, "classify", "category", fusions=("concat", "late"), config=FAST)
     scores = {r["variant"]: r["metrics"] for r in summary["results"]}

@@ -78,13 +78,14 @@ def photo_encoders(workspace: Workspace, frame: pd.DataFrame,
 def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | None = None,
             modalities: tuple[str, ...] = MODALITIES, tabular: tuple[str, ...] = (),
             encoders: tuple[str, ...] | None = None, tfidf: bool = True, seed: int = 0, test_size: float = 0.2,
-            val_size: float = 0.1, limit: int | None = None) -> Prepared:
+            val_size: float = 0.1, limit: int | None = None, test_fold: int = 0) -> Prepared:
     """Items → prepared rows → split → fitted features, for one task on one workspace.
 
     ``encoders`` limits which cached encoders are used (default: every cached one); ``limit``
-    takes a seeded random sample of items first (tests, quick looks).
+    takes a seeded random sample of items first (tests, quick looks); ``test_fold`` picks which of the seed's
+    folds is the test part (:func:`~tuwen.predict.training.splits.split_items`).
     """
-    frame, split, info = split_frame(workspace, task, seed, test_size, val_size, limit)
+    frame, split, info = split_frame(workspace, task, seed, test_size, val_size, limit, test_fold)
     fields = canonical_fields(text_fields or task.default_text_fields)
     text_encoders = [(e, f) for e, f in available_vectors(workspace) if encoders is None or e in encoders]
     if task.items != "products":  # review / message texts are embedded on demand (cached in the workspace on first use)
@@ -100,7 +101,7 @@ def prepare(workspace: Workspace, task: Task, text_fields: tuple[str, ...] | Non
 
 
 def split_frame(workspace: Workspace, task: Task, seed: int = 0, test_size: float = 0.2, val_size: float = 0.1,
-                limit: int | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+                limit: int | None = None, test_fold: int = 0) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """A task's usable items, their train/val/test labels and the split's description (rule, seed, sizes).
 
     Every model of a task (frozen features or end-to-end encoders) splits through here, so one seed gives one split.
@@ -111,11 +112,12 @@ def split_frame(workspace: Workspace, task: Task, seed: int = 0, test_size: floa
     frame = task.prepare(frame)
     group_column = task.group_column(frame)
     groups = group_values(frame, group_column) if group_column else None
-    split = split_items(task.strata(frame), groups, seed, test_size, val_size)
+    split = split_items(task.strata(frame), groups, seed, test_size, val_size, test_fold)
     parts = ([f"test {test_size:.0%}"] if test_size > 0 else ["no test part"]) + \
         ([f"validation {val_size:.0%} (early stopping)"] if val_size > 0 else [])
     info = {"rule": "stratified by target" + (f", grouped by {group_column}" if group_column else "")
             + f"; {', '.join(parts)}, rest train",
-            "seed": seed, "train": int((split == "train").sum()), "val": int((split == "val").sum()),
+            "seed": seed, **({"test_fold": test_fold} if test_fold else {}),
+            "train": int((split == "train").sum()), "val": int((split == "val").sum()),
             "test": int((split == "test").sum()), "items": len(frame), "notes": list(task.notes)}
     return frame, split, info

@@ -14,15 +14,17 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 
 def split_items(strata: np.ndarray | None, groups: np.ndarray | None, seed: int = 0, test_size: float = 0.2,
-                val_size: float = 0.1) -> np.ndarray:
-    """"train" / "val" / "test" per row: test is one fold of round(1/test_size), val one fold of the rest.
+                val_size: float = 0.1, test_fold: int = 0) -> np.ndarray:
+    """"train" / "val" / "test" per row: test is fold ``test_fold`` of round(1/test_size), val one fold of the rest.
 
-    scikit-learn's (Stratified)(Group)KFold does the work, so stratification and grouping hold together.
+    scikit-learn's (Stratified)(Group)KFold does the work, so stratification and grouping hold together. One seed's
+    ``test_fold`` 0, 1, … round(1/test_size) - 1 put every row in a test part exactly once: repeated cross-validation
+    (benchmarks/fusion.py ``--outer-folds``) for data sets whose one test part is too small to compare models on.
     """
     n = len(strata) if strata is not None else len(groups) if groups is not None else 0
     labels = np.full(n, "train", dtype=object)
     if test_size > 0:  # 0: no test part (a model refitted on every labelled row)
-        labels[_one_fold(np.arange(n), strata, groups, max(2, round(1 / test_size)), seed)] = "test"
+        labels[_one_fold(np.arange(n), strata, groups, max(2, round(1 / test_size)), seed, test_fold)] = "test"
     rest = np.flatnonzero(labels == "train")
     if val_size > 0:
         folds = max(2, round((1 - test_size) / val_size))
@@ -53,7 +55,7 @@ def fold_of(strata: np.ndarray | None, groups: np.ndarray | None, folds: int, se
 
 
 def _one_fold(rows: np.ndarray, strata: np.ndarray | None, groups: np.ndarray | None, folds: int,
-              seed: int) -> np.ndarray:
+              seed: int, which: int = 0) -> np.ndarray:
     if len(rows) < folds:
         return rows[:0]
     if strata is not None:
@@ -66,9 +68,12 @@ def _one_fold(rows: np.ndarray, strata: np.ndarray | None, groups: np.ndarray | 
             return rows[:0]
         splitter: Any = StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if usable is not None \
             else GroupKFold(folds, shuffle=True, random_state=seed)
-        _, test = next(splitter.split(rows, usable, groups))
+        parts = splitter.split(rows, usable, groups)
     else:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if usable is not None \
             else KFold(folds, shuffle=True, random_state=seed)
-        _, test = next(splitter.split(rows, usable))
+        parts = splitter.split(rows, usable)
+    for _ in range(which % folds):
+        next(parts)
+    _, test = next(parts)
     return rows[test]
