@@ -39,6 +39,16 @@ def test_another_format_version_is_refused_with_retrain(tmp_path: Path, saved: i
         read_info(info, "model", 1)
 
 
+def test_an_older_readable_format_loads_and_others_are_refused(tmp_path: Path) -> None:
+    info = tmp_path / "model.json"
+    for saved in (3, 4):
+        info.write_text(json.dumps({"format_version": saved, "n": saved}))
+        assert read_info(info, "recommender", 4, older=(3,))["n"] == saved
+    info.write_text(json.dumps({"format_version": 2}))
+    with pytest.raises(FormatError, match="older tuwen"):
+        read_info(info, "recommender", 4, older=(3,))
+
+
 def test_a_missing_folder_says_what_makes_one(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no saved recommender here .*tuwen train"):
         read_info(tmp_path / "model.json", "recommender", 3, "run `tuwen train WS --task recommend`")

@@ -39,7 +39,10 @@ from tuwen.util.vectors import l2
 KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
 # 2: the ranker gained its look-alike sales features and VBPR its direct content match (array widths changed)
 # 3: VBPR keeps one feature-width content vector per shopper and the product features (other arrays)
-FORMAT_VERSION = 3
+# 4: a candidate ranker's generators are saved without the histories the ranker keeps once (format 3 still loads:
+#    its members carry their own copies)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (3,)
 DAY = 86400.0
 
 
@@ -614,7 +617,7 @@ class Recommender:
         folder = Path(folder)
         try:
             info = read_info(folder / "model.json", "recommender", FORMAT_VERSION,
-                             "run `tuwen train WS --task recommend`")
+                             "run `tuwen train WS --task recommend`", older=READABLE_VERSIONS)
         except (FileNotFoundError, FormatError) as error:
             raise RecommendError(str(error)) from error
         cls = Recommender.registry.get(info["model"])

@@ -64,10 +64,12 @@ def write_info(path: Path, kind: str, version: int, data: dict[str, Any]) -> Non
     path.write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def read_info(path: Path, kind: str, version: int, missing: str = "") -> dict[str, Any]:
+def read_info(path: Path, kind: str, version: int, missing: str = "", older: tuple[int, ...] = ()) -> dict[str, Any]:
     """The JSON written by :func:`write_info`, refused in words when absent or of another format version.
 
-    ``missing``: what to tell the user when the file is not there (e.g. which command makes one).
+    ``missing``: what to tell the user when the file is not there (e.g. which command makes one); ``older``: earlier
+    format versions this tuwen still reads (a format that only dropped something this tuwen can do without), so a new
+    version makes an older tuwen refuse the folder in words while this one keeps reading old folders.
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path.parent.name}: no saved {kind} here ({path.name} missing)"
@@ -77,7 +79,7 @@ def read_info(path: Path, kind: str, version: int, missing: str = "") -> dict[st
     except (OSError, ValueError) as error:
         raise FormatError(f"{path.parent.name}: {path.name} is unreadable ({error}); retrain it") from error
     found = info.get("format_version", info.get("format"))  # the alignment wrote "format" before this rule
-    if found != version:
+    if found != version and found not in older:
         age = "a newer" if isinstance(found, int) and found > version else "an older"
         raise FormatError(f"{path.parent.name}: {kind} saved by {age} tuwen (format {found}, this tuwen reads "
                           f"{version}): retrain it")
