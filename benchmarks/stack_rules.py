@@ -62,6 +62,7 @@ from tuwen.predict.training.crossfit import (
     folds,
     presence,
     score,
+    temperature,
 )
 from tuwen.predict.training.prepare import Prepared, prepare
 from workspaces import BENCH_WS, build
@@ -113,19 +114,6 @@ def mix(weights: np.ndarray, outputs: list[Raw], present: np.ndarray) -> Raw:
     w = weights[None, :] * present
     w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
     return {h: sum(w[:, i:i + 1] * o[h] for i, o in enumerate(outputs)) for h in outputs[0]}
-
-
-TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 31))
-
-
-def temperature(raw: Raw, targets: dict[str, np.ndarray]) -> float:
-    """The temperature (raw outputs divided by it) with the best class-balanced log loss on these rows; 1 for a
-    task without class probabilities."""
-    [(head, y)] = targets.items() if len(targets) == 1 else [(None, None)]
-    if y is None or y.dtype.kind not in "iu" or raw[head].ndim != 2:
-        return 1.0
-    losses = [balanced_nll(None, {head: raw[head] / t}, targets) for t in TEMPERATURES]  # type: ignore[arg-type]
-    return float(TEMPERATURES[int(np.argmax(losses))])
 
 
 def scaled(outputs: list[Raw], temps: list[float]) -> list[Raw]:
@@ -181,7 +169,7 @@ def rules(names: list[str]) -> dict[str, Any]:
 
     def calibrated(allowed: list[int]):
         def rule(task, out, present, y):
-            temps = [temperature(o, y) for o in out]
+            temps = [temperature(None, o, y) for o in out]  # type: ignore[arg-type]
             weights = ensemble_selection(task, scaled(out, temps), present, y, allowed=sorted(allowed),
                                          objective=balanced_nll)[0]
             return weights, temps

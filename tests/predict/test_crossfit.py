@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from tests.predict.test_train import workspace  # noqa: F401  (the fixture, and it registers the photo encoder)
@@ -53,6 +54,9 @@ def test_same_seed_same_numbers_in_one_process_or_two(workspace: Workspace) -> N
     members = one.info["members"]
     assert {"fused", "linear:tfidf", "linear:all"} <= set(members)
     assert "epoch" in members["fused"] and "C" in members["linear:tfidf"]["setting"]
+    # the linear members weigh classes as the task does, and carry the temperature their OOF log loss chose
+    assert members["linear:tfidf"]["setting"]["class_weight"] == one.task.class_weight  # type: ignore[attr-defined]
+    assert members["linear:all"]["temperature"] > 0
     # the stack is weighed on the class-balanced log loss of the out-of-fold rows, scored by macro-F1
     assert one.info["experts"]["stack"]["objective"] == "class-balanced log loss"
     assert 0 < one.info["experts"]["validation"]["blend"] <= 1
@@ -176,3 +180,40 @@ def test_stack_weighs_members_by_balanced_log_loss_and_reports_the_main_metric()
     weights, value, rule = choose_stack(task, [majority, informative], present, {"c": y})
     assert weights.tolist() == [0.0, 1.0] and rule["objective"] == "class-balanced log loss"
     assert value == pytest.approx(f1_score(y, informative["c"].argmax(1), average="macro"))
+
+
+def test_linear_members_weigh_classes_as_their_task_and_sqrt_is_scikit_learns_dictionary() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from tuwen.predict.training.plain import class_weights, fit_heads, settings
+
+    y = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    assert {s["class_weight"] for s in settings({"c": y})} == {None, "balanced"}  # no task weighting: both tried
+    assert [s["class_weight"] for s in settings({"c": y}, "balanced")] == ["balanced"] * 3
+    assert [s["class_weight"] for s in settings({"c": y}, "none")] == [None] * 3
+    assert settings({"p": np.array([1.0, 2.0])}, "balanced")[0].keys() == {"alpha"}
+    weights = class_weights(y, "sqrt")
+    assert weights == pytest.approx({0: np.sqrt(45 / 90), 1: np.sqrt(45 / 30), 2: np.sqrt(45 / 15)})
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix(np.eye(3)[y] + rng.normal(0, 1.0, (45, 3)))
+    [(coef, bias)] = fit_heads(_task(), x, {"c": y}, {"C": 1.0, "class_weight": "sqrt"}).values()
+    expected = LogisticRegression(C=1.0, class_weight=weights, max_iter=300, tol=1e-3).fit(x, y)
+    assert np.allclose(coef, expected.coef_.T) and np.allclose(bias, expected.intercept_)
+
+
+def test_temperature_undoes_over_confidence_and_keeps_every_class() -> None:
+    from tuwen.predict.training.crossfit import balanced_nll, temperature
+
+    task, rng = _task(), np.random.default_rng(2)
+    y = rng.integers(0, 3, 2000)
+    calibrated = np.log(np.full((2000, 3), 0.15))  # the true class has probability 0.7
+    calibrated[np.arange(2000), y] = np.log(0.7)
+    flipped = rng.random(2000) < 0.3  # ...and is wrong as often as that says
+    calibrated[flipped] = calibrated[flipped][:, [1, 2, 0]]
+    confident = {"c": (calibrated * 4).astype(np.float32)}  # the same ranking, four times too sure
+    scale = temperature(task, confident, {"c": y})
+    assert 3.0 < scale < 5.5
+    scaled = {"c": confident["c"] / scale}
+    assert balanced_nll(task, scaled, {"c": y}) > balanced_nll(task, confident, {"c": y}) + 0.5
+    assert (scaled["c"].argmax(1) == confident["c"].argmax(1)).all()
+    assert temperature(task, {"p": np.zeros((5, 1), dtype=np.float32)}, {"p": np.arange(5.0)}) == 1.0

@@ -7,11 +7,12 @@ the split. Each *member* is trained k times, each time predicting the fold it di
 * networks: the model's own network over every input; in the ablation also one network per modality
   (:func:`plan` can add a network per extra class weighting too, at k trainings each; off by default);
 * plain baselines (:mod:`tuwen.predict.training.plain`): logistic / ridge regression on the TF-IDF
-  word + char n-grams and on every input at once, over a grid of L2 strengths and class weightings.
+  word + char n-grams and on every input at once, over a grid of L2 strengths, weighing classes as the task does.
 
 From those out-of-fold (OOF) predictions, pooled over every row: each network's early-stopping epoch
 (one epoch for all folds), each baseline's grid point (for a fold's own OOF rows, chosen on the other
-folds, so the stack sees honest baseline predictions), and the stack: greedy ensemble selection
+folds, so the stack sees honest baseline predictions) and its temperature (:func:`temperature`), and the
+stack: greedy ensemble selection
 (Caruana et al., 2004, AutoGluon's weighted ensemble), which starts from the best single member, so on OOF
 rows the model scores at least as well as its best member, a plain baseline included, by the selection's
 objective: the class-balanced log loss for a single-label classifier (macro-F1 on a few hundred rows
@@ -58,6 +59,7 @@ from tuwen.predict.training.splits import fold_of
 from tuwen.util.progress import progress_bar
 from tuwen.util.runtime import cpu_count, torch_threads
 
+TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 31)))  # linear members' grid
 ROUNDS = 25  # greedy ensemble-selection rounds (AutoGluon's default ensemble size)
 PATIENCE = 8  # rounds without a better OOF score after which the selection stops
 
@@ -162,7 +164,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             for setting in job["settings"]:
                 fitted = fit_heads(task, x[fit], _subset(targets, fit), setting)
                 outputs.append(raw_outputs(x[held], fitted) if held is not None else fitted)
-            return {"outputs": outputs, "seconds": time.perf_counter() - started}
+            return {"outputs": outputs, "seconds": time.perf_counter() - started,
+                    "temperature": job.get("temperature", 1.0)}
         config = replace(job["config"], seed=job["seed"], blend=False, progress=False, threads=1)
         seed_everything(job["seed"])
         network = _network(job, features)
@@ -310,6 +313,21 @@ def balanced_nll(task: Task, raw: Raw, targets: dict[str, np.ndarray]) -> float:
     return float(np.sum(log_p / counts[y]) / np.count_nonzero(counts))
 
 
+def temperature(task: Task, raw: Raw, targets: dict[str, np.ndarray]) -> float:
+    """The temperature (raw outputs divided by it) whose OOF outputs have the best class-balanced log loss, for
+    a single-label classifier's linear member; 1 otherwise.
+
+    Why: the stack is chosen on that log loss, which also charges a member for over-confidence. A weakly
+    regularised logistic regression on TF-IDF ranks the classes well but is over-confident, so without this the
+    stack preferred a strongly regularised member for its calibration, not for its predictions (README,
+    "Cross-fitted models": nested OOF comparison). Dividing the weights by one number keeps every prediction's
+    class and is exact in the refitted model."""
+    if not uses_nll(targets, [raw]):
+        return 1.0
+    losses = [balanced_nll(task, {h: v / t for h, v in raw.items()}, targets) for t in TEMPERATURES]
+    return TEMPERATURES[int(np.argmax(losses))]
+
+
 def ensemble_selection(task: Task, outputs: list[Raw], present: np.ndarray, targets: dict[str, np.ndarray],
                        rounds: int = ROUNDS, allowed: list[int] | None = None,
                        objective: Any = None) -> tuple[np.ndarray, float]:
@@ -384,7 +402,7 @@ def crossfit_members(prepared: Prepared, members: list[Member], config: TrainCon
     for member in todo:
         for k in range(k_folds):
             fit, held = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            extra = {"settings": settings(targets)} if member.kind == LINEAR else {}
+            extra = {"settings": grid(task, member, targets)} if member.kind == LINEAR else {}
             jobs.append(member_job(prepared, rows, features, targets, config, member, fit, held,
                                    config.seed + 100 * (k + 1), **extra))
     results = run_jobs(jobs, config.jobs or cpu_count(), f"cross-fit · {k_folds} folds", config.progress)
@@ -393,12 +411,19 @@ def crossfit_members(prepared: Prepared, members: list[Member], config: TrainCon
         seconds = sum(r["seconds"] for r in mine)
         if member.kind == LINEAR:
             chosen, oof, curve = choose_setting(task, [r["outputs"] for r in mine], fold, targets)
-            prepared.bagged[member.key] = {"oof": oof, "setting": settings(targets)[chosen], "curve": curve,
+            scale = temperature(task, oof, targets)
+            prepared.bagged[member.key] = {"oof": {h: v / scale for h, v in oof.items()}, "temperature": scale,
+                                           "setting": grid(task, member, targets)[chosen], "curve": curve,
                                            "seconds": seconds}
         else:
             epoch, oof, curve = choose_epoch(task, [r["outputs"] for r in mine], fold, targets)
             prepared.bagged[member.key] = {"oof": oof, "epoch": epoch, "curve": curve, "seconds": seconds}
     return [prepared.bagged[m.key] for m in members]
+
+
+def grid(task: Task, member: Member, targets: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """A linear member's settings: the plain grid, with the member's class weighting (default: its task's)."""
+    return settings(targets, member.class_weight or getattr(task, "class_weight", None))
 
 
 def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
@@ -437,7 +462,8 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
         if member not in kept or ("refit", member.key) in prepared.bagged:
             continue
         if member.kind == LINEAR:
-            jobs.append(job(member, everything, None, config.seed, settings=[b["setting"]]))
+            jobs.append(job(member, everything, None, config.seed, settings=[b["setting"]],
+                            temperature=b["temperature"]))
             owners.append(member)
         else:
             seeds = refit_seeds if weights[members.index(member)] > 0 else 1
@@ -469,7 +495,8 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
                                for i, (m, w) in enumerate(zip(members, weights, strict=True))}
                            for h in task.heads()}, "on": "out-of-fold predictions", "stack": rule}
     details = {m.name: {"oof": board[m.name], "weight": round(float(w), 4),
-                        **({"epoch": b["epoch"]} if "epoch" in b else {"setting": b["setting"]}),
+                        **({"epoch": b["epoch"]} if "epoch" in b else {"setting": b["setting"],
+                                                                       "temperature": round(b["temperature"], 3)}),
                         "seconds": round(b["seconds"], 2)} for m, b, w in zip(members, bagged, weights, strict=True)}
     info = {"split": prepared.split_info, "train": {k: v for k, v in asdict(config).items() if k != "progress"},
             "quality": "best", "folds": k_folds, "best_epoch": main.get("epoch"), "epochs_run": main.get("epoch"),
@@ -502,7 +529,9 @@ def build_member(prepared: Prepared, member: Member, result: dict[str, Any], fea
     """A refit job's result as a module: the linear member's weights, or a network from its state dict."""
     selected = features.select(list(member.inputs))
     if member.kind == LINEAR:
-        return as_module(prepared.task, selected, network_inputs(selected), result["outputs"][0])
+        scale = result.get("temperature", 1.0)
+        fitted = {h: (w / scale, b / scale) for h, (w, b) in result["outputs"][0].items()}
+        return as_module(prepared.task, selected, network_inputs(selected), fitted)
     network = _network({"config": config, "task": prepared.task, "fusion": member.fusion}, selected)
     network.load_state_dict(result["state"])
     return network.eval()

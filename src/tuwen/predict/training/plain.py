@@ -8,7 +8,10 @@ solver and the same regularisation grid, is one of the members the stack may cho
 
 The regularisation strength (and, for labels, class weighting: none or balanced) is one point of
 :func:`settings`; cross-fitting fits every point on each fold and keeps the one whose out-of-fold
-predictions score best (see :mod:`tuwen.predict.training.crossfit`).
+predictions score best (see :mod:`tuwen.predict.training.crossfit`). Cross-fitted members weigh classes as
+their task does (``settings(..., weighting=task.class_weight)``: the task's loss is the one every model of it
+minimises), so only the strength is chosen on out-of-fold scores; choosing the weighting there as well made a
+second noisy choice (README, "Cross-fitted models").
 """
 
 from __future__ import annotations
@@ -36,11 +39,22 @@ def is_label(targets: np.ndarray) -> bool:
     return targets.dtype.kind in "iu"
 
 
-def settings(targets: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """The grid one linear member is cross-fitted over: C × class weighting for labels, alpha for numbers."""
+def settings(targets: dict[str, np.ndarray], weighting: str | None = None) -> list[dict[str, Any]]:
+    """The grid one linear member is cross-fitted over: C × class weighting for labels (``weighting``: only the
+    task's own, ``"none"``, ``"balanced"`` or ``"sqrt"``; default: none or balanced), alpha for numbers."""
     if all(is_label(v) for v in targets.values()):
-        return [{"C": c, "class_weight": w} for w in CLASS_WEIGHTS for c in C_GRID]
+        weights = CLASS_WEIGHTS if weighting is None else (None if weighting == "none" else weighting,)
+        return [{"C": c, "class_weight": w} for w in weights for c in C_GRID]
     return [{"alpha": a} for a in ALPHA_GRID]
+
+
+def class_weights(y: np.ndarray, weighting: str | None) -> str | dict[int, float] | None:
+    """scikit-learn's ``class_weight`` for ``weighting`` on these labels: ``"sqrt"`` (the square root of the
+    balanced weights, as :class:`tuwen.predict.tasks.base.LabelTarget` weighs classes) becomes a dictionary."""
+    if weighting != "sqrt":
+        return weighting
+    classes, counts = np.unique(y, return_counts=True)
+    return {int(c): float(np.sqrt(len(y) / (len(classes) * n))) for c, n in zip(classes, counts, strict=True)}
 
 
 def design(features: FeatureSet) -> sp.csr_matrix:
@@ -82,8 +96,8 @@ def fit_heads(task: Task, x: sp.csr_matrix, targets: dict[str, np.ndarray],
             if len(classes) == 1:
                 bias[classes[0]] = 0.0
             elif len(classes) > 1:
-                model = LogisticRegression(C=setting["C"], class_weight=setting["class_weight"], max_iter=300,
-                                           tol=1e-3)
+                model = LogisticRegression(C=setting["C"], class_weight=class_weights(y[rows], setting["class_weight"]),
+                                           max_iter=300, tol=1e-3)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     model.fit(x[rows], y[rows])
