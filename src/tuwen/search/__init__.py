@@ -24,6 +24,11 @@ The parts, one job each:
 * :mod:`~tuwen.search.querywords` — a query's words for BM25 and coverage, Chinese words the catalog lacks translated
 * :mod:`~tuwen.search.build` — building and incrementally updating the index (:func:`build_index`)
 * :mod:`~tuwen.search.engine` — :class:`SearchEngine`: signals, filters, hits, facets, similar
+* :mod:`~tuwen.search.request` — a search request checked before any work
+* :mod:`~tuwen.search.retrieval` — each signal's ranked list: BM25, exact in-memory or ANN vector search
+* :mod:`~tuwen.search.encoding` — query encoders and the cache of query vectors
+* :mod:`~tuwen.search.coverage` — word coverage: the vocabulary, each query's and each candidate's words
+* :mod:`~tuwen.search.threads` — the BLAS thread limit and the pool BM25 runs in
 * :mod:`~tuwen.search.fusion` — RRF and weighted fusion of the signals' lists
 * :mod:`~tuwen.search.results` — :class:`SearchHit`, :class:`SearchResult`, facet counts
 * :mod:`~tuwen.search.engines` — one cached engine per workspace; :func:`search`, :func:`similar`

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from tuwen.search.common import VECTOR_COLUMNS, IndexSettings, SearchError, read_meta, write_meta
 from tuwen.search.docs import DocsPlan, doc_batches, plan_docs
-from tuwen.search.engine import query_encoder
+from tuwen.search.encoding import query_encoder
 from tuwen.search.learn import category_queries, learn_weights
 from tuwen.search.vocab import plan_vocabulary, write_vocabulary
 from tuwen.store.workspace import Workspace, delete_rows, table_names
