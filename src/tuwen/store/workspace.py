@@ -20,6 +20,10 @@ default) and says so. After a commit, tables that carry much dead data (old vers
 upserts) are compacted, the compacted version committed, and only then are versions older than
 ``TUWEN_KEEP_VERSIONS_S`` (60 s) deleted — never the one the manifest points to.
 
+Reads by shopper (one shopper's history, forgetting a shopper) filter the events on ``user_id``; once a table
+holds enough rows the commit's clean-up gives that column a B-tree index, committed to the manifest like a
+compaction, so such a read looks the shopper up instead of scanning every shopper id.
+
 Forgotten shoppers (``tuwen forget``) are remembered in the manifest as keyed hashes
 (HMAC-SHA256 with a random per-workspace salt), never as raw ids, and their rows are dropped
 at every later ingest.
@@ -47,6 +51,7 @@ import lancedb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from lancedb.index import BTree
 
 from tuwen.store.catalog import (
     INTERACTION_SCHEMA,
@@ -82,6 +87,11 @@ KEEP_VERSIONS_S = 60.0  # table versions younger than this survive clean-up, for
 # versions), or once it has this many versions: appends alone (embedding chunks) never trigger a rewrite.
 TIDY_DISK_RATIO = 2.0
 TIDY_VERSIONS = 100
+# Columns read one key at a time (a shopper's history, a forget) get a B-tree index once their table holds
+# KEY_INDEX_MIN_ROWS rows, and rows the index does not cover yet are folded in once there are that many: below
+# it, scanning the column costs about what the index lookup does, and an index would only add files and versions.
+KEY_INDEXES: dict[str, str] = {"interactions": "user_id", "reviews": "user_id"}
+KEY_INDEX_MIN_ROWS = 100_000
 
 
 def table_names(db: lancedb.DBConnection) -> list[str]:
@@ -412,7 +422,8 @@ class Workspace:
                 or len(table.list_versions()) > TIDY_VERSIONS)
 
     def _tidy(self, names: Sequence[str], purge: set[str] | frozenset[str] = frozenset()) -> None:
-        """Compact tables that carry dead data and delete their old versions, crash-safely (under the lock).
+        """Compact tables that carry dead data and delete their old versions, crash-safely (under the lock);
+        then index their key columns (:meth:`_index_keys`).
 
         LanceDB's ``optimize`` compacts and deletes versions in one call, so it runs twice: first with
         a clean-up age no version has (compaction only); the compacted version, same rows, is committed
@@ -424,17 +435,54 @@ class Workspace:
             if name not in self.manifest["tables"]:
                 continue
             table = self.db.open_table(name)
-            if table.version != self.manifest["tables"][name] or not (name in purge or self._needs_tidy(name, table)):
+            if table.version != self.manifest["tables"][name]:
                 continue
+            compact = name in purge or self._needs_tidy(name, table)
+            if name in KEY_INDEXES:  # first: a purge's clean-up below must also delete the index it replaces
+                try:
+                    self._index_keys(name, table, KEY_INDEXES[name], rebuild=name in purge, fold=not compact)
+                except (OSError, RuntimeError, ValueError) as error:
+                    if name in purge:  # the old index holds the forgotten shopper's id: say so loudly
+                        raise
+                    warnings.warn(f"{self.path}: could not index {name}.{KEY_INDEXES[name]} (reads by it scan the "
+                                  f"column until a later write retries): {error}", stacklevel=4)
+            if compact:
+                self._compact(name, table, purge)
+
+    def _compact(self, name: str, table: Any, purge: set[str] | frozenset[str]) -> None:
+        """The two ``optimize`` runs of :meth:`_tidy` (the first also folds new rows into the table's indexes)."""
+        table.optimize(cleanup_older_than=dt.timedelta(days=36_500))
+        if table.version != self.manifest["tables"][name]:
+            self._commit_versions({name: table.version})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
+            table.optimize(cleanup_older_than=dt.timedelta(seconds=0 if name in purge else self.keep_versions_s),
+                           delete_unverified=name in purge)
+        if table.version != self.manifest["tables"][name]:
+            self._commit_versions({name: table.version})
+
+    def _index_keys(self, name: str, table: Any, column: str, rebuild: bool = False, fold: bool = True) -> None:
+        """Give ``column`` a B-tree index once the table holds :data:`KEY_INDEX_MIN_ROWS` rows, and keep it
+        covering the table; the new table version is committed to the manifest like a compaction (same rows).
+
+        Reads stay exact whatever the index covers: LanceDB looks the indexed data files up and scans the rest.
+        Rows added since the index was built are folded in (``optimize``, incremental) once there are
+        :data:`KEY_INDEX_MIN_ROWS` of them, unless the compaction about to run does it anyway (``fold=False``).
+        ``rebuild`` (rows were forgotten): built again from the live rows, because an index keeps its pages for a
+        deleted data file when nothing new is merged in, and those pages hold the forgotten shopper's id.
+        A crash before the commit leaves the manifest on the previous version, which the next writer restores.
+        """
+        if column not in table.schema.names:
+            return
+        index = next((i for i in table.list_indices() if list(i.columns) == [column]), None)
+        if index is None or rebuild:
+            if index is None and table.count_rows() < KEY_INDEX_MIN_ROWS:
+                return
+            table.create_index(column, config=BTree(), replace=True, name=index.name if index else None)
+        elif fold and (table.index_stats(index.name).num_unindexed_rows or 0) >= KEY_INDEX_MIN_ROWS:
             table.optimize(cleanup_older_than=dt.timedelta(days=36_500))
-            if table.version != self.manifest["tables"][name]:
-                self._commit_versions({name: table.version})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "removes every version except the latest": intended
-                table.optimize(cleanup_older_than=dt.timedelta(seconds=0 if name in purge else self.keep_versions_s),
-                               delete_unverified=name in purge)
-            if table.version != self.manifest["tables"][name]:
-                self._commit_versions({name: table.version})
+        if table.version != self.manifest["tables"][name]:
+            self._commit_versions({name: table.version})
 
     # ---------------------------------------------------------------- forgotten
     def forgotten_hashes(self) -> set[str]:
