@@ -414,7 +414,7 @@ def _remove_review_vectors(workspace: Workspace, writer: Any, review_ids: list[s
 
 def _remove_user_rows(workspace: Workspace, writer: Any, name: str, column: str, user: str) -> int:
     """Remove one shopper's rows from the disk, not just from view: only the data files that held them are
-    rewritten (:meth:`tuwen.store.workspace._Writer.erase`), so the cost is that of those files, not of the table."""
+    rewritten (:meth:`tuwen.store.writer.Writer.erase`), so the cost is that of those files, not of the table."""
     return writer.erase(name, _user_filter(column, user))
 
 

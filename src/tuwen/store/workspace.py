@@ -15,32 +15,28 @@ operation and is replaced atomically (write + rename) only after all of them lan
 Readers see those versions; a writer that finds newer, uncommitted versions (a crash or
 Ctrl-C mid-ingest) rolls them back first. So a failed run leaves the previous state whole.
 
-One writer at a time: a second one waits for the lock (``TUWEN_LOCK_TIMEOUT`` seconds, 60 by
-default) and says so. After a commit, tables that carry much dead data (old versions left by
-upserts) are compacted, the compacted version committed, and only then are versions older than
-``TUWEN_KEEP_VERSIONS_S`` (60 s) deleted — never the one the manifest points to.
+One writer at a time (:mod:`tuwen.store.lock`). After a commit, tables that carry much dead data (old
+versions left by upserts) are compacted, the compacted version committed, and only then are versions older
+than ``TUWEN_KEEP_VERSIONS_S`` (60 s) deleted — never the one the manifest points to.
 
 Reads by shopper (one shopper's history, forgetting a shopper) filter the events on ``user_id``; once a table
 holds enough rows the commit's clean-up gives that column a B-tree index, committed to the manifest like a
 compaction, so such a read looks the shopper up instead of scanning every shopper id.
 
-Forgotten shoppers (``tuwen forget``) are remembered in the manifest as keyed hashes
-(HMAC-SHA256 with a random per-workspace salt), never as raw ids, and their rows are dropped
-at every later ingest.
+Forgotten shoppers (``tuwen forget``) are remembered in the manifest as keyed hashes, and their rows are
+dropped at every later ingest (:mod:`tuwen.store.forgotten`).
+
+The parts live beside this module, which re-exports their public names: the manifest file
+(:mod:`tuwen.store.manifest`), the tables and key filters (:mod:`tuwen.store.tables`), the writes of a
+transaction (:mod:`tuwen.store.writer`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
-import hashlib
-import hmac
 import json
 import os
-import secrets
-import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -53,33 +49,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.index import BTree
 
-from tuwen.store.catalog import (
-    INTERACTION_SCHEMA,
-    MESSAGE_SCHEMA,
-    PRODUCT_SCHEMA,
-    QUESTION_SCHEMA,
-    REJECT_SCHEMA,
-    REVIEW_SCHEMA,
-    USER_SCHEMA,
-    Batch,
-    NoRowsLanded,
-    RejectedInput,
-    rejects_frame,
+from tuwen.store.catalog import Batch, NoRowsLanded, RejectedInput, rejects_frame
+from tuwen.store.forgotten import drop_forgotten, drop_forgotten_rows, shopper_digest
+from tuwen.store.lock import writer_lock
+from tuwen.store.manifest import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    WorkspaceError,
+    atomic_write_text,
+    new_manifest,
+    read_manifest,
+    save_manifest,
 )
 from tuwen.store.objectstore import ObjectStoreError, S3Folder, is_remote, storage_options
+from tuwen.store.tables import KEYS_PER_FILTER, TABLE_SCHEMAS, delete_rows, key_filters, sql_list, table_names
+from tuwen.store.writer import Writer
 
-SCHEMA_VERSION = 1
-MANIFEST = "tuwen.json"
+__all__ = [  # the store's public names, wherever they live: other packages import them from here
+    "KEEP_VERSIONS_S", "KEY_INDEXES", "KEY_INDEX_MIN_ROWS", "KEYS_PER_FILTER", "LOCK_TIMEOUT_S", "MANIFEST",
+    "SCHEMA_VERSION", "TABLE_SCHEMAS", "TIDY_DISK_RATIO", "TIDY_VERSIONS", "Workspace", "WorkspaceError", "Writer",
+    "as_workspace", "delete_rows", "key_filters", "shopper_digest", "sql_list", "table_names",
+]
 
-TABLE_SCHEMAS: dict[str, pa.Schema] = {
-    "products": PRODUCT_SCHEMA,
-    "interactions": INTERACTION_SCHEMA,
-    "reviews": REVIEW_SCHEMA,
-    "users": USER_SCHEMA,
-    "rejects": REJECT_SCHEMA,
-    "questions": QUESTION_SCHEMA,
-    "messages": MESSAGE_SCHEMA,
-}
 
 LOCK_TIMEOUT_S = 60.0  # how long a second writer waits for the first (env TUWEN_LOCK_TIMEOUT)
 KEEP_VERSIONS_S = 60.0  # table versions younger than this survive clean-up, for readers still on them
@@ -94,43 +85,6 @@ KEY_INDEXES: dict[str, str] = {"interactions": "user_id", "reviews": "user_id"}
 KEY_INDEX_MIN_ROWS = 100_000
 
 
-def table_names(db: lancedb.DBConnection) -> list[str]:
-    """Every table in the database (LanceDB pages its listing; a single page silently stops at a limit)."""
-    names: list[str] = []
-    token = None
-    while True:
-        page = db.list_tables(page_token=token, limit=1000)
-        names += page.tables
-        token = page.page_token
-        if not token or not page.tables:
-            return names
-
-
-def sql_list(values: Any) -> str:
-    """Values as a quoted SQL ``IN (...)`` list (single quotes doubled), for LanceDB filters and deletes."""
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-
-
-KEYS_PER_FILTER = 500  # values per ``IN (...)`` filter: LanceDB parses long lists slowly
-
-
-def key_filters(values: Sequence[Any], key: str = "id") -> Iterator[str]:
-    """SQL filters ``key IN (...)`` covering ``values``, :data:`KEYS_PER_FILTER` at a time."""
-    values = list(values)
-    for lo in range(0, len(values), KEYS_PER_FILTER):
-        yield f"`{key}` IN ({sql_list(values[lo:lo + KEYS_PER_FILTER])})"
-
-
-def delete_rows(table: Any, values: Sequence[str], key: str = "id") -> None:
-    """Delete a LanceDB table's rows whose ``key`` is in ``values`` (a filter per slice of them)."""
-    for where in key_filters(values, key):
-        table.delete(where)
-
-
-class WorkspaceError(RuntimeError):
-    """The folder is not a usable workspace (wrong schema version, not a workspace, locked)."""
-
-
 def _env_seconds(name: str, default: float) -> float:
     value = os.environ.get(name, "")
     try:
@@ -139,22 +93,8 @@ def _env_seconds(name: str, default: float) -> float:
         raise WorkspaceError(f"{name}={value!r}: expected a number of seconds") from error
 
 
-def shopper_digest(salt: str, user: str) -> str:
-    """The keyed hash a forgotten shopper is remembered by: the raw id is never stored."""
-    return hmac.new(bytes.fromhex(salt), user.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-
-
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, path)
 
 
 class Workspace:
@@ -187,8 +127,8 @@ class Workspace:
             if self.path.exists() and any(self.path.iterdir()):
                 raise WorkspaceError(f"{self.path}: folder exists, is not empty and is not a tuwen workspace")
             self.path.mkdir(parents=True, exist_ok=True)
-            self.manifest = {"schema_version": SCHEMA_VERSION, "created": time.time(), "tables": {}, "history": []}
-            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+            self.manifest = new_manifest()
+            atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
         self.artifacts = self.path / "artifacts"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.db = lancedb.connect(self.remote.db_uri, storage_options=self.remote.options) if self.remote \
@@ -205,37 +145,19 @@ class Workspace:
                 raise WorkspaceError(f"{self.uri}: not a tuwen workspace (no {MANIFEST}); run `tuwen ingest` first")
             if not self.remote.is_empty():
                 raise WorkspaceError(f"{self.uri}: holds objects and is not a tuwen workspace")
-            self.manifest = {"schema_version": SCHEMA_VERSION, "created": time.time(), "tables": {}, "history": []}
+            self.manifest = new_manifest()
             self.remote.write_text(MANIFEST, json.dumps(self.manifest, indent=2), create=True)
         except ObjectStoreError as error:  # unreachable, refused, or raced: one clear line naming the bucket
             raise WorkspaceError(str(error)) from error
 
     def _save_manifest(self, manifest: dict[str, Any]) -> None:
-        """Replace the manifest in one step: a rename on disk, one conditional PUT in a bucket."""
-        text = json.dumps(manifest, indent=2)
-        if self.remote is None:
-            _atomic_write_text(self.manifest_path, text)
-            return
-        try:
-            self.remote.write_text(MANIFEST, text)
-        except ObjectStoreError as error:
-            raise WorkspaceError(str(error)) from error
+        """Replace the manifest in one step (:func:`tuwen.store.manifest.save_manifest`)."""
+        save_manifest(self.path, self.remote, manifest)
 
     # ----------------------------------------------------------------- manifest
     def _read_manifest(self) -> dict[str, Any]:
-        try:
-            text = self.remote.read_text(MANIFEST) if self.remote else self.manifest_path.read_text(encoding="utf-8")
-            manifest = json.loads(text)
-        except (OSError, json.JSONDecodeError, ObjectStoreError) as error:
-            where = f"{self.uri}/{MANIFEST}" if self.remote else self.manifest_path
-            raise WorkspaceError(f"{where}: unreadable workspace manifest: {error}") from error
-        version = manifest.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise WorkspaceError(
-                f"{self.path}: workspace schema version {version} is not supported by this tuwen "
-                f"(it reads version {SCHEMA_VERSION}); re-ingest into a new workspace folder"
-            )
-        return manifest
+        """The manifest as committed now, checked to be a version this tuwen reads."""
+        return read_manifest(self.path, self.remote)
 
     def committed_tables(self) -> dict[str, int]:
         return dict(self.manifest["tables"])
@@ -340,48 +262,13 @@ class Workspace:
         return self.table(name).count_rows(where) if name in self.manifest["tables"] else 0
 
     # -------------------------------------------------------------- transaction
-    def _lock(self, lock: Any) -> None:
-        """Take the writer lock, waiting up to ``lock_timeout`` seconds for another writer to finish:
-        failing at once would throw away the validation work the caller has already done."""
-        deadline = time.monotonic() + self.lock_timeout
-        said = False
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError as error:
-                if time.monotonic() >= deadline:
-                    raise WorkspaceError(
-                        f"{self.path}: another tuwen process is still writing to this workspace after "
-                        f"{self.lock_timeout:g} s of waiting; try again when it is done (TUWEN_LOCK_TIMEOUT sets "
-                        "the wait)") from error
-                if not said:
-                    print(f"waiting for another tuwen process writing to {self.path}… (up to "
-                          f"{self.lock_timeout:g} s)", file=sys.stderr, flush=True)
-                    said = True
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-
     @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        """The one-writer lock: a file lock on disk, a leased lock object in a bucket."""
-        if self.remote is not None:
-            try:
-                with self.remote.lock(self.lock_timeout):
-                    yield
-            except ObjectStoreError as error:
-                raise WorkspaceError(str(error)) from error
-            return
-        with (self.path / ".lock").open("w") as lock:
-            self._lock(lock)
-            yield
-
-    @contextlib.contextmanager
-    def transaction(self, note: str) -> Iterator[_Writer]:
+    def transaction(self, note: str) -> Iterator[Writer]:
         """Write several tables so that they become visible together, or not at all."""
-        with self._writer_lock():
+        with writer_lock(self.path, self.remote, self.lock_timeout):
             self.manifest = self._read_manifest()
             self._roll_back_uncommitted()
-            writer = _Writer(self)
+            writer = Writer(self)
             try:
                 yield writer
             except BaseException:
@@ -489,24 +376,6 @@ class Workspace:
         """Keyed hashes of every shopper ``forget`` removed (see :func:`shopper_digest`)."""
         return set((self.manifest.get("forgotten") or {}).get("hashes", []))
 
-    def _drop_forgotten(self, batch: Batch) -> int:
-        """Remove the rows of forgotten shoppers from a batch about to be written; returns how many."""
-        known = self.manifest.get("forgotten") or {}
-        hashes = set(known.get("hashes", []))
-        if not hashes:
-            return 0
-        salt = known["salt"]
-        dropped = 0
-        for attribute, column in (("interactions", "user_id"), ("reviews", "user_id"), ("users", "id")):
-            frame = getattr(batch, attribute)
-            if frame is None or not len(frame):
-                continue
-            digests = {user: shopper_digest(salt, str(user)) for user in frame[column].unique()}
-            gone = frame[column].map(digests).isin(hashes)
-            dropped += int(gone.sum())
-            setattr(batch, attribute, frame[~gone].reset_index(drop=True))
-        return dropped
-
     def _roll_back_uncommitted(self) -> None:
         committed = self.manifest["tables"]
         for name in table_names(self.db):
@@ -524,7 +393,8 @@ class Workspace:
         """Upsert an ingested batch by id in one transaction, less the rows of forgotten shoppers; the rejects of
         ``files`` (the batch's input files) replace those files' earlier rejects, so a fixed file clears them."""
         with self.transaction(note) as writer:
-            batch.forgotten = self._drop_forgotten(batch)  # under the lock: a forget that just ran counts
+            # under the lock: a forget that just ran counts
+            batch.forgotten = drop_forgotten(batch, self.manifest.get("forgotten"))
             if batch.event_stream is not None:
                 self._write_event_stream(writer, batch)
             if batch.landed() == 0:
@@ -544,7 +414,7 @@ class Workspace:
         return batch
 
 
-    def _write_event_stream(self, writer: _Writer, batch: Batch) -> None:
+    def _write_event_stream(self, writer: Writer, batch: Batch) -> None:
         """Write a batch's event stream chunk by chunk (one table version each, committed with the rest).
 
         Into an empty events table the chunks are appended: the stream numbers repeated events across the whole
@@ -553,7 +423,7 @@ class Workspace:
         stream = batch.event_stream
         append = self.count("interactions") == 0
         for events in stream:
-            events, dropped = self._drop_forgotten_rows(events, "user_id")
+            events, dropped = drop_forgotten_rows(events, "user_id", self.manifest.get("forgotten"))
             batch.forgotten += dropped
             batch.streamed += events.num_rows
             if append:
@@ -562,126 +432,7 @@ class Workspace:
                 writer.upsert("interactions", events)
         batch.rejects += stream.rejects
 
-    def _drop_forgotten_rows(self, table: pa.Table, column: str) -> tuple[pa.Table, int]:
-        """An Arrow table less the rows of forgotten shoppers, and how many went."""
-        hashes = self.forgotten_hashes()
-        if not hashes or not table.num_rows:
-            return table, 0
-        salt = self.manifest["forgotten"]["salt"]
-        users = pc.unique(table[column]).to_pylist()
-        gone = [user for user in users if shopper_digest(salt, str(user)) in hashes]
-        if not gone:
-            return table, 0
-        keep = pc.invert(pc.is_in(table[column], pa.array(gone, pa.string())))
-        kept = table.filter(keep)
-        return kept, table.num_rows - kept.num_rows
-
-
-class _Writer:
-    """Table writes inside one transaction; records the versions to commit."""
-
-    def __init__(self, workspace: Workspace):
-        self.workspace = workspace
-        self.versions: dict[str, int] = {}
-        self.dropped: set[str] = set()
-        self.meta: dict[str, Any] = {}
-        self.forgotten: set[str] = set()
-        self.purge: set[str] = set()  # tables whose old versions must go at once (a forget removed rows)
-        self.salt: str = (workspace.manifest.get("forgotten") or {}).get("salt") or secrets.token_hex(16)
-
-    def forget_shopper(self, user: str) -> None:
-        """Remember (as a keyed hash) that ``user`` was forgotten, so later ingests drop their rows."""
-        self.forgotten.add(shopper_digest(self.salt, user))
-
-    def _open_or_create(self, name: str, schema: pa.Schema) -> lancedb.table.Table:
-        db = self.workspace.db
-        if name in self.workspace.manifest["tables"] or name in self.versions:
-            table = db.open_table(name)
-            missing = [f for f in schema if f.name not in table.schema.names]
-            if missing:  # a table from before these columns existed: add them (null in the old rows)
-                table.add_columns(missing)
-            return table
-        if name in table_names(db):
-            db.drop_table(name)
-        return db.create_table(name, schema=schema)
-
-    def append(self, name: str, data: pa.Table, schema: pa.Schema | None = None) -> None:
-        """Add rows whose keys the table does not hold yet (the caller knows): no merge, whose cost grows with the
-        table, so a stream of chunks costs the same per chunk from first to last."""
-        schema = schema or TABLE_SCHEMAS[name]
-        table = self._open_or_create(name, schema)
-        if data.num_rows:
-            table.add(data.select(schema.names).cast(schema))
-        self.versions[name] = table.version
-
-    def upsert(self, name: str, frame: pd.DataFrame | pa.Table, key: str = "id",
-               schema: pa.Schema | None = None) -> None:
-        """Insert new rows and replace existing ones with the same key: re-running is idempotent."""
-        schema = schema or TABLE_SCHEMAS[name]
-        table = self._open_or_create(name, schema)
-        if len(frame):
-            data = frame.select(schema.names).cast(schema) if isinstance(frame, pa.Table) else \
-                pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-            (table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(data))
-        self.versions[name] = table.version
-
-    def replace_rows(self, name: str, frame: pd.DataFrame, column: str, values: list[str]) -> None:
-        """Delete rows whose ``column`` is in ``values``, then add ``frame``."""
-        schema = TABLE_SCHEMAS[name]
-        table = self._open_or_create(name, schema)
-        delete_rows(table, values, column)
-        if len(frame):
-            table.add(pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False))
-        self.versions[name] = table.version
-
-    def delete(self, name: str, values: list[str], key: str = "id") -> None:
-        """Delete the rows whose ``key`` is in ``values`` from an existing table."""
-        table = self.workspace.db.open_table(name)
-        delete_rows(table, values, key)
-        self.versions[name] = table.version
-
-    def erase(self, name: str, where: str) -> int:
-        """Remove the rows matching the SQL filter ``where`` so that they leave the disk, not just the view.
-
-        A LanceDB delete only hides rows (a deletion file beside the data file). Here every data file (fragment)
-        that holds a matching row is rewritten without them: its other rows are streamed into a new fragment,
-        then the old fragment is deleted whole, which drops it from the table; the commit's clean-up (``purge``)
-        then deletes the old files. Fragments without a match are left alone, so the cost is that of the
-        fragments the rows sit in, not of the table. Returns how many rows went.
-        """
-        table = self.workspace.db.open_table(name)
-        hits = table.search().where(where).select(["_rowaddr"]).limit(None).to_arrow()["_rowaddr"]
-        if not len(hits):
-            return 0
-        fragments = pc.unique(pc.shift_right(hits, 32)).to_pylist()  # a row address is fragment << 32 | offset
-        spans = " OR ".join(f"(_rowaddr >= {lo << 32} AND _rowaddr < {hi << 32})"
-                            for lo, hi in _fragment_runs(table, sorted(fragments)))
-        # IS NOT TRUE, not NOT: a row where the filter is NULL (a null key) is kept, not lost
-        kept = table.search().where(f"({spans}) AND (({where}) IS NOT TRUE)").limit(None).to_batches(65_536)
-        table.add(kept)  # reads the version before this add: the new fragment's rows are not in ``spans``
-        table.delete(spans)
-        self.versions[name] = table.version
-        self.purge.add(name)
-        return len(hits)
-
-    def drop(self, name: str) -> None:
-        self.dropped.add(name)
-
 
 def as_workspace(workspace: Workspace | str | Path) -> Workspace:
     """A workspace from a workspace or a folder path (an existing workspace: never creates one)."""
     return Workspace(workspace, create=False) if isinstance(workspace, str | Path) else workspace
-
-
-def _fragment_runs(table: Any, fragments: list[int]) -> list[tuple[int, int]]:
-    """Sorted fragment ids as few half-open ranges ``[lo, hi)``: neighbours join when no other fragment lies
-    between them (a count over the gap's row addresses, answered from the table's metadata). A filter of a few
-    ranges scans much faster than one with a range per fragment when a shopper's rows sit in most of them."""
-    runs: list[tuple[int, int]] = []
-    for fragment in fragments:
-        if runs and (runs[-1][1] == fragment or table.count_rows(
-                f"_rowaddr >= {runs[-1][1] << 32} AND _rowaddr < {fragment << 32}") == 0):
-            runs[-1] = (runs[-1][0], fragment + 1)
-        else:
-            runs.append((fragment, fragment + 1))
-    return runs
