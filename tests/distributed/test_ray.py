@@ -20,7 +20,7 @@ from tuwen import Workspace
 from tuwen.distributed.ablation import ablation_ray
 from tuwen.distributed.embed import embed_workspace_ray
 from tuwen.distributed.recommend import compare_ray, recommend_all_ray
-from tuwen.distributed.train import ray_config
+from tuwen.distributed.train import close_pools, ray_config
 from tuwen.encoders.cache import load_vectors, table_name
 from tuwen.ingest.synthetic import generate_catalog
 from tuwen.predict.registry import load_model, train_model
@@ -186,7 +186,9 @@ def test_cross_fitted_training_on_ray_equals_the_local_run(cluster: str, local: 
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     workers = {key: node for key, node in pool_actors().items() if key not in before}
-    assert len(workers) >= 2 and len(set(workers.values())) == 2  # the jobs ran in Ray actors on both nodes
+    assert len(set(workers.values())) == 2  # the jobs ran in Ray actors on both nodes
+    # ...of one warm pool of two: the refits ran on the actors the folds ran on, and it ended with the training
+    assert len(workers) == 2 and close_pools() == 0
     remote = load_model(local, "on-ray")
     assert remote.info["train"]["backend"] == "ray" and remote.info["train"]["jobs"] == 2
     # the same options in this process alone
@@ -213,6 +215,7 @@ def test_fast_training_fits_its_linear_member_on_ray_with_the_local_numbers(clus
     before = pool_actors()
     there, there_outcome = fit_fast(prepared, names, on_ray)
     assert len(set(pool_actors()) - set(before)) == 2  # the linear member was fitted in a pool of two Ray actors
+    assert close_pools() == 1  # which waited for another call until closed
     assert here.info["linear"] is not None and there.info["linear"]["setting"] == here.info["linear"]["setting"]
     assert there.info["linear"]["validation"] == here.info["linear"]["validation"]
     assert there.info["experts"] == here.info["experts"]
