@@ -421,7 +421,7 @@ def pool(runs: list[Run]) -> Run:
                          split_info={**first.split_info, "test_fold": None, "test": n,
                                      "rule": first.split_info["rule"] + f"; {folds} outer folds, each row tested once",
                                      "train": "/".join(str(p.split_info["train"]) for p, _, _, _ in runs)})
-    targets = {h: v for h, v in first.targets.items()}
+    targets = first.targets
     rows = []
     for row in runs[0][1]:
         variant = row["variant"]
