@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from tuwen import Workspace
-from tuwen.recommend import ALS, CandidateRanker, ItemKNN, Repurchase, base, baselines
+from tuwen.recommend import ALS, CandidateRanker, ItemKNN, Repurchase, baselines, item_content
 from tuwen.recommend.base import DAY, KIND_WEIGHTS, ItemContent, Recommender, history_from_frame, prepare
 from tuwen.recommend.evaluate import temporal_split
 from tuwen.recommend.store import Service, read_events
@@ -162,7 +162,7 @@ def _copying_content(matrix: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarr
 
 
 def test_content_reduced_in_place_equals_the_copying_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "ROW_BLOCK", 7)  # many blocks
+    monkeypatch.setattr(item_content, "ROW_BLOCK", 7)  # many blocks
     rng = np.random.default_rng(3)
     image, text = rng.standard_normal((90, 12)).astype(np.float32), rng.standard_normal((90, 10))
     image[[2, 40]] = 0.0  # no photo

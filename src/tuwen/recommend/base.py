@@ -1,451 +1,56 @@
-"""The one small contract every recommender follows, and the indexed data they all share.
+"""The one small contract every recommender follows: :class:`Recommender`.
 
 Why one contract (``fit / score / recommend / save / load``, in the spirit of Cornac's
 ``Recommender``): the evaluation, the candidate ranker, the CLI and ``forget`` treat a popularity
 count, an ALS model and a two-tower network the same way, so a new model is one small class.
+The base gives them the item universe, popularity fallback for unknown shoppers, top-k with
+exclusions, save/load of config (JSON) + arrays (``.npz``), and ``forget_user``.
 
-Shared pieces:
-
-* :class:`ItemContent` — per-product image and text vectors from the workspace, L2-normalised,
-  centred and PCA-reduced, aligned to one item index. Products without a photo or text keep a
-  zero row and a ``False`` mask: models must work without content for them.
-* :class:`Histories` — every shopper's events as (item, age in days, weight), newest first.
-  Models keep the histories they were trained on, so a saved model recommends without reading
-  the workspace (fast, and the same answer in a fresh process), and ``forget`` can remove one
-  shopper from a saved model.
-* :class:`Recommender` — item universe, popularity fallback for unknown shoppers, top-k with
-  exclusions, save/load of config (JSON) + arrays (``.npz``), and ``forget_user``.
+The data the models share lives beside it and is re-exported here, where the models have always imported it from:
+product vectors in :mod:`tuwen.recommend.item_content` (:class:`ItemContent`), shoppers' events as indexed
+training data in :mod:`tuwen.recommend.train_data` (:class:`TrainData`, :class:`Histories`, :func:`prepare`,
+:data:`KIND_WEIGHTS`, :func:`decay`), and :class:`RecommendError` in :mod:`tuwen.recommend.errors`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from tuwen.encoders.cache import load_vectors
-from tuwen.encoders.defaults import TEXT_FALLBACKS
+from tuwen.recommend.errors import RecommendError
+from tuwen.recommend.item_content import ROW_BLOCK, ItemContent, content_ids, content_sources
+from tuwen.recommend.train_data import (
+    DAY,
+    KIND_WEIGHTS,
+    Histories,
+    TrainData,
+    decay,
+    history_from_frame,
+    plan,
+    prepare,
+    to_micros,
+    universe,
+)
 from tuwen.store.events import EventArrays
-from tuwen.store.workspace import Workspace
 from tuwen.util.folders import FormatError, atomic_folder, read_info, write_info
-from tuwen.util.vectors import l2
 
-# How much each kind of event says about taste; purchases are what the evaluation predicts.
-KIND_WEIGHTS: dict[str, float] = {"purchase": 1.0, "cart": 0.5, "click": 0.25, "view": 0.2}
+__all__ = [
+    "DAY", "FORMAT_VERSION", "KIND_WEIGHTS", "READABLE_VERSIONS", "ROW_BLOCK", "Histories", "ItemContent",
+    "RecommendError", "Recommender", "TrainData", "content_ids", "content_sources", "decay", "history_from_frame",
+    "plan", "prepare", "to_micros", "universe",
+]
+
 # 2: the ranker gained its look-alike sales features and VBPR its direct content match (array widths changed)
 # 3: VBPR keeps one feature-width content vector per shopper and the product features (other arrays)
 # 4: a candidate ranker's generators are saved without the histories the ranker keeps once (format 3 still loads:
 #    its members carry their own copies)
 FORMAT_VERSION = 4
 READABLE_VERSIONS = (3,)
-DAY = 86400.0
-
-
-class RecommendError(ValueError):
-    """A user-facing problem (unknown model, no interactions, unknown shopper)."""
-
-
-# ---------------------------------------------------------------------------------------------- content
-
-
-ROW_BLOCK = 65_536  # rows normalised at a time: a whole-matrix temporary is gigabytes at a million products
-
-
-def _row_norms(matrix: np.ndarray) -> np.ndarray:
-    """``np.linalg.norm(matrix, axis=1)``, a block of rows at a time (each row's norm is the same number)."""
-    return np.concatenate([np.linalg.norm(matrix[lo:lo + ROW_BLOCK], axis=1)
-                           for lo in range(0, len(matrix), ROW_BLOCK)] or [np.zeros(0, matrix.dtype)])
-
-
-def _l2_in_place(matrix: np.ndarray) -> np.ndarray:
-    """:func:`tuwen.util.vectors.l2` of a float32 matrix written over it, a block of rows at a time (same values)."""
-    for lo in range(0, len(matrix), ROW_BLOCK):
-        matrix[lo:lo + ROW_BLOCK] = l2(matrix[lo:lo + ROW_BLOCK])
-    return matrix
-
-
-def _reduce(matrix: np.ndarray, mask: np.ndarray, dim: int | None, seed: int = 0) -> np.ndarray:
-    """Normalise, centre (MobileNet features are all positive; centring makes cosine discriminate)
-    and PCA-reduce the rows that have content; rows without content stay zero.
-
-    ``matrix`` (float32) is the caller's to lose: it is normalised and centred in place rather than copied, the
-    copies being what made loading a million products' vectors the peak of a recommender's training."""
-    out = np.zeros((len(matrix), 0), dtype=np.float32)
-    if not mask.any():
-        return out
-    rows = _l2_in_place(matrix if mask.all() else matrix[mask])
-    rows -= rows.mean(axis=0, keepdims=True)
-    if dim is not None and dim < rows.shape[1] and len(rows) > dim:
-        from sklearn.decomposition import PCA
-
-        rows = PCA(n_components=dim, random_state=seed, svd_solver="randomized", copy=False).fit_transform(rows)
-    out = np.zeros((len(matrix), rows.shape[1]), dtype=np.float32)
-    out[mask] = l2(rows)
-    return out
-
-
-@dataclass
-class ItemContent:
-    """Image and text vectors of products, row-aligned with ``ids``; zero rows where absent."""
-
-    ids: list[str]
-    image: np.ndarray
-    text: np.ndarray
-    has_image: np.ndarray
-    has_text: np.ndarray
-    sources: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def has_any(self) -> np.ndarray:
-        return self.has_image | self.has_text
-
-    def align(self, item_ids: Sequence[str]) -> ItemContent:
-        """The same content re-indexed to another item list (items unknown here get zero rows)."""
-        index = {item: k for k, item in enumerate(self.ids)}
-        rows = np.array([index.get(item, -1) for item in item_ids], dtype=np.int64)
-        found = rows >= 0
-
-        def take(matrix: np.ndarray) -> np.ndarray:
-            out = np.zeros((len(item_ids), matrix.shape[1]), dtype=matrix.dtype)
-            out[found] = matrix[rows[found]]
-            return out
-
-        def take_mask(mask: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(item_ids), dtype=bool)
-            out[found] = mask[rows[found]]
-            return out
-
-        return ItemContent(list(item_ids), take(self.image), take(self.text), take_mask(self.has_image),
-                           take_mask(self.has_text), dict(self.sources))
-
-    def joint(self, image_weight: float = 1.0, text_weight: float = 1.0) -> np.ndarray:
-        """[image | text] with modality weights; each half is unit length, so the weights set the mix."""
-        return np.hstack([self.image * image_weight, self.text * text_weight]).astype(np.float32)
-
-    @classmethod
-    def from_arrays(cls, ids: Sequence[str], image: np.ndarray | None, text: np.ndarray | None,
-                    dim: int | None = 128, seed: int = 0) -> ItemContent:
-        """Build from raw vectors (rows of all-zero or NaN mean 'absent')."""
-        copies = [None if m is None else np.array(m, dtype=np.float32, order="C") for m in (image, text)]  # ours
-        return cls._from_own(ids, copies[0], copies[1], dim, seed)
-
-    @classmethod
-    def _from_own(cls, ids: Sequence[str], image: np.ndarray | None, text: np.ndarray | None, dim: int | None,
-                  seed: int) -> ItemContent:
-        """:meth:`from_arrays` of float32 matrices it may overwrite (no copy of every vector on the way)."""
-        n = len(ids)
-        parts = []
-        for matrix in (image, text):
-            if matrix is None:
-                parts.append((np.zeros((n, 0), np.float32), np.zeros(n, bool)))
-                continue
-            matrix = np.nan_to_num(matrix, copy=False)
-            mask = _row_norms(matrix) > 0
-            parts.append((_reduce(matrix, mask, dim, seed), mask))
-        (img, img_mask), (txt, txt_mask) = parts
-        return cls(list(ids), img, txt, img_mask, txt_mask, {"dim": dim})
-
-    @classmethod
-    def from_workspace(cls, workspace: Workspace, image: str | None = "auto", text: Sequence[str] | str | None = "auto",
-                       dim: int | None = 128, seed: int = 0) -> ItemContent:
-        """Read cached vectors: ``image`` is ``"encoder/field"``, ``text`` one or more of those (averaged).
-
-        ``"auto"`` takes MobileNetV2 (or any image encoder) and the multilingual USE title +
-        description vectors (or any text encoder) that ``tuwen embed`` left in the workspace.
-        """
-        available = content_sources(workspace)
-        image_source = _pick_image(available) if image == "auto" else image
-        text_sources = _pick_text(available) if text == "auto" else ([text] if isinstance(text, str) else text)
-        products = workspace.read("products", ["id"])
-        ids = list(products["id"])
-        index = {item: k for k, item in enumerate(ids)}
-        image_matrix = None
-        if image_source:
-            image_matrix = _vectors_for(workspace, image_source, index)
-        text_matrix = None
-        for source in text_sources or []:
-            part = _l2_in_place(_vectors_for(workspace, source, index))  # zero rows (no vector) stay zero
-            if text_matrix is None:
-                text_matrix = part
-            else:
-                text_matrix += part
-            del part
-        content = cls._from_own(ids, image_matrix, text_matrix, dim, seed)
-        content.sources = {"image": image_source, "text": list(text_sources or []), "dim": dim}
-        return content
-
-
-def content_sources(workspace: Workspace) -> dict[str, str]:
-    """``{"encoder/field": modality}`` for every vector table the workspace holds."""
-    meta = workspace.manifest.get("meta", {})
-    found = {}
-    for name, info in meta.items():
-        if name.startswith("vec__") and workspace.has_table(name):
-            found[f"{info['encoder']}/{info['field']}"] = info.get("modality", "text")
-    return found
-
-
-def _pick_image(available: dict[str, str]) -> str | None:
-    images = [k for k, m in available.items() if m == "image"]
-    preferred = [k for k in images if k.startswith("mobilenet_v2/")]
-    return (preferred or sorted(images) or [None])[0]
-
-
-def _pick_text(available: dict[str, str]) -> list[str]:
-    texts = [k for k, m in available.items() if m == "text" and not k.endswith("/ocr")]
-    for encoder in TEXT_FALLBACKS:
-        chosen = [k for k in texts if k.startswith(encoder + "/") and k.split("/")[1] in ("title", "description")]
-        if chosen:
-            return sorted(chosen, key=lambda k: k.split("/")[1] != "title")
-    return sorted(texts)[:2]
-
-
-def _vectors_for(workspace: Workspace, source: str, index: dict[str, int]) -> np.ndarray:
-    encoder, field_name = source.split("/", 1)
-    ids, matrix = load_vectors(workspace, encoder, field_name)
-    out = np.zeros((len(index), matrix.shape[1]), dtype=np.float32)
-    target = np.fromiter((index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
-    origin = np.flatnonzero(target >= 0)
-    for lo in range(0, len(origin), ROW_BLOCK):  # a block at a time: no temporary copy of every vector
-        out[target[origin[lo:lo + ROW_BLOCK]]] = matrix[origin[lo:lo + ROW_BLOCK]]
-    return out
-
-
-# -------------------------------------------------------------------------------------------- histories
-
-
-@dataclass
-class Histories:
-    """Each known shopper's events, newest first: item index, age in days (vs ``now``) and weight."""
-
-    users: list[str]
-    indptr: np.ndarray
-    items: np.ndarray
-    ages: np.ndarray
-    weights: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.index = {user: k for k, user in enumerate(self.users)}
-
-    def __contains__(self, user: object) -> bool:
-        return user in self.index
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def get(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = self.index.get(user)
-        if k is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
-        a, b = self.indptr[k], self.indptr[k + 1]
-        return self.items[a:b], self.ages[a:b], self.weights[a:b]
-
-    @classmethod
-    def build(cls, user: np.ndarray, item: np.ndarray, age: np.ndarray, weight: np.ndarray,
-              users: list[str]) -> Histories:
-        return cls.from_events(user, item, age, weight, users)[0]
-
-    @classmethod
-    def from_events(cls, user: np.ndarray, item: np.ndarray, age: np.ndarray, weight: np.ndarray,
-                    users: list[str]) -> tuple[Histories, np.ndarray]:
-        """The histories and, per history entry, the position of its event in the input (``order``).
-
-        Item indices stay 32-bit (a universe has far fewer than 2**31 products): at thirty million events every
-        byte per event is 30 MB, and the histories are what a trained model keeps.
-        """
-        order = np.lexsort((age, user))  # per user, youngest first
-        counts = np.bincount(user, minlength=len(users))
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        histories = cls(users, indptr, item[order].astype(_index_dtype(len(item) and int(item.max())), copy=False),
-                        age[order].astype(np.float32, copy=False), weight[order].astype(np.float32, copy=False))
-        return histories, order.astype(_index_dtype(len(order)))
-
-    def shopper_of_entry(self) -> np.ndarray:
-        """The shopper index of every history entry (the row of the entry in a shopper x product matrix)."""
-        return np.repeat(np.arange(len(self.users), dtype=_index_dtype(len(self.users))), np.diff(self.indptr))
-
-    def without(self, user: str) -> Histories:
-        """A copy without one shopper (``forget``)."""
-        k = self.index.get(user)
-        if k is None:
-            return self
-        a, b = self.indptr[k], self.indptr[k + 1]
-        keep = np.r_[0:a, b:len(self.items)]
-        indptr = np.concatenate([self.indptr[:k + 1], self.indptr[k + 2:] - (b - a)])
-        return Histories(self.users[:k] + self.users[k + 1:], indptr, self.items[keep], self.ages[keep],
-                         self.weights[keep])
-
-    def arrays(self, prefix: str = "hist_") -> dict[str, np.ndarray]:
-        return {f"{prefix}users": np.array(self.users, dtype=object).astype(str), f"{prefix}indptr": self.indptr,
-                f"{prefix}items": self.items, f"{prefix}ages": self.ages, f"{prefix}weights": self.weights}
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "hist_") -> Histories:
-        return cls([str(u) for u in arrays[f"{prefix}users"]], arrays[f"{prefix}indptr"], arrays[f"{prefix}items"],
-                   arrays[f"{prefix}ages"], arrays[f"{prefix}weights"])
-
-
-@dataclass
-class TrainData:
-    """Training interactions indexed against an item universe (trained items + catalog items).
-
-    The events are kept once, as the per-shopper :class:`Histories` plus ``order`` (each history entry's position
-    among the events as read), not a second time as per-event arrays: at a real shop's size those were as big as
-    the histories themselves. ``user`` / ``item`` / ``age`` / ``weight`` rebuild a per-event array in the order the
-    events were read, so the sums over events (popularity, the sparse matrix's repeated cells) add in the same order
-    as before, to the same bits.
-    """
-
-    item_ids: list[str]
-    item_index: dict[str, int]
-    users: list[str]
-    now: pd.Timestamp
-    histories: Histories
-    order: np.ndarray  # history entry -> position of its event in the events read
-    n_trained_items: int  # items [0, n_trained_items) have training events; the rest are catalog-only
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def n_users(self) -> int:
-        return len(self.users)
-
-    @property
-    def n_events(self) -> int:
-        return len(self.order)
-
-    def _in_event_order(self, values: np.ndarray) -> np.ndarray:
-        out = np.empty(len(values), dtype=values.dtype)
-        out[self.order] = values
-        return out
-
-    @property
-    def user(self) -> np.ndarray:
-        """Each event's shopper index, in event order (built on each call: keep it while you need it)."""
-        return self._in_event_order(self.histories.shopper_of_entry())
-
-    @property
-    def item(self) -> np.ndarray:
-        """Each event's item index, in event order."""
-        return self._in_event_order(self.histories.items)
-
-    @property
-    def age(self) -> np.ndarray:
-        """Each event's age in days (vs ``now``), in event order."""
-        return self._in_event_order(self.histories.ages)
-
-    @property
-    def weight(self) -> np.ndarray:
-        """Each event's weight (kind x value), in event order."""
-        return self._in_event_order(self.histories.weights)
-
-    def matrix(self, halflife: float | None = None) -> Any:
-        """Users x items CSR of summed event weights (optionally decayed by age)."""
-        import scipy.sparse as sp
-
-        values = self.weight * (0.5 ** (self.age / halflife) if halflife else 1.0)
-        return sp.csr_matrix((values.astype(np.float32), (self.user, self.item)),
-                             shape=(self.n_users, self.n_items))
-
-
-def prepare(interactions: pd.DataFrame | EventArrays, catalog_ids: Iterable[str] = (),
-            now: pd.Timestamp | None = None, kind_weights: dict[str, float] | None = None) -> TrainData:
-    """Index events against the universe of (trained items, then catalog-only items).
-
-    Why catalog-only items are in the universe: products nobody has bought yet (new arrivals —
-    70% of the H&M test week) can then be scored by models that see content.
-    A frame goes through the same coded arrays that :func:`tuwen.store.events.read_event_arrays` reads
-    from the workspace in batches, so both paths give the same shoppers, products and numbers.
-    """
-    weights = kind_weights or KIND_WEIGHTS
-    events = interactions if isinstance(interactions, EventArrays) else EventArrays.from_frame(interactions)
-    events = events.subset(events.kind_mask(weights))
-    if events.empty:
-        raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
-    now_us = int(events.time.max()) + int(DAY * 1_000_000) if now is None else to_micros(now)
-    now = pd.Timestamp(now_us, unit="us", tz="UTC") if now is None else pd.Timestamp(now)
-    item_ids = universe(events, catalog_ids)
-    item_index = {i: k for k, i in enumerate(item_ids)}
-    users = [str(u) for u in events.users]
-    age = ((now_us - events.time) / 1e6 / DAY).astype(np.float32)
-    value = np.nan_to_num(events.value, nan=1.0).clip(min=0.0).astype(np.float32)
-    kind_weight = np.array([weights.get(k, 0.0) for k in events.kinds] + [0.0], dtype=np.float32)[events.kind]
-    weight = (kind_weight * np.minimum(value, 3.0)).astype(np.float32)
-    del value, kind_weight
-    histories, order = Histories.from_events(events.user, events.item, age, weight, users)
-    return TrainData(item_ids, item_index, users, now, histories, order, len(events.items))
-
-
-def universe(events: EventArrays, catalog_ids: Iterable[str] = ()) -> list[str]:
-    """The item universe of :func:`prepare`: the events' items (in their code order), then the catalog-only ones."""
-    return _universe(events.items, catalog_ids)
-
-
-def _universe(trained: np.ndarray, catalog_ids: Iterable[str]) -> list[str]:
-    extra = pd.unique(np.asarray(list(catalog_ids), dtype=object))
-    if len(extra):
-        extra = extra[~pd.Index(extra).isin(trained)]
-    return [str(i) for i in trained] + [str(i) for i in extra]
-
-
-def plan(events: EventArrays, catalog_ids: Iterable[str] = (), now: pd.Timestamp | None = None,
-         kind_weights: dict[str, float] | None = None) -> tuple[list[str], pd.Timestamp]:
-    """(item universe, ``now``) that :func:`prepare` gives these events, without preparing them.
-
-    Why: the candidate ranker fits its label weeks on slices of the events before it prepares them all; knowing
-    the whole universe and moment first lets it do so without the whole prepared data in memory beside a slice's.
-    """
-    mask = events.kind_mask(kind_weights or KIND_WEIGHTS)
-    if not mask.any():
-        raise RecommendError("no interactions to learn from (purchases, carts, clicks or views)")
-    # the kept events' items in order of first appearance: the numbering prepare's subset gives them
-    trained = events.items if mask.all() else events.items[pd.unique(events.item[mask])]
-    if now is None:
-        return _universe(trained, catalog_ids), pd.Timestamp(
-            int(events.time[mask].max()) + int(DAY * 1_000_000), unit="us", tz="UTC")
-    return _universe(trained, catalog_ids), pd.Timestamp(now)
-
-
-def _index_dtype(largest: int) -> type:
-    """int32 for indices and positions that fit it (every realistic shop), else int64."""
-    return np.int32 if largest < 2**31 - 1 else np.int64
-
-
-def content_ids(content: ItemContent | None) -> list[str]:
-    """The products with a photo or text vector: they join the universe even when nobody bought them."""
-    if content is None:
-        return []
-    return list(np.asarray(content.ids, dtype=object)[np.asarray(content.has_any, dtype=bool)])
-
-
-def to_micros(moment: Any) -> int:
-    stamp = pd.Timestamp(moment)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value // 1000)
-
-
-def history_from_frame(frame: pd.DataFrame, item_index: dict[str, int], now: pd.Timestamp,
-                       kind_weights: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One shopper's events (e.g. read from the workspace after training) in the model's terms."""
-    weights = kind_weights or KIND_WEIGHTS
-    frame = frame[frame["kind"].isin(list(weights)) & frame["product_id"].astype(str).isin(item_index)]
-    if frame.empty:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
-    age = ((now - pd.to_datetime(frame["timestamp"], utc=True)).dt.total_seconds().to_numpy() / DAY)
-    items = frame["product_id"].astype(str).map(item_index).to_numpy(np.int64)
-    w = frame["kind"].map(weights).to_numpy(np.float32)
-    order = np.argsort(age, kind="stable")
-    return items[order], np.maximum(age[order], 0).astype(np.float32), w[order]
-
-
-# ------------------------------------------------------------------------------------------- the contract
 
 
 class Recommender:
@@ -662,10 +267,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def decay(ages: np.ndarray, halflife: float | None) -> np.ndarray:
-    """Exponential recency weight: 1 today, 1/2 after ``halflife`` days."""
-    if not halflife:
-        return np.ones_like(ages, dtype=np.float32)
-    return (0.5 ** (np.asarray(ages, dtype=np.float32) / halflife)).astype(np.float32)
