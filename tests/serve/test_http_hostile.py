@@ -195,9 +195,9 @@ def test_large_photos_are_decoded_small(tmp_path: Path) -> None:
 
 def test_photo_requests_run_off_the_event_loop_in_a_bounded_pool(shop: Workspace,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import tuwen.serve.app
+    import tuwen.serve.photos
 
-    real = tuwen.serve.app.prepare_photo
+    real = tuwen.serve.photos.prepare_photo
     running = {"now": 0, "most": 0}
     lock = threading.Lock()
 
@@ -211,7 +211,7 @@ def test_photo_requests_run_off_the_event_loop_in_a_bounded_pool(shop: Workspace
             running["now"] -= 1
         return real(payload, path, field)
 
-    monkeypatch.setattr(tuwen.serve.app, "prepare_photo", slow)
+    monkeypatch.setattr(tuwen.serve.photos, "prepare_photo", slow)
     app = create_app(shop.path)
 
     async def scenario() -> tuple[list[int], int, int]:

@@ -1,1 +1,2 @@
-"""Serve: the FastAPI app (:mod:`tuwen.serve.app`) and its web page (``serve/web``)."""
+"""Serve: the FastAPI app (:mod:`tuwen.serve.app`), its route groups (:mod:`tuwen.serve.routes`) and its web page
+(``serve/web``)."""
