@@ -5,6 +5,7 @@ jobs give what the single-process run gives."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,6 +45,11 @@ def cluster() -> Iterator[str]:
     """Two Ray nodes of one CPU each on this machine; the test process is the driver."""
     from ray.cluster_utils import Cluster
 
+    # no usage statistics, as tuwen's own entry points have it (tuwen.distributed.cluster.require_ray): else Ray
+    # Data's collector polls Prometheus from a thread of this process every few seconds through every later test,
+    # and formatting each failure's traceback parses Python beside the main thread (CPython 3.11's parser is not
+    # safe for that: pytest's assertion rewriting of a module imported mid-test failed with a SystemError)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1}, connect=False)
     try:
         nodes.add_node(num_cpus=1)

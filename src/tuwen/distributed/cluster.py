@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,12 @@ ACTOR_SHARE = 0.8  # of one CPU, per actor: the rest of the CPU is left to Ray D
 
 
 def require_ray() -> ModuleType:
-    """The ``ray`` module, or a clear message naming the extra that installs it."""
+    """The ``ray`` module, or a clear message naming the extra that installs it.
+
+    Ray's usage statistics are switched off here unless the user chose (``RAY_USAGE_STATS_ENABLED``): tuwen runs
+    offline, and with them on, Ray Data's driver polls a Prometheus server from a thread for the rest of the
+    process, logging a traceback for every failed poll."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
         import ray.data  # noqa: F401  (the `data` part of the extra)
