@@ -12,12 +12,11 @@ the split. Each *member* is trained k times, each time predicting the fold it di
 From those out-of-fold (OOF) predictions, pooled over every row: each network's early-stopping epoch
 (one epoch for all folds), each baseline's grid point (for a fold's own OOF rows, chosen on the other
 folds, so the stack sees honest baseline predictions) and its temperature (:func:`temperature`), and the
-stack: greedy ensemble selection
-(Caruana et al., 2004, AutoGluon's weighted ensemble), which starts from the best single member, so on OOF
-rows the model scores at least as well as its best member, a plain baseline included, by the selection's
-objective: the class-balanced log loss for a single-label classifier (macro-F1 on a few hundred rows
-made the blend follow the luck of a rare class's few rows, :func:`choose_stack`), the task's main
-metric otherwise. Then every member the stack kept is fitted again on all the rows with its chosen
+stack: greedy ensemble selection (Caruana et al., 2004, AutoGluon's weighted ensemble), which starts from the
+best single member, so on OOF rows the model scores at least as well as its best member, a plain baseline
+included, by the selection's objective: the class-balanced log loss for a single-label classifier (macro-F1
+on a few hundred rows made the blend follow the luck of a rare class's few rows, :func:`choose_stack`), the task's
+main metric otherwise. Then every member the stack kept is fitted again on all the rows with its chosen
 settings (AutoGluon's ``refit_full``), and the stack's weights go into an
 :class:`~tuwen.predict.networks.ExpertBlend`, which saves and loads like any other model.
 
@@ -164,8 +163,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             for setting in job["settings"]:
                 fitted = fit_heads(task, x[fit], _subset(targets, fit), setting)
                 outputs.append(raw_outputs(x[held], fitted) if held is not None else fitted)
-            return {"outputs": outputs, "seconds": time.perf_counter() - started,
-                    "temperature": job.get("temperature", 1.0)}
+            return {"outputs": outputs, "seconds": time.perf_counter() - started}
         config = replace(job["config"], seed=job["seed"], blend=False, progress=False, threads=1)
         seed_everything(job["seed"])
         network = _network(job, features)
@@ -462,8 +460,7 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
         if member not in kept or ("refit", member.key) in prepared.bagged:
             continue
         if member.kind == LINEAR:
-            jobs.append(job(member, everything, None, config.seed, settings=[b["setting"]],
-                            temperature=b["temperature"]))
+            jobs.append(job(member, everything, None, config.seed, settings=[b["setting"]]))
             owners.append(member)
         else:
             seeds = refit_seeds if weights[members.index(member)] > 0 else 1
@@ -473,8 +470,9 @@ def fit_crossfitted(prepared: Prepared, names: list[str], config: TrainConfig,
     results = run_jobs(jobs, processes, "refit on every row", config.progress)
     for member in dict.fromkeys(owners):
         mine = [r for r, o in zip(results, owners, strict=True) if o is member]
-        prepared.bagged[("refit", member.key)] = {"models": [build_member(prepared, member, r, features, config)
-                                                             for r in mine],
+        scale = prepared.bagged[member.key].get("temperature", 1.0)
+        prepared.bagged[("refit", member.key)] = {"models": [build_member(prepared, member, r, features, config,
+                                                                          scale) for r in mine],
                                                   "seconds": sum(r["seconds"] for r in mine)}
     network = assemble(members, weights, [prepared.bagged[("refit", m.key)]["models"] if m in kept else None
                                           for m in members], names)
@@ -525,11 +523,10 @@ def label_weights(prepared: Prepared, rows: np.ndarray, choice: str | None) -> l
 
 
 def build_member(prepared: Prepared, member: Member, result: dict[str, Any], features: FeatureSet,
-                 config: TrainConfig) -> Any:
+                 config: TrainConfig, scale: float = 1.0) -> Any:
     """A refit job's result as a module: the linear member's weights, or a network from its state dict."""
     selected = features.select(list(member.inputs))
     if member.kind == LINEAR:
-        scale = result.get("temperature", 1.0)
         fitted = {h: (w / scale, b / scale) for h, (w, b) in result["outputs"][0].items()}
         return as_module(prepared.task, selected, network_inputs(selected), fitted)
     network = _network({"config": config, "task": prepared.task, "fusion": member.fusion}, selected)
